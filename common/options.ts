@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+// One table per program describes every setting once: its flag, its environment variable, its
+// config-file key, its type, default and help. Precedence: flag > environment > config file > default.
+
+export type OptionType = 'string' | 'int' | 'number' | 'bool';
+
+export interface OptionSpec {
+  flag: string;                 // e.g. 'max-proc'; the config-file key is the same with '_' ('max_proc')
+  env: string;                  // e.g. 'SPIDERPLANE_MAX_PROC'
+  type: OptionType;
+  default: string | number | boolean | null;
+  help: string;
+  choices?: readonly string[];
+  min?: number;
+  /** Extra config-file keys accepted for this option (e.g. Scrapyd's 'http_port'). */
+  aliases?: readonly string[];
+}
+
+export class OptionError extends Error {}
+
+export type OptionValues = Record<string, string | number | boolean | null>;
+
+/** Parses an INI file (scrapyd.conf style) or a JSON object into flat key -> string. */
+export function readConfigFile(path: string): Record<string, string> {
+  const text = readFileSync(path, 'utf8');
+  if (path.endsWith('.json')) {
+    const parsed: unknown = JSON.parse(text);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionError(`${path}: expected a JSON object`);
+    return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
+  }
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';') || line.startsWith('[')) continue;
+    const m = /^([A-Za-z0-9_.-]+)\s*[=:]\s*(.*)$/.exec(line);
+    if (!m) throw new OptionError(`${path}: cannot read line '${line}'`);
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+function convert(spec: OptionSpec, raw: string, source: string): string | number | boolean {
+  const where = `${source} for --${spec.flag}`;
+  switch (spec.type) {
+    case 'string':
+      if (spec.choices && !spec.choices.includes(raw)) throw new OptionError(`${where}: '${raw}' is not one of ${spec.choices.join(', ')}`);
+      return raw;
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new OptionError(`${where}: '${raw}' is not a boolean (true/false)`);
+    case 'int':
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) {
+        throw new OptionError(`${where}: '${raw}' is not ${spec.type === 'int' ? 'an integer' : 'a number'}`);
+      }
+      if (spec.min !== undefined && n < spec.min) throw new OptionError(`${where}: ${n} is below the minimum ${spec.min}`);
+      return n;
+    }
+  }
+}
+
+export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: NodeJS.ProcessEnv): OptionValues {
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries([
+      ...specs.map((s) => [s.flag, { type: s.type === 'bool' ? 'boolean' : 'string' }] as const),
+      ['config', { type: 'string' }],
+      ['help', { type: 'boolean' }],
+    ]),
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    throw new OptionError(usage(specs));
+  }
+  const configPath = (values.config as string | undefined) ?? env.SPIDERPLANE_CONFIG;
+  const fileValues = configPath ? readConfigFile(configPath) : {};
+  const out: OptionValues = {};
+  for (const spec of specs) {
+    const flagValue = values[spec.flag];
+    const key = spec.flag.replace(/-/g, '_');
+    const fileKey = [key, spec.flag, ...(spec.aliases ?? [])].find((k) => fileValues[k] !== undefined);
+    if (flagValue !== undefined) {
+      out[key] = typeof flagValue === 'boolean' ? flagValue : convert(spec, String(flagValue), 'flag');
+    } else if (env[spec.env] !== undefined && env[spec.env] !== '') {
+      out[key] = convert(spec, env[spec.env]!, `$${spec.env}`);
+    } else if (fileKey !== undefined) {
+      out[key] = convert(spec, fileValues[fileKey]!, `config file ${configPath}`);
+    } else {
+      out[key] = spec.default;
+    }
+  }
+  return out;
+}
+
+export function usage(specs: readonly OptionSpec[]): string {
+  const rows = specs.map((s) => `  --${s.flag.padEnd(22)} ${s.help} (env ${s.env}; default ${s.default === null ? 'none' : String(s.default)})`);
+  return ['Options:', ...rows, '  --config FILE           INI (scrapyd.conf style) or JSON file with the same keys (env SPIDERPLANE_CONFIG)'].join('\n');
+}

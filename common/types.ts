@@ -1,0 +1,73 @@
+// Types shared by the master and the slave: what travels between them over HTTP.
+
+export type JobState = 'pending' | 'running' | 'finished';
+
+/**
+ * How a finished job ended. 'lost': the slave died while it ran and the process was gone on
+ * restart; 'unknown': a re-adopted orphan whose exit status could not be observed.
+ */
+export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'unknown';
+
+export type PackageKind = 'scrapy-egg' | 'generic';
+
+/** One job as the slave's /jobs.json extension reports it (a superset of listjobs.json). */
+export interface SlaveJob {
+  id: string;
+  project: string;
+  spider: string;
+  /** The version asked for with _version, or null for "newest at launch". */
+  version: string | null;
+  /** The version the process actually ran (set once launched). */
+  run_version: string | null;
+  state: JobState;
+  priority: number;
+  args: Record<string, string>;
+  settings: Record<string, string>;
+  pid: number | null;
+  created_time: string;
+  start_time: string | null;
+  end_time: string | null;
+  duration_seconds: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  outcome: JobOutcome | null;
+  items_count: number | null;
+  error_count: number | null;
+  log_url: string | null;
+  items_url: string | null;
+  note: string | null;
+}
+
+export interface DiskUsage {
+  mount: string;
+  size_bytes: number;
+  used_bytes: number;
+  used_percent: number;
+}
+
+/** The slave's /metrics.json payload (before the Scrapyd envelope's status/node_name). */
+export interface NodeMetrics {
+  time: number;              // epoch seconds on the slave (informational only)
+  cpu_percent: number | null;
+  cpu_count: number;
+  load: [number, number, number];
+  memory: { total_bytes: number; used_bytes: number; available_bytes: number; used_percent: number };
+  disks: DiskUsage[];
+  network: { rx_bytes_per_sec: number | null; tx_bytes_per_sec: number | null };
+  uptime_seconds: number;
+  daemon_uptime_seconds: number;
+  running: number;
+  pending: number;
+  max_proc: number;
+}
+
+export interface SpiderError {
+  job: string;
+  project: string;
+  spider: string;
+  time: string;
+  level: 'ERROR' | 'CRITICAL';
+  logger: string;
+  message: string;
+  traceback: string | null;
+}

@@ -1,0 +1,129 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { formatScrapydTime } from '../../common/scrapyd_time.ts';
+import { ApiError, required, scrapydEndpoint } from './scrapyd_protocol.ts';
+import { readParams, type Params } from './request_params.ts';
+import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
+
+const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
+
+export function parsePriority(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  const n = raw.trim() === '' ? NaN : Number(raw.trim());
+  if (!Number.isFinite(n)) throw new ApiError(`priority is invalid: could not convert string to float: b'${raw}'`);
+  return n;
+}
+
+export function parseSettings(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of list) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Every parameter that is not one of schedule's own becomes a spider argument (-a name=value). */
+export function spiderArgs(params: Params): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of params.names()) {
+    if (RESERVED.has(name)) continue;
+    if (name === '' || name.includes('=') || name.includes('\0')) throw new ApiError(`spider argument name '${name}' is invalid`);
+    out[name] = params.get(name)!;
+  }
+  return out;
+}
+
+/** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
+export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number): void {
+  const params = (ctx: Context) => readParams(ctx, maxUploadBytes);
+  const get = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>
+    router.all(path, scrapydEndpoint(nodeName, 'GET', async (ctx) => h(await params(ctx), ctx)));
+  const post = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>
+    router.all(path, scrapydEndpoint(nodeName, 'POST', async (ctx) => h(await params(ctx), ctx)));
+
+  get('/daemonstatus.json', () => core.jobs.counts());
+
+  post('/addversion.json', async (p) => {
+    const project = required(p.get('project'), 'project');
+    const version = required(p.get('version'), 'version');
+    const file = p.files.get('egg');
+    if (!file) {
+      if (p.get('egg') !== undefined) throw new ApiError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
+      throw new ApiError("'egg' parameter is required");
+    }
+    const spiders = await core.addVersion(project, version, file);
+    return { project, version, spiders };
+  });
+
+  post('/schedule.json', (p) => {
+    const project = required(p.get('project'), 'project');
+    const spider = required(p.get('spider'), 'spider');
+    const jobid = core.schedule({
+      project,
+      spider,
+      version: p.get('_version') ?? null,
+      jobid: p.get('jobid') ?? null,
+      priority: parsePriority(p.get('priority')),
+      settings: parseSettings(p.getAll('setting')),
+      args: spiderArgs(p),
+    });
+    return { jobid };
+  });
+
+  post('/cancel.json', (p) => {
+    const project = required(p.get('project'), 'project');
+    const job = required(p.get('job'), 'job');
+    return { prevstate: core.cancel(project, job, parseSignal(p.get('signal'))) };
+  });
+
+  get('/status.json', (p) => {
+    const job = required(p.get('job'), 'job');
+    return { currstate: core.status(job, p.get('project')) };
+  });
+
+  get('/listprojects.json', () => ({ projects: core.packages.projects() }));
+
+  get('/listversions.json', (p) => {
+    const project = required(p.get('project'), 'project');
+    return { versions: core.packages.versions(project) };
+  });
+
+  get('/listspiders.json', (p) => {
+    const project = required(p.get('project'), 'project');
+    return { spiders: core.listSpiders(project, p.get('_version')) };
+  });
+
+  get('/listjobs.json', async (p) => {
+    const project = p.get('project');
+    if (project !== undefined) core.requireProject(project);
+    const pending = core.jobs.pending(project).map((r) => ({
+      id: r.id, project: r.project, spider: r.spider, version: r.version,
+      settings: JSON.parse(r.settings) as Record<string, string>, args: JSON.parse(r.args) as Record<string, string>,
+    }));
+    const running = await Promise.all(core.jobs.running(project).map(async (r) => ({
+      id: r.id, project: r.project, spider: r.spider, pid: r.pid,
+      start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
+      ...(await core.runningUrls(r)),
+    })));
+    const finished = core.jobs.finished(Number.MAX_SAFE_INTEGER, project).map((r) => ({
+      id: r.id, project: r.project, spider: r.spider,
+      start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
+      end_time: r.end_time === null ? null : formatScrapydTime(r.end_time),
+      log_url: r.log_exists ? logUrl(r) : null,
+      items_url: r.items_exists ? itemsUrl(r) : null,
+    }));
+    return { pending, running, finished };
+  });
+
+  post('/delversion.json', async (p) => {
+    await core.deleteVersion(required(p.get('project'), 'project'), required(p.get('version'), 'version'));
+    return {};
+  });
+
+  post('/delproject.json', async (p) => {
+    await core.deleteProject(required(p.get('project'), 'project'));
+    return {};
+  });
+}

@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Db } from '../../common/sqlite.ts';
+import type { PackageKind } from '../../common/types.ts';
+import { sortVersions, newestVersion } from '../../common/versions.ts';
+import { nowSeconds } from '../../common/scrapyd_time.ts';
+import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimits } from './safe_zip.ts';
+import { scrapySettingsModule } from './egg.ts';
+import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from './manifest.ts';
+import { listEggSpiders } from '../runner/python.ts';
+
+export class PackageError extends Error {}
+
+export interface VersionRow {
+  project: string;
+  version: string;
+  kind: PackageKind;
+  uploaded_at: number;
+  size: number;
+  sha256: string;
+  spiders: string;
+  settings_module: string | null;
+  manifest: string | null;
+}
+
+export interface StoredVersion {
+  project: string;
+  version: string;
+  kind: PackageKind;
+  spiders: string[];
+  settingsModule: string | null;
+  manifest: Manifest | null;
+  /** The .egg file (eggs) or the extracted folder (generic packages). */
+  path: string;
+}
+
+/**
+ * Every uploaded version, on disk and in SQLite. Files are written under a temporary name and
+ * renamed into place, so a crash never leaves a half-written version that looks complete.
+ */
+export class PackageStore {
+  private readonly s;
+
+  constructor(
+    private readonly db: Db,
+    private readonly dataDir: string,
+    private readonly zipLimits: ZipLimits,
+    private readonly python: () => Promise<string | null>,
+  ) {
+    this.s = {
+      projects: db.prepare(`SELECT project FROM versions GROUP BY project ORDER BY MIN(uploaded_at), project`),
+      versions: db.prepare(`SELECT version FROM versions WHERE project = ?`),
+      get: db.prepare(`SELECT * FROM versions WHERE project = ? AND version = ?`),
+      upsert: db.prepare(`INSERT INTO versions (project, version, kind, uploaded_at, size, sha256, spiders, settings_module, manifest)
+                          VALUES (@project, @version, @kind, @uploaded_at, @size, @sha256, @spiders, @settings_module, @manifest)
+                          ON CONFLICT (project, version) DO UPDATE SET kind = excluded.kind, uploaded_at = excluded.uploaded_at,
+                          size = excluded.size, sha256 = excluded.sha256, spiders = excluded.spiders,
+                          settings_module = excluded.settings_module, manifest = excluded.manifest`),
+      delete: db.prepare(`DELETE FROM versions WHERE project = ? AND version = ?`),
+      deleteProject: db.prepare(`DELETE FROM versions WHERE project = ?`),
+      all: db.prepare(`SELECT project, version, kind, uploaded_at, size, sha256, spiders FROM versions ORDER BY project, uploaded_at`),
+    };
+  }
+
+  eggPath(project: string, version: string): string { return join(this.dataDir, 'eggs', project, `${version}.egg`); }
+  genericDir(project: string, version: string): string { return join(this.dataDir, 'packages', project, version); }
+  workDir(project: string): string { return join(this.dataDir, 'work', project); }
+
+  projects(): string[] { return (this.s.projects.all() as Array<{ project: string }>).map((r) => r.project); }
+  hasProject(project: string): boolean { return this.versions(project).length > 0; }
+
+  versions(project: string): string[] {
+    return sortVersions((this.s.versions.all(project) as Array<{ version: string }>).map((r) => r.version));
+  }
+
+  /** The given version, or the newest when version is null; undefined when there is none. */
+  resolve(project: string, version: string | null): StoredVersion | undefined {
+    const v = version ?? newestVersion(this.versions(project));
+    if (v === null) return undefined;
+    const row = this.s.get.get(project, v) as VersionRow | undefined;
+    return row ? this.toStored(row) : undefined;
+  }
+
+  all(): Array<Omit<VersionRow, 'settings_module' | 'manifest'>> { return this.s.all.all() as VersionRow[]; }
+
+  private toStored(row: VersionRow): StoredVersion {
+    return {
+      project: row.project,
+      version: row.version,
+      kind: row.kind,
+      spiders: JSON.parse(row.spiders) as string[],
+      settingsModule: row.settings_module,
+      manifest: row.manifest ? (JSON.parse(row.manifest) as Manifest) : null,
+      path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
+    };
+  }
+
+  /**
+   * Validates and stores a package. Unlike Scrapyd, a package whose spiders cannot be listed is
+   * refused and not kept, so a broken upload never becomes the version that runs next.
+   */
+  async add(project: string, version: string, data: Buffer): Promise<StoredVersion> {
+    if (!isZip(data)) throw new PackageError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
+    try {
+      inspectZip(data, this.zipLimits);
+    } catch (e) {
+      if (e instanceof ZipRejected) throw new PackageError(e.message);
+      throw e;
+    }
+    const manifestBytes = readZipEntry(data, MANIFEST_NAME, this.zipLimits);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256 };
+    if (manifestBytes) {
+      let manifest: Manifest;
+      try {
+        manifest = parseManifest(manifestBytes.toString('utf8'));
+      } catch (e) {
+        if (e instanceof ManifestError) throw new PackageError(e.message);
+        throw e;
+      }
+      const dir = this.genericDir(project, version);
+      const staging = `${dir}.incoming-${process.pid}-${Date.now()}`;
+      await mkdir(join(dir, '..'), { recursive: true });
+      try {
+        await extractZip(data, staging, this.zipLimits);
+      } catch (e) {
+        if (e instanceof ZipRejected) throw new PackageError(e.message);
+        throw e;
+      }
+      // Swap in the new tree; an old tree of the same version goes aside first so the rename succeeds.
+      const old = `${dir}.replaced-${process.pid}-${Date.now()}`;
+      await rename(dir, old).catch(() => undefined);
+      await rename(staging, dir);
+      await rm(old, { recursive: true, force: true });
+      const row = { ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest) };
+      this.s.upsert.run(row);
+      return this.toStored(row);
+    }
+
+    const entryPoints = readZipEntry(data, 'EGG-INFO/entry_points.txt', this.zipLimits);
+    const settingsModule = entryPoints ? scrapySettingsModule(entryPoints.toString('utf8')) : null;
+    if (!settingsModule) {
+      throw new PackageError(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings" (what scrapyd-deploy's setup.py declares), and there is no ${MANIFEST_NAME} for a generic package`);
+    }
+    const python = await this.python();
+    if (!python) throw new PackageError('no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
+    const egg = this.eggPath(project, version);
+    await mkdir(join(egg, '..'), { recursive: true });
+    const staging = `${egg}.incoming-${process.pid}-${Date.now()}`;
+    await writeFile(staging, data);
+    let spiders: string[];
+    try {
+      await mkdir(this.workDir(project), { recursive: true });
+      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project));
+    } catch (e) {
+      await rm(staging, { force: true });
+      throw new PackageError((e as Error).message);
+    }
+    await rename(staging, egg);
+    const row = { ...base, kind: 'scrapy-egg' as const, spiders: JSON.stringify(spiders.sort()), settings_module: settingsModule, manifest: null };
+    this.s.upsert.run(row);
+    return this.toStored(row);
+  }
+
+  async deleteVersion(project: string, version: string): Promise<boolean> {
+    const row = this.s.get.get(project, version) as VersionRow | undefined;
+    if (!row) return false;
+    this.s.delete.run(project, version);
+    await rm(row.kind === 'scrapy-egg' ? this.eggPath(project, version) : this.genericDir(project, version), { recursive: true, force: true });
+    if (!this.hasProject(project)) await this.removeProjectDirs(project);
+    return true;
+  }
+
+  async deleteProject(project: string): Promise<boolean> {
+    if (!this.hasProject(project)) return false;
+    this.s.deleteProject.run(project);
+    await this.removeProjectDirs(project);
+    return true;
+  }
+
+  private async removeProjectDirs(project: string): Promise<void> {
+    for (const top of ['eggs', 'packages']) await rm(join(this.dataDir, top, project), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,46 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The first interpreter (configured one only, else /usr/bin/python3 then python3) that imports scrapy. */
+export async function findScrapyPython(configured: string | null): Promise<string | null> {
+  const candidates = configured ? [configured] : ['/usr/bin/python3', 'python3'];
+  for (const python of candidates) {
+    try {
+      await run(python, ['-c', 'import scrapy'], { timeout: 30_000 });
+      return python;
+    } catch {
+      // not this one
+    }
+  }
+  return null;
+}
+
+export class RunnerError extends Error {}
+
+/** The environment that makes an egg importable and selects its Scrapy settings module. */
+export function eggEnvironment(base: NodeJS.ProcessEnv, eggPath: string, settingsModule: string): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    PYTHONPATH: base.PYTHONPATH ? `${eggPath}:${base.PYTHONPATH}` : eggPath,
+    SCRAPY_SETTINGS_MODULE: settingsModule,
+    PYTHONUNBUFFERED: '1',
+  };
+}
+
+/** Runs `scrapy list` against an egg, as Scrapyd does on addversion and listspiders. */
+export async function listEggSpiders(python: string, eggPath: string, settingsModule: string, project: string, cwd: string): Promise<string[]> {
+  try {
+    const { stdout } = await run(python, ['-m', 'scrapy', 'list'], {
+      env: { ...eggEnvironment(process.env, eggPath, settingsModule), SCRAPY_PROJECT: project },
+      cwd,
+      timeout: 120_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new RunnerError(`RunnerError: ${err.stderr?.trim() || err.message}`);
+  }
+}

@@ -1,0 +1,97 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Db } from '../common/sqlite.ts';
+import type { SlaveConfig } from './config.ts';
+import { openSlaveDb } from './db.ts';
+import { JobStore } from './jobs/job_store.ts';
+import { JobFiles } from './jobs/job_files.ts';
+import { PackageStore } from './packages/package_store.ts';
+import { LogMonitor } from './logs/log_monitor.ts';
+import { LogStats } from './logs/log_stats.ts';
+import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
+import { Launcher } from './runner/launcher.ts';
+import { findScrapyPython } from './runner/python.ts';
+import { SystemMetrics } from './metrics/system_metrics.ts';
+import { SlaveCore } from './slave_core.ts';
+import { createSlaveApp } from './http/app.ts';
+
+const ERRORS_TO_KEEP = 10_000;
+
+/** The slave daemon: its parts wired together, started and stopped as one. */
+export class Slave {
+  private constructor(
+    readonly config: SlaveConfig,
+    readonly core: SlaveCore,
+    private readonly db: Db,
+    private readonly server: Server,
+    private readonly metrics: SystemMetrics,
+    private readonly logs: LogMonitor,
+  ) {}
+
+  get port(): number { return (this.server.address() as AddressInfo).port; }
+  get url(): string { return `http://${this.config.bind.includes(':') ? `[${this.config.bind}]` : this.config.bind}:${this.port}`; }
+
+  static async start(config: SlaveConfig): Promise<Slave> {
+    for (const d of ['logs', 'items', 'eggs', 'packages', 'work']) mkdirSync(join(config.dataDir, d), { recursive: true });
+    const db = openSlaveDb(config.dataDir);
+    const jobs = new JobStore(db);
+    const files = new JobFiles(join(config.dataDir, 'logs'), join(config.dataDir, 'items'));
+
+    // Scrapy may be installed after the daemon started: look again, at most every 30 s, while none is found.
+    let python = await findScrapyPython(config.python);
+    let lastLook = Date.now();
+    const pythonNow = async () => {
+      if (python === null && Date.now() - lastLook > 30_000) {
+        lastLook = Date.now();
+        python = await findScrapyPython(config.python);
+      }
+      return python;
+    };
+    const packages = new PackageStore(db, config.dataDir, {
+      maxEntries: config.maxZipEntries, maxTotalUncompressed: config.maxUnzippedBytes, maxEntryUncompressed: config.maxUnzippedBytes,
+    }, pythonNow);
+
+    const saveErrors = (uid: number, errors: SpiderErrorRecord[]) => {
+      const row = jobs.get(uid);
+      if (!row) return;
+      jobs.replaceErrors(uid, errors.map((e) => ({ job_uid: uid, job: row.id, project: row.project, spider: row.spider, time: e.time, level: e.level, logger: e.logger, message: e.message, traceback: e.traceback })), ERRORS_TO_KEEP);
+    };
+    const logs = new LogMonitor(1000, saveErrors);
+    const launcher = new Launcher(jobs, packages, files, logs, () => python, {
+      maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
+      finishedToKeep: config.finishedToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+    });
+    launcher.on('errors', saveErrors);
+    const core = new SlaveCore(jobs, packages, files, launcher);
+    const recovered = launcher.recoverAfterRestart();
+    if (recovered.adopted + recovered.lost + recovered.killed > 0) {
+      console.log(`[spiderplane-slave] after restart: ${recovered.adopted} running spider(s) re-adopted, ${recovered.killed} stopped, ${recovered.lost} recorded as lost`);
+    }
+    logs.start();
+    const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
+    await metrics.start();
+
+    const app = createSlaveApp(config, core, metrics, new LogStats(jobs, logs));
+    const server = createServer(app.callback());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.bind, () => { server.off('error', reject); resolve(); });
+    });
+    launcher.kick();
+    return new Slave(config, core, db, server, metrics, logs);
+  }
+
+  /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    await this.core.launcher.shutdown(this.config.onShutdown);
+    this.metrics.stop();
+    this.logs.stop();
+    this.db.close();
+  }
+}
