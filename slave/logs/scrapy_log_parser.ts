@@ -402,6 +402,10 @@ class LineBlock {
 
 class IncompleteLiteral extends Error {}
 
+const PY_ESCAPES: Record<string, string> = {
+  n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', a: '\x07', b: '\b', f: '\f', v: '\v',
+};
+
 class PyLiteralParser {
   private pos = 0;
   constructor(private readonly s: string) {}
@@ -545,14 +549,13 @@ class PyLiteralParser {
       }
       const e = this.peek();
       this.pos++;
-      const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', a: '\x07', b: '\b', f: '\f', v: '\v' };
       const hexLen = e === 'x' ? 2 : e === 'u' ? 4 : e === 'U' ? 8 : 0;
       if (hexLen) {
         const hex = this.s.slice(this.pos, this.pos + hexLen);
         if (hex.length < hexLen) throw new IncompleteLiteral('escape');
         this.pos += hexLen;
         out += String.fromCodePoint(parseInt(hex, 16));
-      } else if (e in simple) out += simple[e];
+      } else if (e in PY_ESCAPES) out += PY_ESCAPES[e];
       else if (e === '\n') {
         // line continuation
       } else out += '\\' + e;
@@ -666,7 +669,7 @@ export class ScrapyLogParser {
     };
     this.tail = new Ring(Math.max(MAX_TAIL_LINES_TOTAL, this.opts.tailLines));
     this.counts = Object.fromEntries(CATEGORY_KEYS.map((k) => [k, 0])) as Record<LogCategoryKey, number>;
-    this.details = Object.fromEntries(CATEGORY_KEYS.map((k) => [k, []])) as Record<LogCategoryKey, string[]>;
+    this.details = Object.fromEntries(CATEGORY_KEYS.map((k) => [k, [] as string[]])) as Record<LogCategoryKey, string[]>;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -752,14 +755,13 @@ export class ScrapyLogParser {
       this.headLines.push(detach(line));
       if (!blank) this.headNonBlank++;
     }
-    if (this.tail.push(line) !== undefined && this.tail.size >= 0) {
-      // The ring was full and dropped its oldest line; recount lazily below.
-      this.tailNonBlank = this.tail.toArray().filter((l) => !isBlank(l)).length;
-    } else if (!blank) this.tailNonBlank++;
+    const dropped = this.tail.push(line); // the ring is also a hard cap on blank lines
+    if (dropped !== undefined && !isBlank(dropped)) this.tailNonBlank--;
+    if (!blank) this.tailNonBlank++;
     // Like LogParser's cut_text(): keep the newest N non-blank lines and the blanks among them.
     while (this.tailNonBlank > this.opts.tailLines) {
-      const dropped = this.tail.shift();
-      if (dropped !== undefined && !isBlank(dropped)) this.tailNonBlank--;
+      const oldest = this.tail.shift();
+      if (oldest !== undefined && !isBlank(oldest)) this.tailNonBlank--;
       while (this.tail.size && isBlank(this.tail.first()!)) this.tail.shift();
     }
   }
@@ -1038,7 +1040,7 @@ export class ScrapyLogParser {
   private finalizeRecord(open: OpenError): SpiderErrorRecord {
     const r = { ...open.record };
     if (open.block.lines.length > 0) r.traceback = open.block.text(true);
-    if (!r.message && open.block.lines.length > 0) {
+    if ((!r.message || PY_TB_START_RE.test(r.message)) && open.block.lines.length > 0) {
       // e.g. "[twisted] CRITICAL:" with the traceback below: use the exception line.
       r.message = detach(open.block.lines.filter((l) => !isBlank(l)).pop() ?? '');
     }

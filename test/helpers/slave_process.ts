@@ -1,0 +1,101 @@
+// Starts a real slave daemon as a child process on a free loopback port, and talks to it over HTTP.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+export interface SlaveHandle {
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output: () => string;
+  /** SIGTERM and wait for a clean exit. */
+  stop: () => Promise<number | null>;
+  /** kill -9 the daemon (its spiders live on as orphans). */
+  kill9: () => Promise<void>;
+}
+
+export function tempDir(prefix = 'spiderplane-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const proc = spawn(TSX, [join(ROOT, 'run_slave.ts'), '--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`slave did not start in 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) { clearTimeout(timer); res(m[1]!); }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => { clearTimeout(timer); rej(new Error(`slave exited with ${code} before listening:\n${out}`)); });
+  });
+  return {
+    url, dataDir, proc, output: () => out,
+    stop: async () => { proc.kill('SIGTERM'); return exited; },
+    kill9: async () => { proc.kill('SIGKILL'); await exited; },
+  };
+}
+
+export type Json = Record<string, unknown> & { status?: string; message?: string };
+
+export async function getJson(base: string, path: string, params: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Json> {
+  const qs = new URLSearchParams(params).toString();
+  const r = await fetch(`${base}${path}${qs ? '?' + qs : ''}`, { headers });
+  return (await r.json()) as Json;
+}
+
+/** POST form-urlencoded; pairs may repeat a name (setting=…). */
+export async function postForm(base: string, path: string, pairs: Array<[string, string]> | Record<string, string>, headers: Record<string, string> = {}): Promise<Json> {
+  const body = new URLSearchParams(Array.isArray(pairs) ? pairs : Object.entries(pairs));
+  const r = await fetch(`${base}${path}`, { method: 'POST', body, headers });
+  return (await r.json()) as Json;
+}
+
+export async function uploadEgg(base: string, project: string, version: string, egg: Buffer | string, headers: Record<string, string> = {}): Promise<Json> {
+  const form = new FormData();
+  form.set('project', project);
+  form.set('version', version);
+  if (typeof egg === 'string') form.set('egg', egg);
+  else form.set('egg', new Blob([new Uint8Array(egg)]), 'project.egg');
+  const r = await fetch(`${base}/addversion.json`, { method: 'POST', body: form, headers });
+  return (await r.json()) as Json;
+}
+
+/** Polls until check returns a value other than undefined (or throws after timeoutMs). */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface ListedJob { id: string; project: string; spider: string; pid?: number; start_time?: string; end_time?: string; log_url?: string | null; items_url?: string | null }
+
+export async function jobState(base: string, job: string): Promise<string | null> {
+  return (await getJson(base, '/status.json', { job })).currstate as string | null;
+}
+
+export async function waitForState(base: string, job: string, state: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`job ${job} to be ${state}`, async () => ((await jobState(base, job)) === state ? true : undefined), timeoutMs);
+}
