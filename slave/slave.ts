@@ -58,10 +58,11 @@ export class Slave {
       if (!row) return;
       jobs.replaceErrors(uid, errors.map((e) => ({ job_uid: uid, job: row.id, project: row.project, spider: row.spider, time: e.time, level: e.level, logger: e.logger, message: e.message, traceback: e.traceback })), ERRORS_TO_KEEP);
     };
-    const logs = new LogMonitor(1000, saveErrors);
+    let address = `${config.bind}:${config.port}`;
+    const logs = new LogMonitor(1000, saveErrors, () => address);
     const launcher = new Launcher(jobs, packages, files, logs, () => python, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
-      finishedToKeep: config.finishedToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+      historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);
@@ -73,12 +74,13 @@ export class Slave {
     const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
     await metrics.start();
 
-    const app = createSlaveApp(config, core, metrics, new LogStats(jobs, logs));
+    const app = createSlaveApp(config, core, metrics, new LogStats(jobs, logs, () => address, files.logsDir));
     const server = createServer(app.callback());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.bind, () => { server.off('error', reject); resolve(); });
     });
+    address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
     launcher.kick();
     return new Slave(config, core, db, server, metrics, logs);
   }

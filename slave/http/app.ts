@@ -18,9 +18,9 @@ export function createSlaveApp(config: SlaveConfig, core: SlaveCore, metrics: Sy
   });
   app.use(authMiddleware({ username: config.username, password: config.password, token: config.clusterToken, realm: 'Scrapyd' }));
   const router = new Router();
-  mountScrapydApi(router, core, nodeName, config.maxUploadBytes);
+  mountScrapydApi(router, core, nodeName, config.maxUploadBytes, config.finishedToKeep);
   mountExtensionApi(router, core, metrics, nodeName);
-  app.use(mountFileRoutes(router, core, stats, nodeName));
+  app.use(mountFileRoutes(router, core, stats, nodeName, config.finishedToKeep));
   app.use(router.routes());
   app.use(async (ctx) => {
     if (ctx.body !== undefined && ctx.body !== null) return;

@@ -41,7 +41,7 @@ function splitPath(rest: string): string[] | null {
 }
 
 /** Scrapyd's HTML: the home page, /jobs, and the /logs/ and /items/ trees (files and listings). */
-export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats, nodeName: () => string) {
+export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats, nodeName: () => string, finishedToKeep: number) {
   router.get('/', (ctx) => {
     html(ctx, renderHomePage({ nodeName: nodeName(), projects: core.packages.projects(), version: VERSION, logsEnabled: true, itemsEnabled: true, basePath: ctx.get('X-Forwarded-Prefix') }));
   });
@@ -53,7 +53,7 @@ export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats
       const urls = await core.runningUrls(r);
       return { project: r.project, spider: r.spider, job: r.id, pid: r.pid, start: toDate(r.start_time), end: null, logUrl: urls.log_url, itemsUrl: urls.items_url };
     }));
-    const finished: HtmlJobRow[] = core.jobs.finished(Number.MAX_SAFE_INTEGER).map((r) => ({
+    const finished: HtmlJobRow[] = core.jobs.finished(finishedToKeep).map((r) => ({
       project: r.project, spider: r.spider, job: r.id, pid: null, start: toDate(r.start_time), end: toDate(r.end_time),
       logUrl: r.log_exists ? logUrl(r) : null, itemsUrl: r.items_exists ? itemsUrl(r) : null,
     }));

@@ -108,6 +108,7 @@ const utf8 = new TextEncoder();
 
 /** Python's `urllib.parse.quote(s, safe)`: percent-encode UTF-8 bytes except `A-Za-z0-9_.-~` and `safe`. */
 export function pyQuote(value: string, safe = '/'): string {
+  if (/^[A-Za-z0-9_.~-]*$/.test(value)) return value; // the common case, and a hot path in listjobs
   let out = '';
   for (const ch of value) {
     if (UNRESERVED.test(ch) || (ch.length === 1 && safe.includes(ch))) {

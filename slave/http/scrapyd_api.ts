@@ -36,7 +36,7 @@ export function spiderArgs(params: Params): Record<string, string> {
 }
 
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
-export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number): void {
+export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
   const params = (ctx: Context) => readParams(ctx, maxUploadBytes);
   const get = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>
     router.all(path, scrapydEndpoint(nodeName, 'GET', async (ctx) => h(await params(ctx), ctx)));
@@ -107,7 +107,7 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
       start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
       ...(await core.runningUrls(r)),
     })));
-    const finished = core.jobs.finished(Number.MAX_SAFE_INTEGER, project).map((r) => ({
+    const finished = core.jobs.finished(finishedToKeep, project).map((r) => ({
       id: r.id, project: r.project, spider: r.spider,
       start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
       end_time: r.end_time === null ? null : formatScrapydTime(r.end_time),

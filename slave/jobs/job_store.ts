@@ -190,17 +190,31 @@ export class JobStore {
 
   finishedWithStats(): Array<Pick<JobRow, 'uid' | 'id' | 'project' | 'spider' | 'stats'>> { return this.s.withStats.all() as JobRow[]; }
 
-  /** Filtered, paginated job history for the /jobs.json extension. */
+  /**
+   * Filtered, paginated jobs for the /jobs.json extension: running, then pending (queue order),
+   * then finished newest first. Each state is read with its own index-friendly ORDER BY.
+   */
   query(f: { state?: JobState; project?: string; spider?: string; id?: string; limit: number; offset: number }): JobRow[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const k of ['state', 'project', 'spider', 'id'] as const) {
-      if (f[k] !== undefined) { where.push(`${k} = ?`); params.push(f[k]); }
+    const order: Record<JobState, string> = { running: 'start_time DESC, uid DESC', pending: 'priority DESC, uid', finished: 'end_time DESC, uid DESC' };
+    const states: JobState[] = f.state ? [f.state] : ['running', 'pending', 'finished'];
+    const out: JobRow[] = [];
+    let skip = f.offset;
+    for (const state of states) {
+      const want = f.limit - out.length;
+      if (want <= 0) break;
+      const where = ['state = ?'];
+      const params: unknown[] = [state];
+      for (const k of ['project', 'spider', 'id'] as const) {
+        if (f[k] !== undefined) { where.push(`${k} = ?`); params.push(f[k]); }
+      }
+      const rows = this.db.prepare(`SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY ${order[state]} LIMIT ? OFFSET ?`).all(...params, want, skip) as JobRow[];
+      if (skip > 0) {
+        const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${where.join(' AND ')}`).get(...params) as { n: number }).n;
+        skip = Math.max(0, skip - total);
+      }
+      out.push(...rows);
     }
-    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
-                 ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END,
-                          COALESCE(end_time, start_time, created_at) DESC, uid DESC LIMIT ? OFFSET ?`;
-    return this.db.prepare(sql).all(...params, f.limit, f.offset) as JobRow[];
+    return out;
   }
 
   setNote(uid: number, note: string): void { this.s.setNote.run(note, uid); }

@@ -29,6 +29,8 @@ export class LogMonitor {
   constructor(
     private readonly intervalMs: number,
     private readonly onNewErrors: (uid: number, errors: SpiderErrorRecord[]) => void,
+    /** host:port as LogParser prints it in json_url. */
+    private readonly serverAddress: () => string,
   ) {}
 
   start(): void {
@@ -42,7 +44,7 @@ export class LogMonitor {
   }
 
   watch(uid: number, meta: { project: string; spider: string; job: string; logPath: string }): void {
-    this.watched.set(uid, { parser: new ScrapyLogParser(meta), path: meta.logPath, offset: 0, reading: null, errorsSeen: 0 });
+    this.watched.set(uid, { parser: new ScrapyLogParser(meta, { scrapydServer: this.serverAddress() }), path: meta.logPath, offset: 0, reading: null, errorsSeen: 0 });
   }
 
   isWatching(uid: number): boolean { return this.watched.has(uid); }

@@ -4,7 +4,7 @@ import { logParserStatsFile, type LogParserJobStats } from './scrapy_log_parser.
 
 /** LogParser's stats.json and per-job JSON, from the stats the runner keeps for every job. */
 export class LogStats {
-  constructor(private readonly jobs: JobStore, private readonly logs: LogMonitor) {}
+  constructor(private readonly jobs: JobStore, private readonly logs: LogMonitor, private readonly serverAddress: () => string, private readonly logsDir: string) {}
 
   async forJob(project: string, spider: string, job: string): Promise<LogParserJobStats | undefined> {
     const row = this.jobs.latestById(project, spider, job);
@@ -22,6 +22,6 @@ export class LogStats {
       const live = (await this.logs.liveStats(r.uid)) as LogParserJobStats | undefined;
       if (live) entries.push({ project: r.project, spider: r.spider, job: r.id, stats: live });
     }
-    return logParserStatsFile(entries);
+    return logParserStatsFile(entries, { scrapydServer: this.serverAddress(), logsDir: this.logsDir });
   }
 }

@@ -213,13 +213,14 @@ const RECORD_BOUNDARY_RE = new RegExp(`^${DT} [^\\n]+?(?:DEBUG|INFO|WARNING|ERRO
 const DATAS_RE = new RegExp(
   `^(${DT}) [^\\n]+?Crawled (\\d+) pages \\(at (\\d+) pages/min\\), scraped (\\d+) items \\(at (\\d+) items/min\\)`,
 );
-const CATEGORY_PATTERNS: Array<[LogCategoryKey, RegExp]> = [
-  ['critical_logs', new RegExp(`^${DT} [^\\n]+?\\] CRITICAL:`)],
-  ['error_logs', new RegExp(`^${DT} [^\\n]+?\\] ERROR:`)],
-  ['warning_logs', new RegExp(`^${DT} [^\\n]+?\\] WARNING:`)],
-  ['redirect_logs', new RegExp(`^${DT} [^\\n]+?: Redirecting \\(`)],
-  ['retry_logs', new RegExp(`^${DT} [^\\n]+? [Rr]etrying <`)],
-  ['ignore_logs', new RegExp(`^${DT} [^\\n]+?: Ignoring response <`)],
+// [key, needle for a cheap includes() pre-check, full pattern]
+const CATEGORY_PATTERNS: Array<[LogCategoryKey, string, RegExp]> = [
+  ['critical_logs', '] CRITICAL:', new RegExp(`^${DT} [^\\n]+?\\] CRITICAL:`)],
+  ['error_logs', '] ERROR:', new RegExp(`^${DT} [^\\n]+?\\] ERROR:`)],
+  ['warning_logs', '] WARNING:', new RegExp(`^${DT} [^\\n]+?\\] WARNING:`)],
+  ['redirect_logs', ': Redirecting (', new RegExp(`^${DT} [^\\n]+?: Redirecting \\(`)],
+  ['retry_logs', 'etrying <', new RegExp(`^${DT} [^\\n]+? [Rr]etrying <`)],
+  ['ignore_logs', ': Ignoring response <', new RegExp(`^${DT} [^\\n]+?: Ignoring response <`)],
 ];
 const CATEGORY_KEYS: LogCategoryKey[] = CATEGORY_PATTERNS.map(([k]) => k);
 // Dumped-stats keys that replace the counted numbers when > 0 (STATS_DUMPED_CATEGORIES_DICT).
@@ -327,7 +328,7 @@ function pythonTimedelta(start: string, end: string): string {
  * V8 substrings keep their parent alive, which would defeat the memory bound for kept lines.
  */
 function detach(s: string): string {
-  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8'); // V8 slices only from 13 chars
 }
 
 function joinLines(lines: string[]): string {
@@ -586,6 +587,8 @@ interface OpenError {
   block: LineBlock;
   mode: ErrorMode;
   held: string[]; // blank lines held back in py-after/py-chain until we know they belong
+  /** A bare traceback is named by its final exception line; a logged error keeps its own text. */
+  messageFromFinalLine: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,7 +742,7 @@ export class ScrapyLogParser {
     const boundary = timestamped && RECORD_BOUNDARY_RE.test(line);
     if (timestamped) {
       const t = line.slice(0, 19);
-      if (!this.firstLogTime) this.firstLogTime = t;
+      if (!this.firstLogTime) this.firstLogTime = detach(t);
       this.latestLogTime = t;
     }
 
@@ -769,16 +772,16 @@ export class ScrapyLogParser {
   private timestampedLine(line: string): void {
     if (line.includes(' pages (at ')) {
       const d = DATAS_RE.exec(line);
-      if (d) this.addDatas([d[1]!, +d[2]!, +d[3]!, +d[4]!, +d[5]!]);
+      if (d) this.addDatas([detach(d[1]!), +d[2]!, +d[3]!, +d[4]!, +d[5]!]);
     }
     if (line.includes('Received SIGTERM')) {
       const s = SIGTERM_RE.exec(line);
-      if (s) this.shutdownReason = s[1]!;
+      if (s) this.shutdownReason = detach(s[1]!);
     }
     if (this.dumpTime === null && line.includes('Dumping Scrapy stats:')) {
       const d = STATS_DUMP_RE.exec(line);
       if (d) {
-        this.dumpTime = d[1]!;
+        this.dumpTime = detach(d[1]!);
         this.dumpText = [line.slice(line.indexOf('Dumping Scrapy stats:') + 'Dumping Scrapy stats:'.length)];
         this.dumpChars = 0;
         this.tryParseStatsDump();
@@ -786,7 +789,7 @@ export class ScrapyLogParser {
     }
     if (line.includes('Spider closed')) {
       const c = SPIDER_CLOSED_RE.exec(line);
-      if (c) this.spiderClosedReason = c[1] ?? '';
+      if (c) this.spiderClosedReason = detach(c[1] ?? '');
     }
   }
 
@@ -798,11 +801,12 @@ export class ScrapyLogParser {
     if (!this.lastDatasKept) return;
     this.datas.push(row);
     if (this.datas.length >= MAX_DATAS_ROWS) {
-      // Halve the resolution, keeping the newest row, and sample future rows at the new stride.
-      const n = this.datas.length;
-      this.datas = this.datas.filter((_, i) => (n - 1 - i) % 2 === 0);
+      // Halve the resolution (MAX_DATAS_ROWS is even: rows 0, 2, ..., n-2 stay, so the next
+      // row is on the new grid); the dropped newest row is still reported via lastDatasRow.
+      this.datas = this.datas.filter((_, i) => i % 2 === 0);
       this.datasStride *= 2;
-      this.datasSeen = 1;
+      this.datasSeen = 0;
+      this.lastDatasKept = false;
     }
   }
 
@@ -846,7 +850,7 @@ export class ScrapyLogParser {
     if (boundary) {
       this.closeCategory(false);
       const keys: LogCategoryKey[] = [];
-      for (const [key, re] of CATEGORY_PATTERNS) if (re.test(line)) keys.push(key);
+      for (const [key, needle, re] of CATEGORY_PATTERNS) if (line.includes(needle) && re.test(line)) keys.push(key);
       if (keys.length === 0) return;
       for (const key of keys) {
         // "Gave up retrying <" is kept in the details but not counted as a retry.
@@ -917,7 +921,7 @@ export class ScrapyLogParser {
       this.scrapyLevel = rec[3]!;
       if (this.scrapyLevel === 'ERROR' || this.scrapyLevel === 'CRITICAL') {
         this.openRecord(
-          { time: rec[1]!, level: this.scrapyLevel, logger: rec[2]!, message: detach(rec[4]!), traceback: null },
+          { time: detach(rec[1]!), level: this.scrapyLevel, logger: detach(rec[2]!), message: detach(rec[4]!), traceback: null },
           'scrapy',
         );
       }
@@ -953,7 +957,7 @@ export class ScrapyLogParser {
         }
         if (!blank && !PY_TB_START_RE.test(line)) {
           open.block.add(line); // the final "SomeError: message" line
-          open.record.message = detach(line);
+          if (open.messageFromFinalLine) open.record.message = detach(line);
           open.mode = 'py-after';
           return true;
         }
@@ -1033,7 +1037,7 @@ export class ScrapyLogParser {
   private openRecord(record: SpiderErrorRecord, mode: ErrorMode): OpenError {
     this.closeError();
     this.totalErrors++;
-    this.openError = { record, block: new LineBlock(), mode, held: [] };
+    this.openError = { record, block: new LineBlock(), mode, held: [], messageFromFinalLine: mode === 'py' };
     return this.openError;
   }
 
