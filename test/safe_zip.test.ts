@@ -15,7 +15,7 @@ import {
   isZip,
   readZipEntry,
   type ZipLimits,
-} from '../slave/packages/safe_zip.ts';
+} from '../common/packages/safe_zip.ts';
 
 // ---------------------------------------------------------------------------
 // A hand-rolled ZIP writer, so the tests can produce archives that no sane

@@ -5,9 +5,9 @@ import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
 import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
-import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimits } from './safe_zip.ts';
-import { scrapySettingsModule } from './egg.ts';
-import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from './manifest.ts';
+import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
+import { scrapySettingsModule } from '../../common/packages/egg.ts';
+import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
 import { listEggSpiders } from '../runner/python.ts';
 
 export class PackageError extends Error {}

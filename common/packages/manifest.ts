@@ -10,7 +10,7 @@
 // appended as --name=value (reaching a string command as "$@"), and both arguments and settings
 // arrive as JSON in SPIDERPLANE_ARGS / SPIDERPLANE_SETTINGS.
 
-import { nameProblem } from '../../common/names.ts';
+import { nameProblem } from '../names.ts';
 
 export const MANIFEST_NAME = 'spiderplane.json';
 
