@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { JobState } from '../common/types.ts';
 import { nameProblem, sanitizeVersion } from '../common/names.ts';
-import { ApiError } from './http/scrapyd_protocol.ts';
+import { ApiError } from '../common/http/scrapyd_protocol.ts';
 import { jobItemsPath, jobLogPath } from './http/html_views.ts';
 import type { JobRow, JobStore } from './jobs/job_store.ts';
 import type { JobFiles } from './jobs/job_files.ts';

@@ -1,6 +1,6 @@
 import Koa from 'koa';
 import Router from '@koa/router';
-import { authMiddleware, NOT_FOUND_HTML } from './scrapyd_protocol.ts';
+import { authMiddleware, NOT_FOUND_HTML } from '../../common/http/scrapyd_protocol.ts';
 import { mountScrapydApi } from './scrapyd_api.ts';
 import { mountExtensionApi } from './extension_api.ts';
 import { mountFileRoutes } from './file_routes.ts';

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { JobState, NodeMetrics, SlaveJob } from '../../common/types.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
-import { ApiError, scrapydEndpoint } from './scrapyd_protocol.ts';
+import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { JobRow } from '../jobs/job_store.ts';
 import type { SystemMetrics } from '../metrics/system_metrics.ts';

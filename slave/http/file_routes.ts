@@ -5,7 +5,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { nameProblem } from '../../common/names.ts';
 import { renderDirectoryListing, renderHomePage, renderJobsPage, type HtmlJobRow } from './html_views.ts';
-import { NOT_FOUND_HTML } from './scrapyd_protocol.ts';
+import { NOT_FOUND_HTML } from '../../common/http/scrapyd_protocol.ts';
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { LogStats } from '../logs/log_stats.ts';
 

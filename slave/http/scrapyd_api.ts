@@ -1,8 +1,8 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
-import { ApiError, required, scrapydEndpoint } from './scrapyd_protocol.ts';
-import { readParams, type Params } from './request_params.ts';
+import { ApiError, required, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { readParams, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
 
 const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);

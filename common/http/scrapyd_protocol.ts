@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import { timingSafeEqual } from 'node:crypto';
-import { pyJson } from '../../common/pyjson.ts';
+import { pyJson } from '../pyjson.ts';
 
 // The envelope and manners of Scrapyd's HTTP API, shared by every endpoint (the master's Scrapyd
 // facade uses them too): JSON with status and node_name, errors as HTTP 200, CORS, method rules.

@@ -1,0 +1,65 @@
+import { resolve } from 'node:path';
+import { parseOptions, type OptionSpec } from '../common/options.ts';
+
+export const MASTER_OPTIONS: readonly OptionSpec[] = [
+  { flag: 'bind', env: 'SPIDERPLANE_MASTER_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  { flag: 'port', env: 'SPIDERPLANE_MASTER_PORT', type: 'int', default: 5000, min: 0, help: 'HTTP port (0 = any free port)' },
+  { flag: 'data-dir', env: 'SPIDERPLANE_MASTER_DATA_DIR', type: 'string', default: './data/master', help: 'folder for the database and uploaded packages' },
+  { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret: slaves announce with it and the master calls them with it (generated and stored on first start when not given)' },
+  { flag: 'heartbeat-interval', env: 'SPIDERPLANE_HEARTBEAT_INTERVAL', type: 'number', default: 5, min: 0.1, help: 'seconds between heartbeats of every node' },
+  { flag: 'heartbeat-timeout', env: 'SPIDERPLANE_HEARTBEAT_TIMEOUT', type: 'number', default: 4, min: 0.1, help: 'seconds a node has to answer a heartbeat' },
+  { flag: 'offline-after', env: 'SPIDERPLANE_OFFLINE_AFTER', type: 'number', default: 60, min: 0.1, help: 'seconds without a good heartbeat before a node is offline and its runs fail over' },
+  { flag: 'max-retries', env: 'SPIDERPLANE_MAX_RETRIES', type: 'int', default: 2, min: 0, help: 'default re-dispatches of a run lost with its node (schedules set their own)' },
+  { flag: 'admin-user', env: 'SPIDERPLANE_ADMIN_USER', type: 'string', default: null, help: 'first admin user, created on first start' },
+  { flag: 'admin-password', env: 'SPIDERPLANE_ADMIN_PASSWORD', type: 'string', default: null, help: 'first admin password, created on first start (a random one is printed when absent)' },
+  { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
+  { flag: 'metrics-retention-hours', env: 'SPIDERPLANE_METRICS_RETENTION_HOURS', type: 'number', default: 48, min: 0.01, help: 'hours of per-heartbeat node metrics kept' },
+  { flag: 'local-slave', env: 'SPIDERPLANE_LOCAL_SLAVE', type: 'bool', default: false, help: 'also start a slave on this machine (127.0.0.1:6800, data in DATA_DIR/../slave) that joins this master' },
+  { flag: 'local-slave-port', env: 'SPIDERPLANE_LOCAL_SLAVE_PORT', type: 'int', default: 6800, min: 0, help: 'port of the --local-slave' },
+  { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'node_name the master reports on its Scrapyd API (default: the hostname)' },
+];
+
+export interface MasterConfig {
+  bind: string;
+  port: number;
+  dataDir: string;
+  clusterToken: string | null;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  offlineAfterMs: number;
+  maxRetries: number;
+  adminUser: string | null;
+  adminPassword: string | null;
+  maxUploadBytes: number;
+  metricsRetentionMs: number;
+  localSlave: boolean;
+  localSlavePort: number;
+  nodeName: string | null;
+}
+
+export function loadMasterConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MasterConfig {
+  return masterConfig(parseOptions(MASTER_OPTIONS, argv, env));
+}
+
+export function masterConfig(v: Record<string, unknown>): MasterConfig {
+  const defaults = Object.fromEntries(MASTER_OPTIONS.map((s) => [s.flag.replace(/-/g, '_'), s.default]));
+  const o = { ...defaults, ...v } as Record<string, string | number | boolean | null>;
+  const str = (k: string) => (o[k] === null || o[k] === undefined ? null : String(o[k]));
+  return {
+    bind: String(o.bind),
+    port: Number(o.port),
+    dataDir: resolve(String(o.data_dir)),
+    clusterToken: str('cluster_token'),
+    heartbeatIntervalMs: Number(o.heartbeat_interval) * 1000,
+    heartbeatTimeoutMs: Number(o.heartbeat_timeout) * 1000,
+    offlineAfterMs: Number(o.offline_after) * 1000,
+    maxRetries: Number(o.max_retries),
+    adminUser: str('admin_user'),
+    adminPassword: str('admin_password'),
+    maxUploadBytes: Math.floor(Number(o.max_upload_mb) * 1024 * 1024),
+    metricsRetentionMs: Number(o.metrics_retention_hours) * 3600_000,
+    localSlave: o.local_slave === true,
+    localSlavePort: Number(o.local_slave_port),
+    nodeName: str('node_name'),
+  };
+}

@@ -1,0 +1,180 @@
+import { join } from 'node:path';
+import { openDatabase, type Db } from '../common/sqlite.ts';
+
+// Append-only: a released migration is never edited, only followed by a new one.
+// Times are epoch milliseconds on the master's own clock.
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    created_at    INTEGER NOT NULL
+  );
+  CREATE TABLE api_tokens (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    token_hash   TEXT NOT NULL UNIQUE,     -- sha256 of the token; the token itself is shown once
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER
+  );
+
+  CREATE TABLE nodes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL UNIQUE,
+    url           TEXT NOT NULL UNIQUE,
+    username      TEXT,                    -- basic auth for nodes added by URL (e.g. a real Scrapyd)
+    password      TEXT,
+    source        TEXT NOT NULL,           -- 'announced' | 'added'
+    status        TEXT NOT NULL DEFAULT 'unknown', -- 'online' | 'offline' | 'unknown'
+    draining      INTEGER NOT NULL DEFAULT 0,
+    extensions    INTEGER NOT NULL DEFAULT 0,     -- answers spiderplane's /metrics.json and /jobs.json
+    max_proc      INTEGER,
+    running       INTEGER NOT NULL DEFAULT 0,
+    pending       INTEGER NOT NULL DEFAULT 0,
+    metrics       TEXT,                    -- last /metrics.json payload
+    last_ok_at    INTEGER,                 -- master clock at receipt of the last good heartbeat
+    last_error    TEXT,
+    status_since  INTEGER NOT NULL,
+    added_at      INTEGER NOT NULL
+  );
+  CREATE TABLE node_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id  INTEGER NOT NULL,
+    node     TEXT NOT NULL,
+    time     INTEGER NOT NULL,
+    status   TEXT NOT NULL,
+    reason   TEXT
+  );
+  CREATE INDEX node_events_node ON node_events (node_id, time DESC);
+  CREATE TABLE node_metrics (
+    node_id     INTEGER NOT NULL,
+    time        INTEGER NOT NULL,
+    cpu_percent REAL,
+    load1       REAL,
+    mem_percent REAL,
+    disk        TEXT,                      -- JSON [{mount, used_percent}]
+    rx_bps      REAL,
+    tx_bps      REAL,
+    running     INTEGER NOT NULL,
+    pending     INTEGER NOT NULL
+  );
+  CREATE INDEX node_metrics_node_time ON node_metrics (node_id, time);
+  CREATE INDEX node_metrics_time ON node_metrics (time);
+
+  CREATE TABLE versions (
+    project     TEXT NOT NULL,
+    version     TEXT NOT NULL,             -- sanitised as Scrapyd stores it
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    spiders     TEXT,                      -- JSON array once a node has listed them
+    uploaded_at INTEGER NOT NULL,
+    uploaded_by TEXT,
+    PRIMARY KEY (project, version)
+  );
+  CREATE TABLE node_versions (
+    node_id  INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    project  TEXT NOT NULL,
+    version  TEXT NOT NULL,
+    PRIMARY KEY (node_id, project, version)
+  );
+  CREATE TABLE deleted_versions (         -- removed cluster-wide: taken off nodes that return later
+    project    TEXT NOT NULL,
+    version    TEXT NOT NULL,             -- '*' = the whole project
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (project, version)
+  );
+  CREATE TABLE deployments (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    project    TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    reason     TEXT NOT NULL,             -- 'upload' | 'roll' | 'node-joined'
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE TABLE deployment_targets (
+    deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    node_id       INTEGER NOT NULL,
+    node          TEXT NOT NULL,
+    state         TEXT NOT NULL,          -- 'pending' | 'ok' | 'failed'
+    message       TEXT,
+    spiders       INTEGER,
+    started_at    INTEGER,
+    finished_at   INTEGER,
+    PRIMARY KEY (deployment_id, node_id)
+  );
+
+  CREATE TABLE schedules (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    cron        TEXT NOT NULL,
+    timezone    TEXT,
+    project     TEXT NOT NULL,
+    spider      TEXT NOT NULL,
+    version     TEXT,                      -- NULL = newest at fire time
+    target      TEXT NOT NULL,             -- JSON {mode, node?, count?}
+    args        TEXT NOT NULL DEFAULT '{}',
+    settings    TEXT NOT NULL DEFAULT '{}',
+    priority    REAL NOT NULL DEFAULT 0,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    overlap     TEXT NOT NULL DEFAULT 'skip',    -- 'skip' | 'allow'
+    missed      TEXT NOT NULL DEFAULT 'skip',    -- 'skip' | 'run_once'
+    max_retries INTEGER NOT NULL DEFAULT 2,
+    last_fire_at INTEGER,                  -- the last occurrence handled (fired, skipped or missed)
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  CREATE TABLE schedule_fires (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id  INTEGER NOT NULL,
+    scheduled_for INTEGER NOT NULL,        -- the occurrence
+    handled_at   INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,            -- 'dispatched' | 'skipped-overlap' | 'missed' | 'missed-run' | 'failed'
+    detail       TEXT,
+    UNIQUE (schedule_id, scheduled_for, outcome)
+  );
+  CREATE INDEX schedule_fires_schedule ON schedule_fires (schedule_id, scheduled_for DESC);
+
+  CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    job          TEXT NOT NULL UNIQUE,     -- the job id on the node (and on the master's Scrapyd API)
+    project      TEXT NOT NULL,
+    spider       TEXT NOT NULL,
+    version      TEXT,                     -- the version sent as _version
+    args         TEXT NOT NULL DEFAULT '{}',
+    settings     TEXT NOT NULL DEFAULT '{}',
+    priority     REAL NOT NULL DEFAULT 0,
+    node_id      INTEGER,
+    node         TEXT,
+    state        TEXT NOT NULL,            -- 'dispatching' | 'pending' | 'running' | 'finished' | 'lost' | 'failed'
+    outcome      TEXT,                     -- the node's outcome once finished, or 'lost' / 'cancelled'
+    schedule_id  INTEGER,
+    retry_of     INTEGER,                  -- the run this one re-runs after its node was lost
+    attempt      INTEGER NOT NULL DEFAULT 1,
+    retries_left INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL,
+    dispatched_at INTEGER,
+    started_at   INTEGER,
+    ended_at     INTEGER,
+    exit_code    INTEGER,
+    items_count  INTEGER,
+    error_count  INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    note         TEXT,
+    created_by   TEXT
+  );
+  CREATE INDEX runs_state ON runs (state, id DESC);
+  CREATE INDEX runs_node ON runs (node_id, state);
+  CREATE INDEX runs_project ON runs (project, spider, id DESC);
+  CREATE INDEX runs_schedule ON runs (schedule_id, id DESC);
+  `,
+];
+
+export function openMasterDb(dataDir: string): Db {
+  return openDatabase(join(dataDir, 'master.db'), MIGRATIONS);
+}

@@ -1,0 +1,98 @@
+import { EventEmitter } from 'node:events';
+import type { NodeRegistry, NodeRow } from './node_registry.ts';
+import type { ListedJobs, NodeClient } from './node_client.ts';
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  offlineAfterMs: number;
+}
+
+export interface HeartbeatResult {
+  node: NodeRow;
+  jobs: ListedJobs;
+  /** Master clock when the heartbeat was requested: everything dispatched before it is in `jobs`. */
+  requestedAt: number;
+}
+
+/**
+ * Polls every node in parallel each interval. A node is online while its last good heartbeat,
+ * timed by the master's own clock at receipt, is younger than offlineAfter — a slave's clock is
+ * never consulted, so servers whose clocks drift apart are judged the same. Each node has at most
+ * one heartbeat in flight, so a slow or dead node never delays the others.
+ *
+ * Events: 'heartbeat' (HeartbeatResult), 'online' (NodeRow), 'offline' (NodeRow).
+ */
+export class Heartbeat extends EventEmitter {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly inFlight = new Set<number>();
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly registry: NodeRegistry,
+    private readonly clientFor: (node: NodeRow, timeoutMs?: number) => NodeClient,
+    private readonly opts: HeartbeatOptions,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One round: judge every node on the master's clock, then poll the ones not already being polled. */
+  tick(): void {
+    const now = Date.now();
+    for (const node of this.registry.all()) {
+      this.judge(node, now);
+      if (!this.inFlight.has(node.id)) void this.poll(node.id);
+    }
+  }
+
+  /** Polls one node now (also used right after a node is added or announces itself). */
+  async poll(nodeId: number): Promise<void> {
+    if (this.inFlight.has(nodeId)) return;
+    const node = this.registry.byId(nodeId);
+    if (!node) return;
+    this.inFlight.add(nodeId);
+    const requestedAt = Date.now();
+    try {
+      const client = this.clientFor(node, this.opts.timeoutMs);
+      const [status, metrics, jobs] = await Promise.all([client.daemonStatus(), client.metrics().catch(() => null), client.listJobs()]);
+      const receivedAt = Date.now();
+      if (!this.registry.byId(nodeId)) return; // removed meanwhile
+      this.registry.recordHeartbeat(nodeId, {
+        now: receivedAt, running: status.running, pending: status.pending, maxProc: metrics?.max_proc ?? null, metrics,
+      });
+      const fresh = this.registry.byId(nodeId)!;
+      if (fresh.status !== 'online') {
+        this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
+        this.emit('online', this.registry.byId(nodeId)!);
+      }
+      this.emit('heartbeat', { node: this.registry.byId(nodeId)!, jobs, requestedAt } satisfies HeartbeatResult);
+    } catch (e) {
+      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message);
+    } finally {
+      this.inFlight.delete(nodeId);
+    }
+  }
+
+  private judge(node: NodeRow, now: number): void {
+    if (node.status === 'offline') return;
+    // Silence is counted from the last good heartbeat, but never from before the master itself
+    // started: after a master restart every node gets a full window to answer before it is
+    // declared dead and its runs are failed over.
+    const heardAt = Math.max(node.last_ok_at ?? node.added_at, this.startedAt);
+    const silent = now - heardAt;
+    if (silent <= this.opts.offlineAfterMs) return;
+    const why = `no good heartbeat for ${Math.round(silent / 1000)} s${node.last_error ? `: ${node.last_error}` : ''}`;
+    this.registry.setStatus(node, 'offline', why, now);
+    this.emit('offline', this.registry.byId(node.id)!);
+  }
+}

@@ -1,0 +1,140 @@
+import type { NodeMetrics, SlaveJob } from '../../common/types.ts';
+
+/** The node answered {"status": "error"}: its message is the reason. */
+export class NodeApiError extends Error {}
+/** The node could not be reached or did not answer in time. */
+export class NodeUnreachable extends Error {}
+
+export interface NodeTarget {
+  url: string;
+  username: string | null;
+  password: string | null;
+}
+
+export interface ListedJobs {
+  pending: Array<{ id: string; project: string; spider: string }>;
+  running: Array<{ id: string; project: string; spider: string; pid?: number; start_time?: string }>;
+  finished: Array<{ id: string; project: string; spider: string; start_time?: string; end_time?: string }>;
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Speaks Scrapyd's API (plus spiderplane's extensions when present) to one node. Nodes added by
+ * URL use their own basic-auth credentials; spiderplane slaves accept the cluster token.
+ */
+export class NodeClient {
+  constructor(
+    private readonly node: NodeTarget,
+    private readonly clusterToken: string | null,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private headers(): Record<string, string> {
+    if (this.node.username !== null && this.node.password !== null) {
+      return { Authorization: 'Basic ' + Buffer.from(`${this.node.username}:${this.node.password}`).toString('base64') };
+    }
+    return this.clusterToken ? { Authorization: `Bearer ${this.clusterToken}` } : {};
+  }
+
+  url(path: string): string {
+    return this.node.url.replace(/\/+$/, '') + path;
+  }
+
+  private async request(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
+    try {
+      return await fetch(this.url(path), {
+        ...init,
+        headers: { ...this.headers(), ...(init.headers as Record<string, string> | undefined) },
+        signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
+      });
+    } catch (e) {
+      const err = e as Error & { cause?: { code?: string } };
+      const why = err.name === 'TimeoutError' ? `no answer in ${(init.timeoutMs ?? this.timeoutMs) / 1000} s` : err.cause?.code ?? err.message;
+      throw new NodeUnreachable(`${this.node.url}: ${why}`);
+    }
+  }
+
+  private async json(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Json> {
+    const r = await this.request(path, init);
+    if (r.status === 401) throw new NodeApiError(`${this.node.url} refused the credentials (HTTP 401)`);
+    const text = await r.text();
+    let body: Json;
+    try {
+      body = JSON.parse(text) as Json;
+    } catch {
+      throw new NodeApiError(`${this.node.url}${path} answered HTTP ${r.status} with no JSON`);
+    }
+    if (body.status !== 'ok') throw new NodeApiError(String(body.message ?? 'unknown error'));
+    return body;
+  }
+
+  private get(path: string, params: Record<string, string> = {}): Promise<Json> {
+    const qs = new URLSearchParams(params).toString();
+    return this.json(qs ? `${path}?${qs}` : path);
+  }
+
+  private post(path: string, pairs: Array<[string, string]>, timeoutMs?: number): Promise<Json> {
+    return this.json(path, { method: 'POST', body: new URLSearchParams(pairs), timeoutMs });
+  }
+
+  async daemonStatus(): Promise<{ pending: number; running: number; finished: number; node_name: string }> {
+    return (await this.get('/daemonstatus.json')) as unknown as { pending: number; running: number; finished: number; node_name: string };
+  }
+
+  /** spiderplane's /metrics.json, or null on a plain Scrapyd (which answers 404). */
+  async metrics(): Promise<NodeMetrics | null> {
+    const r = await this.request('/metrics.json');
+    if (r.status === 404) return null;
+    const body = (await r.json().catch(() => null)) as (NodeMetrics & { status?: string }) | null;
+    return body && body.status === 'ok' ? body : null;
+  }
+
+  async listJobs(): Promise<ListedJobs> {
+    return (await this.get('/listjobs.json')) as unknown as ListedJobs;
+  }
+
+  /** spiderplane's per-job details (exit code, items, errors); null on a plain Scrapyd. */
+  async jobDetails(job: string): Promise<SlaveJob | null> {
+    const r = await this.request(`/jobs.json?job=${encodeURIComponent(job)}&limit=1`);
+    if (r.status === 404) return null;
+    const body = (await r.json().catch(() => null)) as { status?: string; jobs?: SlaveJob[] } | null;
+    return body?.status === 'ok' ? body.jobs?.[0] ?? null : null;
+  }
+
+  async addVersion(project: string, version: string, egg: Buffer, timeoutMs = 300_000): Promise<number> {
+    const form = new FormData();
+    form.set('project', project);
+    form.set('version', version);
+    form.set('egg', new Blob([new Uint8Array(egg)]), `${project}-${version}.egg`);
+    const body = await this.json('/addversion.json', { method: 'POST', body: form, timeoutMs });
+    return Number(body.spiders);
+  }
+
+  async schedule(p: { project: string; spider: string; version: string | null; jobid: string; priority: number; args: Record<string, string>; settings: Record<string, string> }): Promise<string> {
+    const pairs: Array<[string, string]> = [['project', p.project], ['spider', p.spider], ['jobid', p.jobid], ['priority', String(p.priority)]];
+    if (p.version !== null) pairs.push(['_version', p.version]);
+    for (const [k, v] of Object.entries(p.settings)) pairs.push(['setting', `${k}=${v}`]);
+    for (const [k, v] of Object.entries(p.args)) pairs.push([k, v]);
+    return String((await this.post('/schedule.json', pairs)).jobid);
+  }
+
+  async cancel(project: string, job: string, signal?: string): Promise<string | null> {
+    const pairs: Array<[string, string]> = [['project', project], ['job', job]];
+    if (signal) pairs.push(['signal', signal]);
+    return (await this.post('/cancel.json', pairs)).prevstate as string | null;
+  }
+
+  async listProjects(): Promise<string[]> { return (await this.get('/listprojects.json')).projects as string[]; }
+  async listVersions(project: string): Promise<string[]> { return (await this.get('/listversions.json', { project })).versions as string[]; }
+  async listSpiders(project: string, version?: string): Promise<string[]> {
+    return (await this.get('/listspiders.json', version === undefined ? { project } : { project, _version: version })).spiders as string[];
+  }
+  async delVersion(project: string, version: string): Promise<void> { await this.post('/delversion.json', [['project', project], ['version', version]]); }
+  async delProject(project: string): Promise<void> { await this.post('/delproject.json', [['project', project]]); }
+
+  /** A raw GET (logs, items) streamed back to the caller. */
+  async raw(path: string, timeoutMs?: number): Promise<Response> {
+    return this.request(path, { timeoutMs });
+  }
+}

@@ -1,0 +1,122 @@
+import type { Db } from '../../common/sqlite.ts';
+import type { NodeMetrics } from '../../common/types.ts';
+
+export type NodeStatus = 'online' | 'offline' | 'unknown';
+
+export interface NodeRow {
+  id: number;
+  name: string;
+  url: string;
+  username: string | null;
+  password: string | null;
+  source: 'announced' | 'added';
+  status: NodeStatus;
+  draining: number;
+  extensions: number;
+  max_proc: number | null;
+  running: number;
+  pending: number;
+  metrics: string | null;
+  last_ok_at: number | null;
+  last_error: string | null;
+  status_since: number;
+  added_at: number;
+}
+
+/** A node as the API shows it: no password, parsed metrics. */
+export interface NodeView {
+  name: string;
+  url: string;
+  source: string;
+  status: NodeStatus;
+  status_since: number;
+  draining: boolean;
+  extensions: boolean;
+  max_proc: number | null;
+  running: number;
+  pending: number;
+  last_heartbeat_at: number | null;
+  last_error: string | null;
+  metrics: NodeMetrics | null;
+  has_credentials: boolean;
+}
+
+export function nodeView(r: NodeRow): NodeView {
+  return {
+    name: r.name, url: r.url, source: r.source, status: r.status, status_since: r.status_since, draining: r.draining === 1,
+    extensions: r.extensions === 1, max_proc: r.max_proc, running: r.running, pending: r.pending, last_heartbeat_at: r.last_ok_at,
+    last_error: r.last_error, metrics: r.metrics ? (JSON.parse(r.metrics) as NodeMetrics) : null, has_credentials: r.username !== null,
+  };
+}
+
+/** Every SQL statement about nodes, their status history and their metric samples. */
+export class NodeRegistry {
+  private readonly s;
+
+  constructor(private readonly db: Db) {
+    this.s = {
+      all: db.prepare(`SELECT * FROM nodes ORDER BY name`),
+      byName: db.prepare(`SELECT * FROM nodes WHERE name = ?`),
+      byId: db.prepare(`SELECT * FROM nodes WHERE id = ?`),
+      byUrl: db.prepare(`SELECT * FROM nodes WHERE url = ?`),
+      insert: db.prepare(`INSERT INTO nodes (name, url, username, password, source, max_proc, status_since, added_at)
+                          VALUES (@name, @url, @username, @password, @source, @max_proc, @now, @now)`),
+      updateAnnounce: db.prepare(`UPDATE nodes SET url = @url, max_proc = COALESCE(@max_proc, max_proc) WHERE id = @id`),
+      remove: db.prepare(`DELETE FROM nodes WHERE id = ?`),
+      drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
+      heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, running = @running, pending = @pending,
+                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id`),
+      heartbeatFail: db.prepare(`UPDATE nodes SET last_error = ? WHERE id = ?`),
+      setStatus: db.prepare(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`),
+      event: db.prepare(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`),
+      events: db.prepare(`SELECT node, time, status, reason FROM node_events WHERE node_id = ? ORDER BY time DESC, id DESC LIMIT ?`),
+      sample: db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending)
+                          VALUES (@node_id, @time, @cpu_percent, @load1, @mem_percent, @disk, @rx_bps, @tx_bps, @running, @pending)`),
+      samples: db.prepare(`SELECT time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending FROM node_metrics
+                           WHERE node_id = ? AND time >= ? ORDER BY time`),
+      pruneSamples: db.prepare(`DELETE FROM node_metrics WHERE time < ?`),
+    };
+  }
+
+  all(): NodeRow[] { return this.s.all.all() as NodeRow[]; }
+  byName(name: string): NodeRow | undefined { return this.s.byName.get(name) as NodeRow | undefined; }
+  byId(id: number): NodeRow | undefined { return this.s.byId.get(id) as NodeRow | undefined; }
+  byUrl(url: string): NodeRow | undefined { return this.s.byUrl.get(url) as NodeRow | undefined; }
+
+  add(n: { name: string; url: string; username: string | null; password: string | null; source: 'announced' | 'added'; max_proc: number | null }): NodeRow {
+    const now = Date.now();
+    const id = Number(this.s.insert.run({ ...n, now }).lastInsertRowid);
+    this.s.event.run(id, n.name, now, 'unknown', n.source === 'announced' ? 'announced itself' : 'added');
+    return this.byId(id)!;
+  }
+
+  updateAnnounce(id: number, url: string, maxProc: number | null): void { this.s.updateAnnounce.run({ id, url, max_proc: maxProc }); }
+  remove(id: number): void { this.s.remove.run(id); }
+  setDraining(id: number, draining: boolean): void { this.s.drain.run(draining ? 1 : 0, id); }
+
+  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): void {
+    this.s.heartbeatOk.run({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+    const m = h.metrics;
+    this.s.sample.run({
+      node_id: id, time: h.now, cpu_percent: m?.cpu_percent ?? null, load1: m?.load[0] ?? null, mem_percent: m?.memory.used_percent ?? null,
+      disk: m ? JSON.stringify(m.disks.map((d) => ({ mount: d.mount, used_percent: d.used_percent }))) : null,
+      rx_bps: m?.network.rx_bytes_per_sec ?? null, tx_bps: m?.network.tx_bytes_per_sec ?? null, running: h.running, pending: h.pending,
+    });
+  }
+
+  recordFailure(id: number, error: string): void { this.s.heartbeatFail.run(error, id); }
+
+  setStatus(node: NodeRow, status: NodeStatus, reason: string, now: number): void {
+    this.db.transaction(() => {
+      this.s.setStatus.run(status, now, node.id);
+      this.s.event.run(node.id, node.name, now, status, reason);
+    })();
+  }
+
+  events(id: number, limit = 50): Array<{ node: string; time: number; status: string; reason: string | null }> {
+    return this.s.events.all(id, limit) as Array<{ node: string; time: number; status: string; reason: string | null }>;
+  }
+
+  samples(id: number, since: number): unknown[] { return this.s.samples.all(id, since); }
+  pruneSamples(before: number): void { this.s.pruneSamples.run(before); }
+}

@@ -1,0 +1,140 @@
+import { EventEmitter } from 'node:events';
+import type { Db } from '../../common/sqlite.ts';
+import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
+import type { NodeClient } from '../nodes/node_client.ts';
+import type { PackageRepo } from './package_repo.ts';
+
+export interface DeploymentTarget {
+  node: string;
+  state: 'pending' | 'ok' | 'failed';
+  message: string | null;
+  spiders: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface Deployment {
+  id: number;
+  project: string;
+  version: string;
+  reason: string;
+  created_at: number;
+  finished_at: number | null;
+  targets: DeploymentTarget[];
+}
+
+/**
+ * Pushes versions to nodes in parallel and records each node's result as it arrives, so progress
+ * can be watched while a deploy runs. Also brings a node that (re)joins up to date.
+ */
+export class Deployer extends EventEmitter {
+  private readonly s;
+
+  constructor(
+    db: Db,
+    private readonly repo: PackageRepo,
+    private readonly nodes: NodeRegistry,
+    private readonly clientFor: (node: NodeRow, timeoutMs?: number) => NodeClient,
+  ) {
+    super();
+    this.s = {
+      create: db.prepare(`INSERT INTO deployments (project, version, reason, created_at) VALUES (?, ?, ?, ?)`),
+      target: db.prepare(`INSERT INTO deployment_targets (deployment_id, node_id, node, state) VALUES (?, ?, ?, 'pending')`),
+      start: db.prepare(`UPDATE deployment_targets SET started_at = ? WHERE deployment_id = ? AND node_id = ?`),
+      finishTarget: db.prepare(`UPDATE deployment_targets SET state = ?, message = ?, spiders = ?, finished_at = ? WHERE deployment_id = ? AND node_id = ?`),
+      finish: db.prepare(`UPDATE deployments SET finished_at = ? WHERE id = ?`),
+      get: db.prepare(`SELECT * FROM deployments WHERE id = ?`),
+      targets: db.prepare(`SELECT node, state, message, spiders, started_at, finished_at FROM deployment_targets WHERE deployment_id = ? ORDER BY node`),
+      recent: db.prepare(`SELECT * FROM deployments WHERE (? IS NULL OR project = ?) ORDER BY id DESC LIMIT ?`),
+      interrupted: db.prepare(`SELECT id FROM deployments WHERE finished_at IS NULL`),
+      failPending: db.prepare(`UPDATE deployment_targets SET state = 'failed', message = 'the master restarted during the deploy', finished_at = ? WHERE deployment_id = ? AND state = 'pending'`),
+    };
+    // A deploy cut short by a master restart is recorded as such, never left "in progress".
+    for (const { id } of this.s.interrupted.all() as Array<{ id: number }>) {
+      this.s.failPending.run(Date.now(), id);
+      this.s.finish.run(Date.now(), id);
+    }
+  }
+
+  /** Starts a deploy to the given nodes; returns its id at once and a promise of its end. */
+  deploy(project: string, version: string, targets: NodeRow[], reason: string): { id: number; done: Promise<Deployment> } {
+    const id = Number(this.s.create.run(project, version, reason, Date.now()).lastInsertRowid);
+    for (const n of targets) this.s.target.run(id, n.id, n.name);
+    const done = (async () => {
+      const data = await this.repo.read(project, version);
+      await Promise.all(targets.map((n) => this.pushTo(id, n, project, version, data)));
+      this.s.finish.run(Date.now(), id);
+      const result = this.get(id)!;
+      this.emit('deployed', result);
+      return result;
+    })();
+    return { id, done };
+  }
+
+  private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Buffer): Promise<void> {
+    this.s.start.run(Date.now(), id, node.id);
+    try {
+      const spiders = await this.clientFor(node, 300_000).addVersion(project, version, data);
+      this.repo.nodeHas(node.id, project, version);
+      this.s.finishTarget.run('ok', null, spiders, Date.now(), id, node.id);
+      if (this.repo.spiders(project, version) === null) {
+        const list = await this.clientFor(node).listSpiders(project, version).catch(() => null);
+        if (list) this.repo.setSpiders(project, version, list);
+      }
+    } catch (e) {
+      this.s.finishTarget.run('failed', (e as Error).message, null, Date.now(), id, node.id);
+    }
+  }
+
+  get(id: number): Deployment | undefined {
+    const d = this.s.get.get(id) as Omit<Deployment, 'targets'> | undefined;
+    return d ? { ...d, targets: this.s.targets.all(id) as DeploymentTarget[] } : undefined;
+  }
+
+  recent(project: string | null, limit = 20): Deployment[] {
+    return (this.s.recent.all(project, project, limit) as Array<Omit<Deployment, 'targets'>>).map((d) => ({ ...d, targets: this.s.targets.all(d.id) as DeploymentTarget[] }));
+  }
+
+  /**
+   * Brings a node that came online (or was added) in line with the master: learns what it has,
+   * pushes every version it lacks, and removes what was deleted cluster-wide while it was away.
+   */
+  async reconcile(node: NodeRow): Promise<void> {
+    const client = this.clientFor(node);
+    const onNode = new Set(await client.listProjects());
+    for (const t of this.repo.tombstones()) {
+      if (!onNode.has(t.project)) continue;
+      if (t.version === '*') {
+        await client.delProject(t.project).catch(() => undefined);
+        onNode.delete(t.project);
+      } else if ((await client.listVersions(t.project)).includes(t.version)) {
+        await client.delVersion(t.project, t.version).catch(() => undefined);
+      }
+    }
+    const pushes: Promise<Deployment>[] = [];
+    for (const project of this.repo.projects()) {
+      const there = onNode.has(project) ? new Set(await client.listVersions(project)) : new Set<string>();
+      this.repo.nodeLacksProject(node.id, project);
+      for (const version of this.repo.versions(project)) {
+        if (there.has(version)) this.repo.nodeHas(node.id, project, version);
+        else pushes.push(this.deploy(project, version, [node], 'node-joined').done);
+      }
+    }
+    await Promise.all(pushes);
+  }
+
+  /** Deletes a version (or, with version null, a project) on every online node. */
+  async deleteEverywhere(project: string, version: string | null): Promise<Array<{ node: string; ok: boolean; message: string | null }>> {
+    const online = this.nodes.all().filter((n) => n.status === 'online');
+    return Promise.all(online.map(async (n) => {
+      try {
+        const c = this.clientFor(n);
+        if (version === null) await c.delProject(project);
+        else await c.delVersion(project, version);
+        return { node: n.name, ok: true, message: null };
+      } catch (e) {
+        return { node: n.name, ok: false, message: (e as Error).message };
+      }
+    }));
+  }
+}

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { sanitizeVersion } from '../../common/names.ts';
+import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
+import type { NodeClient } from '../nodes/node_client.ts';
+import type { PackageRepo } from '../packages/package_repo.ts';
+import type { LoadBalancer } from './load_balancer.ts';
+import type { RunRow, RunStore } from './run_store.ts';
+
+export type TargetMode = 'auto' | 'node' | 'nodes' | 'all';
+export interface Target { mode: TargetMode; node?: string; count?: number }
+
+export interface DispatchRequest {
+  project: string;
+  spider: string;
+  version: string | null;
+  args: Record<string, string>;
+  settings: Record<string, string>;
+  priority: number;
+  target: Target;
+  scheduleId: number | null;
+  retriesLeft: number;
+  createdBy: string | null;
+  retryOf?: RunRow;
+  /** e.g. the node a lost run came from */
+  excludeNodeIds?: ReadonlySet<number>;
+  /** keep this job id (the master's schedule.json with an explicit jobid) */
+  jobid?: string;
+}
+
+/** Refused before anything was sent: the message says why (Scrapyd's wording where one exists). */
+export class DispatchError extends Error {}
+
+const DEFAULT_CAPACITY = 4;
+
+/** Sends runs to nodes: resolves the version, picks the target nodes, records every attempt. */
+export class Dispatcher {
+  constructor(
+    private readonly runs: RunStore,
+    private readonly repo: PackageRepo,
+    private readonly nodes: NodeRegistry,
+    private readonly balancer: LoadBalancer,
+    private readonly clientFor: (node: NodeRow) => NodeClient,
+  ) {}
+
+  /** Online, not draining, holding the version, not excluded. */
+  eligible(project: string, version: string, exclude?: ReadonlySet<number>): NodeRow[] {
+    const holders = this.repo.nodesWith(project, version);
+    return this.nodes.all().filter((n) => n.status === 'online' && !n.draining && holders.has(n.id) && !exclude?.has(n.id));
+  }
+
+  resolveVersion(project: string, version: string | null, spider: string): string {
+    if (this.repo.versions(project).length === 0) throw new DispatchError(`project '${project}' not found`);
+    const v = version === null ? this.repo.newest(project)! : sanitizeVersion(version);
+    if (!this.repo.get(project, v)) throw new DispatchError(`version '${version}' not found`);
+    const spiders = this.repo.spiders(project, v);
+    if (spiders !== null && !spiders.includes(spider)) throw new DispatchError(`spider '${spider}' not found`);
+    return v;
+  }
+
+  private choose(req: DispatchRequest, version: string): NodeRow[] {
+    const pool = this.eligible(req.project, version, req.excludeNodeIds);
+    const why = () => {
+      const all = this.nodes.all();
+      if (all.length === 0) return 'no nodes are registered';
+      const online = all.filter((n) => n.status === 'online');
+      if (online.length === 0) return 'no node is online';
+      if (online.every((n) => n.draining)) return 'every online node is draining';
+      return `no online node holds ${req.project} version ${version} yet (deploy it first)`;
+    };
+    const asCandidates = pool.map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY }));
+    switch (req.target.mode) {
+      case 'auto': {
+        if (!pool.length) throw new DispatchError(`cannot dispatch: ${why()}`);
+        return this.balancer.pick(asCandidates, 1).map((c) => pool.find((n) => n.id === c.id)!);
+      }
+      case 'node': {
+        const node = this.nodes.byName(req.target.node ?? '');
+        if (!node) throw new DispatchError(`node '${req.target.node}' not found`);
+        if (!pool.some((n) => n.id === node.id)) {
+          const reason = node.status !== 'online' ? `is ${node.status}` : node.draining ? 'is draining' : `does not hold ${req.project} version ${version}`;
+          throw new DispatchError(`cannot dispatch to node '${node.name}': it ${reason}`);
+        }
+        return [node];
+      }
+      case 'nodes': {
+        const count = req.target.count ?? 1;
+        if (pool.length < count) throw new DispatchError(`cannot dispatch to ${count} nodes: only ${pool.length} eligible${pool.length ? '' : ` (${why()})`}`);
+        return this.balancer.pick(asCandidates, count).map((c) => pool.find((n) => n.id === c.id)!);
+      }
+      case 'all': {
+        if (!pool.length) throw new DispatchError(`cannot dispatch: ${why()}`);
+        return pool;
+      }
+    }
+  }
+
+  async dispatch(req: DispatchRequest): Promise<RunRow[]> {
+    const version = this.resolveVersion(req.project, req.version, req.spider);
+    const chosen = this.choose(req, version);
+    if (req.jobid !== undefined && chosen.length > 1) throw new DispatchError('a fixed jobid can only be used with a single target node');
+    return Promise.all(chosen.map((node) => this.sendTo(node, req, version, req.jobid)));
+  }
+
+  private async sendTo(node: NodeRow, req: DispatchRequest, version: string, jobid?: string, tried = new Set<number>()): Promise<RunRow> {
+    tried.add(node.id);
+    if (jobid !== undefined && this.runs.byJob(jobid)) throw new DispatchError(`jobid '${jobid}' is already used by another run`);
+    const run = this.runs.insert({
+      job: jobid ?? randomUUID().replace(/-/g, ''), project: req.project, spider: req.spider, version, args: req.args, settings: req.settings,
+      priority: req.priority, node_id: node.id, node: node.name, schedule_id: req.scheduleId, retry_of: req.retryOf?.id ?? null,
+      attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
+    });
+    this.balancer.recordDispatch(node.id);
+    try {
+      await this.clientFor(node).schedule({ project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings });
+      this.runs.markDispatched(run.id);
+      return this.runs.get(run.id)!;
+    } catch (e) {
+      const failed = this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: Date.now(), note: `node ${node.name} refused or could not be reached: ${(e as Error).message}` });
+      // With automatic targeting, another node may take it.
+      if (req.target.mode === 'auto' && tried.size < 3) {
+        const next = this.balancer.pick(
+          this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])]))
+            .map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY })), 1)[0];
+        if (next) return this.sendTo(this.nodes.byId(next.id)!, req, version, undefined, tried);
+      }
+      return failed;
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import { EventEmitter } from 'node:events';
+import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
+import type { NodeClient } from '../nodes/node_client.ts';
+import type { HeartbeatResult } from '../nodes/heartbeat.ts';
+import type { Dispatcher } from './dispatcher.ts';
+import type { RunRow, RunStore } from './run_store.ts';
+
+const DUPLICATE_WINDOW_MS = 7 * 24 * 3600_000;
+
+/**
+ * Keeps the master's runs in step with what nodes report, and fails runs over when their node
+ * dies: they are marked lost (never deleted) and re-dispatched to another node within their retry
+ * budget. When the dead node comes back still running one of them, that duplicate is cancelled.
+ *
+ * Events: 'finished' (RunRow), 'lost' (RunRow), 'redispatched' (lost RunRow, new RunRow).
+ */
+export class RunTracker extends EventEmitter {
+  constructor(
+    private readonly runs: RunStore,
+    private readonly nodes: NodeRegistry,
+    private readonly dispatcher: Dispatcher,
+    private readonly clientFor: (node: NodeRow) => NodeClient,
+  ) {
+    super();
+  }
+
+  async onHeartbeat({ node, jobs, requestedAt }: HeartbeatResult): Promise<void> {
+    const states = new Map<string, 'pending' | 'running' | 'finished'>();
+    for (const j of jobs.finished) states.set(j.id, 'finished');
+    for (const j of jobs.pending) states.set(j.id, 'pending');
+    for (const j of jobs.running) states.set(j.id, 'running');
+    const now = Date.now();
+    for (const run of this.runs.activeOfNode(node.id)) {
+      const seen = states.get(run.job);
+      if (seen === 'pending') {
+        if (run.state !== 'pending') this.runs.update(run, { state: 'pending' });
+      } else if (seen === 'running') {
+        if (run.state !== 'running') this.runs.update(run, { state: 'running', started_at: run.started_at ?? now });
+      } else if (seen === 'finished') {
+        await this.finish(node, run);
+      } else if (run.state !== 'dispatching' && (run.dispatched_at ?? run.created_at) < requestedAt) {
+        const ended = this.runs.update(run, { state: 'finished', outcome: 'unknown', ended_at: now, note: `node ${node.name} no longer lists this job` });
+        this.emit('finished', ended);
+      }
+    }
+    for (const run of this.runs.lostOfNode(node.id, now - DUPLICATE_WINDOW_MS)) {
+      const seen = states.get(run.job);
+      if (seen !== 'pending' && seen !== 'running') continue;
+      // It was re-run elsewhere while this node was away: stop this copy (each heartbeat escalates).
+      await this.clientFor(node).cancel(run.project, run.job).catch(() => undefined);
+      const note = `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run after it was re-dispatched: the duplicate was cancelled`;
+      if (run.note !== note) this.runs.update(run, { note });
+    }
+  }
+
+  private async finish(node: NodeRow, run: RunRow): Promise<void> {
+    const details = node.extensions ? await this.clientFor(node).jobDetails(run.job).catch(() => null) : null;
+    const ended = this.runs.update(run, {
+      state: 'finished',
+      outcome: details?.outcome ?? (run.cancel_requested ? 'cancelled' : 'finished'),
+      started_at: run.started_at ?? Date.now(),
+      ended_at: Date.now(),
+      exit_code: details?.exit_code ?? null,
+      items_count: details?.items_count ?? null,
+      error_count: details?.error_count ?? null,
+      note: details?.note ?? run.note,
+    });
+    this.emit('finished', ended);
+  }
+
+  /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
+  async onOffline(node: NodeRow): Promise<void> {
+    for (const run of this.runs.activeOfNode(node.id)) {
+      const lost = this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} went offline while this run was ${run.state}` });
+      this.emit('lost', lost);
+      if (run.cancel_requested || run.retries_left <= 0) continue;
+      try {
+        const [next] = await this.dispatcher.dispatch({
+          project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
+          settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
+          scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
+        });
+        if (next) {
+          this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
+          this.emit('redispatched', lost, next);
+        }
+      } catch (e) {
+        this.runs.update(lost, { note: `${lost.note}; could not re-dispatch: ${(e as Error).message}` });
+      }
+    }
+  }
+
+  /** Cancels a run on its node (a pending one never starts; a running one gets SIGINT, then escalation). */
+  async cancel(run: RunRow, signal?: string): Promise<string | null> {
+    this.runs.markCancelRequested(run.id);
+    const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
+    if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
+    if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {
+      return this.clientFor(node).cancel(run.project, run.job, signal);
+    }
+    return null;
+  }
+}

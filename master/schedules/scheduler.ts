@@ -1,0 +1,136 @@
+import type { Cron } from 'croner';
+import type { Dispatcher, Target } from '../runs/dispatcher.ts';
+import type { RunRow, RunStore } from '../runs/run_store.ts';
+import { parseCron } from './cron.ts';
+import type { ScheduleRow, ScheduleStore } from './schedule_store.ts';
+
+const MAX_TIMER_MS = 30_000;
+const MAX_MISSED_RECORDED = 100;
+
+/**
+ * Fires schedules at their cron occurrences (croner computes them; this class owns the timers so
+ * it always knows the exact occurrence being fired). Every occurrence is claimed in SQLite before
+ * anything is dispatched, so a master restart can never fire one twice; occurrences that fell
+ * while the master was down are recorded as missed and handled by the schedule's policy.
+ */
+export class Scheduler {
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(
+    private readonly store: ScheduleStore,
+    private readonly runs: RunStore,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const s of this.store.all()) if (s.enabled) await this.catchUp(s);
+    for (const s of this.store.all()) this.arm(s.id);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Call after a schedule was created, edited, enabled, disabled or deleted. */
+  reload(id: number): void {
+    const t = this.timers.get(id);
+    if (t) clearTimeout(t);
+    this.timers.delete(id);
+    this.arm(id);
+  }
+
+  nextOccurrences(s: ScheduleRow, n: number): Date[] {
+    return parseCron(s.cron, s.timezone).nextRuns(n, new Date());
+  }
+
+  /** Where counting occurrences starts: the last handled one, but never before the last edit. */
+  private baseline(s: ScheduleRow): number {
+    return Math.max(s.last_fire_at ?? 0, s.updated_at);
+  }
+
+  private due(cron: Cron, from: number, now: number): number[] {
+    const out: number[] = [];
+    let t = cron.nextRun(new Date(from));
+    while (t && t.getTime() <= now && out.length < 100_000) {
+      out.push(t.getTime());
+      t = cron.nextRun(t);
+    }
+    return out;
+  }
+
+  private async catchUp(s: ScheduleRow): Promise<void> {
+    const missed = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
+    if (!missed.length) return;
+    const last = missed[missed.length - 1]!;
+    const runOnce = s.missed === 'run_once';
+    const recorded = runOnce ? missed.slice(0, -1) : missed;
+    for (const t of recorded.slice(-MAX_MISSED_RECORDED)) this.store.recordFire(s.id, t, 'missed', 'the master was not running');
+    if (recorded.length > MAX_MISSED_RECORDED) this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
+    if (runOnce) await this.fire(s.id, last, 'missed-run');
+    else this.store.claim(s.id, last);
+  }
+
+  private arm(id: number): void {
+    if (this.stopped) return;
+    const s = this.store.get(id);
+    if (!s || !s.enabled) return;
+    let cron: Cron;
+    try {
+      cron = parseCron(s.cron, s.timezone);
+    } catch {
+      return; // validated on input; an expression croner no longer accepts just does not fire
+    }
+    const next = cron.nextRun(new Date(Math.max(this.baseline(s), Date.now() - 1000)));
+    if (!next) return;
+    const timer = setTimeout(() => void this.wake(id), Math.max(0, Math.min(next.getTime() - Date.now(), MAX_TIMER_MS)));
+    this.timers.set(id, timer);
+  }
+
+  private async wake(id: number): Promise<void> {
+    this.timers.delete(id);
+    const s = this.store.get(id);
+    if (!s || !s.enabled || this.stopped) return;
+    const due = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
+    if (due.length) {
+      // Normally exactly one; more only if the process stalled past several occurrences.
+      for (const t of due.slice(0, -1).slice(-MAX_MISSED_RECORDED)) this.store.recordFire(id, t, 'missed', 'the master was too busy to fire it in time');
+      await this.fire(id, due[due.length - 1]!, 'dispatched');
+    }
+    this.arm(id);
+  }
+
+  private async fire(id: number, occurrence: number, outcome: 'dispatched' | 'missed-run'): Promise<void> {
+    if (!this.store.claim(id, occurrence)) return;
+    const s = this.store.get(id)!;
+    if (s.overlap === 'skip' && this.runs.scheduleHasActive(id)) {
+      this.store.recordFire(id, occurrence, 'skipped-overlap', 'the previous run is still active');
+      return;
+    }
+    try {
+      const runs = await this.dispatchFor(s, 'schedule');
+      this.store.recordFire(id, occurrence, outcome, runs.map((r) => `${r.job}@${r.node}${r.state === 'failed' ? ' (failed)' : ''}`).join(', '));
+    } catch (e) {
+      this.store.recordFire(id, occurrence, 'failed', (e as Error).message);
+    }
+  }
+
+  /** Runs a schedule's spider now, outside its cron rhythm. */
+  async runNow(id: number, by: string): Promise<RunRow[]> {
+    const s = this.store.get(id);
+    if (!s) throw new Error(`schedule ${id} not found`);
+    const runs = await this.dispatchFor(s, by);
+    this.store.recordFire(id, Date.now(), 'manual', `${by}: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
+    return runs;
+  }
+
+  private dispatchFor(s: ScheduleRow, by: string): Promise<RunRow[]> {
+    return this.dispatcher.dispatch({
+      project: s.project, spider: s.spider, version: s.version, args: JSON.parse(s.args) as Record<string, string>,
+      settings: JSON.parse(s.settings) as Record<string, string>, priority: s.priority, target: JSON.parse(s.target) as Target,
+      scheduleId: s.id, retriesLeft: s.max_retries, createdBy: by,
+    });
+  }
+}
