@@ -16,6 +16,7 @@ import { findScrapyPython } from './runner/python.ts';
 import { SystemMetrics } from './metrics/system_metrics.ts';
 import { SlaveCore } from './slave_core.ts';
 import { createSlaveApp } from './http/app.ts';
+import { Announcer } from './cluster/announcer.ts';
 
 const ERRORS_TO_KEEP = 10_000;
 
@@ -28,6 +29,7 @@ export class Slave {
     private readonly server: Server,
     private readonly metrics: SystemMetrics,
     private readonly logs: LogMonitor,
+    private readonly announcer: Announcer | null,
   ) {}
 
   get port(): number { return (this.server.address() as AddressInfo).port; }
@@ -82,11 +84,18 @@ export class Slave {
     });
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
     launcher.kick();
-    return new Slave(config, core, db, server, metrics, logs);
+    let announcer: Announcer | null = null;
+    if (config.master) {
+      const advertised = config.advertiseUrl ?? `http://${address}`;
+      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc }));
+      announcer.start();
+    }
+    return new Slave(config, core, db, server, metrics, logs, announcer);
   }
 
   /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
   async stop(): Promise<void> {
+    this.announcer?.stop();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -27,7 +27,11 @@ async function readBody(ctx: Context, limit: number): Promise<string> {
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new ApiError(`request body is too large (over ${limit} bytes)`);
+    if (size > limit) {
+      // The rest of the body stays unread: close the connection so a keep-alive client does not hang on it.
+      ctx.set('Connection', 'close');
+      throw new ApiError(`request body is too large (over ${limit} bytes)`);
+    }
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -49,7 +49,8 @@ export function scrapydEndpoint(
       ctx.status = 204;
       return;
     }
-    const accepted = method === 'GET' ? ['GET', 'HEAD'] : ['POST', 'HEAD'];
+    // HEAD never runs a POST handler: a link checker must not schedule or delete anything.
+    const accepted = method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
     if (!accepted.includes(ctx.method)) {
       const expected = method === 'GET' ? "[b'GET', b'HEAD', b'OPTIONS']" : "[b'HEAD', b'OPTIONS', b'POST']";
       sendJson(ctx, pyJson({ status: 'error', message: `UnsupportedMethod: Expected one of ${expected}`, node_name: nodeName() }));

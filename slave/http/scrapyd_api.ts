@@ -43,7 +43,11 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
   const post = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>
     router.all(path, scrapydEndpoint(nodeName, 'POST', async (ctx) => h(await params(ctx), ctx)));
 
-  get('/daemonstatus.json', () => core.jobs.counts());
+  get('/daemonstatus.json', () => {
+    // Scrapyd counts the finished jobs its launcher keeps, which never exceeds finished_to_keep.
+    const c = core.jobs.counts();
+    return { pending: c.pending, running: c.running, finished: Math.min(c.finished, finishedToKeep) };
+  });
 
   post('/addversion.json', async (p) => {
     const project = required(p.get('project'), 'project');

@@ -41,6 +41,8 @@ const LADDER: NodeJS.Signals[] = ['SIGTERM', 'SIGKILL'];
  */
 export class Launcher extends EventEmitter {
   private readonly live = new Map<number, Live>();
+  /** Records still being completed after their process ended (awaited on shutdown). */
+  private readonly completing = new Set<Promise<void>>();
   private stopping = false;
 
   constructor(
@@ -105,9 +107,10 @@ export class Launcher extends EventEmitter {
     }
     const startTime = nowSeconds();
     if (child.pid === undefined) {
-      // spawn failed (ENOENT, EACCES…): the error event says why.
+      // spawn failed (ENOENT, EACCES…) and the error event that says why comes on a later tick:
+      // take the job out of the queue now, or kick() would pick it again and again.
+      this.jobs.markRunning(row.uid, { start_time: startTime, pid: 0, proc_start: null, run_version: pkg.version });
       child.once('error', (err) => {
-        this.jobs.markRunning(row.uid, { start_time: startTime, pid: 0, proc_start: null, run_version: pkg.version });
         this.recordEnd(row.uid, { code: null, signal: null, note: `could not start '${spec.command}': ${err.message}`, forceOutcome: 'failed' });
       });
       return;
@@ -150,10 +153,16 @@ export class Launcher extends EventEmitter {
     const paths = this.files.paths(row.project, row.spider, row.id);
     this.jobs.markFinished(uid, {
       end_time: end, exit_code: r.code, signal: r.signal, outcome, items_count: null, error_count: null,
-      items_exists: false, log_exists: true, stats: null, note: r.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
+      items_exists: false, log_exists: true, stats: null, note: r.note ?? row.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
     });
     this.kick();
-    void this.completeRecord(uid, paths).finally(() => this.emit('finished', uid));
+    const completing: Promise<void> = this.completeRecord(uid, paths)
+      .catch((e) => console.error(`[spiderplane-slave] completing the record of job ${row.id} failed:`, e))
+      .finally(() => {
+        this.completing.delete(completing);
+        this.emit('finished', uid);
+      });
+    this.completing.add(completing);
   }
 
   private async completeRecord(uid: number, paths: { logPath: string; itemsPath: string }): Promise<void> {
@@ -266,6 +275,7 @@ export class Launcher extends EventEmitter {
       if (row) this.cancelRunning(row, 'SIGINT');
     }
     await Promise.all(entries.map((e) => e.exited));
+    await Promise.allSettled([...this.completing]);
   }
 }
 

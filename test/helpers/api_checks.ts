@@ -115,6 +115,8 @@ export interface RawEntry {
   method?: number;
   /** External attributes (unix mode in the high 16 bits). */
   attr?: number;
+  /** Declared uncompressed size in both headers (a lie, for zip bombs); default the real size. */
+  size?: number;
 }
 
 function unixAttr(mode: number, dos = 0): number {
@@ -132,7 +134,7 @@ export function rawZip(entries: RawEntry[]): Buffer {
     const method = e.method ?? (content.length > 0 ? 8 : 0);
     const compressed = method === 8 ? zlib.deflateRawSync(content) : content;
     const crc = refCrc32(content);
-    const size = content.length;
+    const size = e.size ?? content.length;
     const flags = 0x0800;
     const attr = e.attr ?? (isDir ? unixAttr(0o040755, 0x10) : unixAttr(0o100644));
 

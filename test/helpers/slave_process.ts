@@ -28,6 +28,7 @@ export async function startSlave(opts: { dataDir?: string; args?: string[]; env?
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group: kill9 takes tsx and the daemon under it, not the spiders (they have their own groups)
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -45,7 +46,7 @@ export async function startSlave(opts: { dataDir?: string; args?: string[]; env?
   return {
     url, dataDir, proc, output: () => out,
     stop: async () => { proc.kill('SIGTERM'); return exited; },
-    kill9: async () => { proc.kill('SIGKILL'); await exited; },
+    kill9: async () => { process.kill(-proc.pid!, 'SIGKILL'); await exited; },
   };
 }
 

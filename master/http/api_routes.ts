@@ -1,0 +1,311 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { sanitizeVersion, nameProblem } from '../../common/names.ts';
+import { readParams } from '../../common/http/request_params.ts';
+import type { Master } from '../master.ts';
+import { nodeView } from '../nodes/node_registry.ts';
+import { NodeClient } from '../nodes/node_client.ts';
+import { ACTIVE_STATES, type RunRow } from '../runs/run_store.ts';
+import { parseCron } from '../schedules/cron.ts';
+import type { ScheduleInput } from '../schedules/schedule_store.ts';
+import { ROLES, type Role } from '../auth/users.ts';
+import { authOf, requireRole } from './auth.ts';
+import { bad, Fields, HttpError, intQuery, readJson, strQuery } from './input.ts';
+import { jsonRoute } from './json_route.ts';
+import { runView, scheduleView } from './views.ts';
+
+function checkName(kind: string, v: string): string {
+  const problem = nameProblem(v);
+  if (problem) throw bad(`${kind} '${v.slice(0, 100)}' ${problem}`);
+  return v;
+}
+
+/** The master's JSON API under /api: everything the CLI and the web UI do goes through here. */
+export function mountApi(router: Router, m: Master): void {
+  const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
+  const findRun = (job: string): RunRow => {
+    const run = m.runs.byJob(job);
+    if (!run) throw new HttpError(404, `run '${job}' not found`);
+    return run;
+  };
+
+  // ---- cluster ----
+  r('get', '/api/status', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const nodes = m.nodes.all();
+    return {
+      nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
+      runs: m.runs.counts(),
+      projects: m.repo.projects().length,
+      schedules: m.schedules.all().length,
+    };
+  });
+
+  r('post', '/api/cluster/announce', async (ctx) => {
+    if (!authOf(ctx).cluster) throw new HttpError(401, 'announcing needs the cluster token (Authorization: Bearer <token>)');
+    const f = new Fields(await readJson(ctx));
+    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: null, password: null }, 'announced',
+      f.has('max_proc') ? f.number('max_proc', 0, { min: 0, integer: true }) : null);
+    return { node: node.name, heartbeat_interval_ms: m.config.heartbeatIntervalMs };
+  });
+
+  // ---- nodes ----
+  r('get', '/api/nodes', (ctx) => {
+    requireRole(ctx, 'viewer');
+    return { nodes: m.nodes.all().map(nodeView) };
+  });
+  r('post', '/api/nodes', async (ctx) => {
+    requireRole(ctx, 'admin');
+    const f = new Fields(await readJson(ctx));
+    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: f.string('username', { max: 200 }), password: f.string('password', { max: 500 }) });
+    ctx.status = 201;
+    return { node: nodeView(node) };
+  });
+  r('get', '/api/nodes/:name', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const node = m.nodes.byName(ctx.params.name!);
+    if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    const since = intQuery(ctx, 'since', Date.now() - 3600_000, Number.MAX_SAFE_INTEGER);
+    return { node: nodeView(node), events: m.nodes.events(node.id), metrics: m.nodes.samples(node.id, since), versions: m.repo.versionsOnNode(node.id) };
+  });
+  r('delete', '/api/nodes/:name', (ctx) => {
+    requireRole(ctx, 'admin');
+    if (!m.removeNode(ctx.params.name!)) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    return { ok: true };
+  });
+  r('post', '/api/nodes/:name/drain', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const node = m.nodes.byName(ctx.params.name!);
+    if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    const f = new Fields(await readJson(ctx));
+    m.nodes.setDraining(node.id, f.bool('draining', true));
+    return { node: nodeView(m.nodes.byId(node.id)!) };
+  });
+
+  // ---- projects, versions, deployments ----
+  r('get', '/api/projects', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const names = new Map(m.nodes.all().map((n) => [n.id, n.name]));
+    return {
+      projects: m.repo.projects().map((project) => ({
+        project,
+        versions: m.repo.versions(project).map((version) => {
+          const v = m.repo.get(project, version)!;
+          return {
+            version, kind: v.kind, size: v.size, sha256: v.sha256, uploaded_at: v.uploaded_at, uploaded_by: v.uploaded_by,
+            spiders: v.spiders ? (JSON.parse(v.spiders) as string[]) : null,
+            nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id)).filter((x): x is string => !!x).sort(),
+          };
+        }),
+      })),
+    };
+  });
+  r('post', '/api/projects/:project/versions', async (ctx) => {
+    const user = requireRole(ctx, 'operator');
+    const project = checkName('project', ctx.params.project!);
+    const params = await readParams(ctx, m.config.maxUploadBytes);
+    const version = params.get('version');
+    if (!version) throw bad("'version' is required");
+    const file = params.files.get('egg') ?? params.files.get('package');
+    if (!file) throw bad("upload the package as the multipart file field 'egg'");
+    const stored = checkName('version', sanitizeVersion(version));
+    await m.repo.add(project, stored, file, user.username);
+    const online = m.nodes.all().filter((n) => n.status === 'online');
+    const { id, done } = m.deployer.deploy(project, stored, online, 'upload');
+    if (ctx.query.wait === '1' || ctx.query.wait === 'true') await done;
+    ctx.status = 201;
+    return { project, version: stored, deployment: m.deployer.get(id) };
+  });
+  r('post', '/api/projects/:project/versions/:version/deploy', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const { project, version } = ctx.params as { project: string; version: string };
+    if (!m.repo.get(project, version)) throw new HttpError(404, `version '${version}' of project '${project}' not found`);
+    const { id, done } = m.deployer.deploy(project, version, m.nodes.all().filter((n) => n.status === 'online'), 'roll');
+    if (ctx.query.wait === '1' || ctx.query.wait === 'true') await done;
+    return { deployment: m.deployer.get(id) };
+  });
+  r('delete', '/api/projects/:project/versions/:version', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const { project, version } = ctx.params as { project: string; version: string };
+    if (!(await m.repo.deleteVersion(project, version))) throw new HttpError(404, `version '${version}' of project '${project}' not found`);
+    return { nodes: await m.deployer.deleteEverywhere(project, version) };
+  });
+  r('delete', '/api/projects/:project', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const project = ctx.params.project!;
+    if (!(await m.repo.deleteProject(project))) throw new HttpError(404, `project '${project}' not found`);
+    return { nodes: await m.deployer.deleteEverywhere(project, null) };
+  });
+  r('get', '/api/deployments', (ctx) => {
+    requireRole(ctx, 'viewer');
+    return { deployments: m.deployer.recent(strQuery(ctx, 'project') ?? null, intQuery(ctx, 'limit', 20, 500)) };
+  });
+  r('get', '/api/deployments/:id', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const d = m.deployer.get(Number(ctx.params.id));
+    if (!d) throw new HttpError(404, `deployment '${ctx.params.id}' not found`);
+    return { deployment: d };
+  });
+
+  // ---- runs ----
+  r('post', '/api/runs', async (ctx) => {
+    const user = requireRole(ctx, 'operator');
+    const f = new Fields(await readJson(ctx));
+    const runs = await m.dispatcher.dispatch({
+      project: f.name('project')!, spider: f.name('spider')!, version: f.name('version', false), args: f.stringMap('args'), settings: f.stringMap('settings'),
+      priority: f.number('priority', 0), target: f.target('target'), scheduleId: null,
+      retriesLeft: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }), createdBy: user.username,
+    });
+    ctx.status = 201;
+    return { runs: runs.map(runView) };
+  });
+  r('get', '/api/runs', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const state = strQuery(ctx, 'state');
+    if (state !== undefined && state !== 'active' && ![...ACTIVE_STATES, 'finished', 'lost', 'failed'].includes(state)) throw bad(`query 'state' must be one of active, dispatching, pending, running, finished, lost, failed`);
+    const schedule = strQuery(ctx, 'schedule');
+    const { runs, total } = m.runs.query({
+      state, node: strQuery(ctx, 'node'), project: strQuery(ctx, 'project'), spider: strQuery(ctx, 'spider'),
+      schedule_id: schedule === undefined ? undefined : Number(schedule), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
+      limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
+    });
+    return { runs: runs.map(runView), total };
+  });
+  r('get', '/api/runs/:job', (ctx) => {
+    requireRole(ctx, 'viewer');
+    return { run: runView(findRun(ctx.params.job!)) };
+  });
+  r('post', '/api/runs/:job/cancel', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const run = findRun(ctx.params.job!);
+    return { prevstate: await m.tracker.cancel(run) };
+  });
+  r('post', '/api/runs/stop', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const f = new Fields(await readJson(ctx));
+    const project = f.name('project')!;
+    const spider = f.name('spider', false);
+    const active = m.runs.query({ state: 'active', project, spider: spider ?? undefined, limit: 100_000, offset: 0 }).runs;
+    const results = await Promise.all(active.map(async (run) => ({ job: run.job, node: run.node, prevstate: await m.tracker.cancel(run).catch((e: Error) => `error: ${e.message}`) })));
+    return { cancelled: results };
+  });
+  // The run's log, fetched from its node (Range-free tail by bytes: ?tail=65536).
+  router.get('/api/runs/:job/log', async (ctx) => {
+    try {
+      requireRole(ctx, 'viewer');
+    } catch (e) {
+      ctx.status = (e as HttpError).status;
+      ctx.body = { error: (e as Error).message };
+      return;
+    }
+    const run = m.runs.byJob(ctx.params.job!);
+    const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
+    if (!run || !node) {
+      ctx.status = 404;
+      ctx.body = { error: `run '${ctx.params.job}' not found` };
+      return;
+    }
+    const client = new NodeClient(node, m.clusterToken, 30_000);
+    const res = await client.raw(`/logs/${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}.log`).catch(() => null);
+    if (!res || !res.ok) {
+      ctx.status = 404;
+      ctx.body = { error: `node ${node.name} has no log for run ${run.job}${res ? ` (HTTP ${res.status})` : ' (unreachable)'}` };
+      return;
+    }
+    let text = await res.text();
+    const tail = ctx.query.tail === undefined ? 0 : Number(ctx.query.tail);
+    if (Number.isInteger(tail) && tail > 0 && text.length > tail) text = text.slice(-tail);
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = text;
+  });
+
+  // ---- schedules ----
+  const scheduleInput = async (ctx: Context): Promise<ScheduleInput> => {
+    const f = new Fields(await readJson(ctx));
+    const cron = f.requiredString('cron', 200).trim();
+    const timezone = f.string('timezone', { max: 100 });
+    parseCron(cron, timezone); // refuses with croner's reason
+    m.dispatcher.resolveVersion(f.name('project')!, f.name('version', false), f.name('spider')!); // the project, version and spider exist
+    return {
+      name: f.string('name', { max: 200 }) ?? `${f.name('project')}/${f.name('spider')}`, cron, timezone,
+      project: f.name('project')!, spider: f.name('spider')!, version: f.name('version', false), target: f.target('target'),
+      args: f.stringMap('args'), settings: f.stringMap('settings'), priority: f.number('priority', 0), enabled: f.bool('enabled', true),
+      overlap: f.oneOf('overlap', ['skip', 'allow'] as const, 'skip'), missed: f.oneOf('missed', ['skip', 'run_once'] as const, 'skip'),
+      max_retries: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }),
+    };
+  };
+  const findSchedule = (ctx: Context) => {
+    const s = m.schedules.get(Number(ctx.params.id));
+    if (!s) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
+    return s;
+  };
+  const withNext = (s: ReturnType<typeof findSchedule>) => scheduleView(s, s.enabled ? m.scheduler.nextOccurrences(s, 5) : null);
+  r('get', '/api/schedules', (ctx) => {
+    requireRole(ctx, 'viewer');
+    return { schedules: m.schedules.all().map(withNext) };
+  });
+  r('post', '/api/schedules', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const s = m.schedules.create(await scheduleInput(ctx));
+    m.scheduler.reload(s.id);
+    ctx.status = 201;
+    return { schedule: withNext(s) };
+  });
+  r('get', '/api/schedules/:id', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const s = findSchedule(ctx);
+    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 }).runs.map(runView) };
+  });
+  r('put', '/api/schedules/:id', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const s = findSchedule(ctx);
+    const updated = m.schedules.update(s.id, await scheduleInput(ctx))!;
+    m.scheduler.reload(s.id);
+    return { schedule: withNext(updated) };
+  });
+  r('delete', '/api/schedules/:id', (ctx) => {
+    requireRole(ctx, 'operator');
+    const s = findSchedule(ctx);
+    m.schedules.remove(s.id);
+    m.scheduler.reload(s.id);
+    return { ok: true };
+  });
+  r('post', '/api/schedules/:id/run', async (ctx) => {
+    const user = requireRole(ctx, 'operator');
+    const s = findSchedule(ctx);
+    return { runs: (await m.scheduler.runNow(s.id, user.username)).map(runView) };
+  });
+  r('post', '/api/cron/preview', async (ctx) => {
+    requireRole(ctx, 'viewer');
+    const f = new Fields(await readJson(ctx));
+    const cron = f.requiredString('cron', 200).trim();
+    try {
+      const parsed = parseCron(cron, f.string('timezone', { max: 100 }));
+      return { valid: true, next: parsed.nextRuns(f.number('count', 5, { min: 1, max: 50, integer: true })).map((d) => d.toISOString()) };
+    } catch (e) {
+      return { valid: false, error: (e as Error).message };
+    }
+  });
+
+  // ---- users and tokens ----
+  r('get', '/api/me', (ctx) => {
+    const user = requireRole(ctx, 'viewer');
+    return { user, tokens: m.users.tokens(user.id) };
+  });
+  r('post', '/api/tokens', async (ctx) => {
+    const user = requireRole(ctx, 'viewer');
+    const f = new Fields(await readJson(ctx));
+    ctx.status = 201;
+    return { token: m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
+  });
+  r('get', '/api/users', (ctx) => {
+    requireRole(ctx, 'admin');
+    return { users: m.users.all() };
+  });
+  r('post', '/api/users', async (ctx) => {
+    requireRole(ctx, 'admin');
+    const f = new Fields(await readJson(ctx));
+    ctx.status = 201;
+    return { user: await m.users.create(f.requiredString('username', 64), f.requiredString('password', 200), f.oneOf<Role>('role', ROLES, 'viewer')) };
+  });
+}

@@ -1,0 +1,55 @@
+import type { Context, Next } from 'koa';
+import { timingSafeEqual } from 'node:crypto';
+import type { Role, User, UserStore } from '../auth/users.ts';
+import { HttpError } from './input.ts';
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export interface AuthState {
+  user: User | null;
+  /** true when the caller presented the cluster token (a slave announcing itself) */
+  cluster: boolean;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}
+
+/**
+ * Resolves who is calling: HTTP basic auth of a user (what scrapyd-deploy sends from scrapy.cfg),
+ * a Bearer API token, or the cluster token. Never rejects by itself; routes say what they need.
+ */
+export function identify(users: UserStore, clusterToken: string) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const state: AuthState = { user: null, cluster: false };
+    const [scheme, value = ''] = ctx.get('Authorization').split(' ', 2);
+    if (/^bearer$/i.test(scheme ?? '')) {
+      const token = value.trim();
+      if (safeEqual(token, clusterToken)) state.cluster = true;
+      else state.user = users.userForToken(token);
+    } else if (/^basic$/i.test(scheme ?? '')) {
+      const decoded = Buffer.from(value.trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0) state.user = await users.verify(decoded.slice(0, colon), decoded.slice(colon + 1));
+    }
+    ctx.state.auth = state;
+    await next();
+  };
+}
+
+export function authOf(ctx: Context): AuthState {
+  return ctx.state.auth as AuthState;
+}
+
+/** The user, who must hold at least `role`; 401 without credentials, 403 with too small a role. */
+export function requireRole(ctx: Context, role: Role): User {
+  const { user } = authOf(ctx);
+  if (!user) {
+    ctx.set('WWW-Authenticate', 'Basic realm="spiderplane"');
+    throw new HttpError(401, 'authentication required: HTTP basic auth of a spiderplane user, or Authorization: Bearer <API token>');
+  }
+  if (RANK[user.role] < RANK[role]) throw new HttpError(403, `this needs the ${role} role; '${user.username}' is ${user.role}`);
+  return user;
+}

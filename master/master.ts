@@ -1,0 +1,166 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Db } from '../common/sqlite.ts';
+import type { MasterConfig } from './config.ts';
+import { openMasterDb } from './db.ts';
+import { NodeRegistry, type NodeRow } from './nodes/node_registry.ts';
+import { NodeClient } from './nodes/node_client.ts';
+import { Heartbeat } from './nodes/heartbeat.ts';
+import { normaliseNodeUrl } from './nodes/node_url.ts';
+import { PackageRepo } from './packages/package_repo.ts';
+import { Deployer } from './packages/deployer.ts';
+import { LoadBalancer } from './runs/load_balancer.ts';
+import { RunStore } from './runs/run_store.ts';
+import { Dispatcher } from './runs/dispatcher.ts';
+import { RunTracker } from './runs/run_tracker.ts';
+import { ScheduleStore } from './schedules/schedule_store.ts';
+import { Scheduler } from './schedules/scheduler.ts';
+import { UserStore } from './auth/users.ts';
+import { createMasterApp } from './http/app.ts';
+
+export class NodeProblem extends Error {}
+
+/** The control plane: its parts wired together, with the operations the API and the UI share. */
+export class Master {
+  readonly nodes: NodeRegistry;
+  readonly repo: PackageRepo;
+  readonly deployer: Deployer;
+  readonly runs: RunStore;
+  readonly dispatcher: Dispatcher;
+  readonly tracker: RunTracker;
+  readonly schedules: ScheduleStore;
+  readonly scheduler: Scheduler;
+  readonly users: UserStore;
+  readonly heartbeat: Heartbeat;
+  readonly balancer = new LoadBalancer();
+  readonly clusterToken: string;
+  private server: Server | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
+
+  private constructor(readonly config: MasterConfig, readonly db: Db) {
+    this.clusterToken = config.clusterToken ?? this.storedClusterToken();
+    const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs);
+    this.nodes = new NodeRegistry(db);
+    this.repo = new PackageRepo(db, join(config.dataDir, 'packages'));
+    this.deployer = new Deployer(db, this.repo, this.nodes, clientFor);
+    this.runs = new RunStore(db);
+    this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n));
+    this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
+    this.schedules = new ScheduleStore(db);
+    this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
+    this.users = new UserStore(db);
+    this.heartbeat = new Heartbeat(this.nodes, clientFor, {
+      intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
+    });
+    this.heartbeat.on('heartbeat', (h) => {
+      this.balancer.recordHeartbeat(h.node.id, h.requestedAt);
+      this.tracker.onHeartbeat(h).catch((e) => console.error('[spiderplane-master] run sync failed:', e));
+    });
+    this.heartbeat.on('online', (n: NodeRow) => {
+      console.log(`[spiderplane-master] node ${n.name} is online`);
+      this.deployer.reconcile(n).catch((e) => console.error(`[spiderplane-master] bringing ${n.name} up to date failed:`, (e as Error).message));
+    });
+    this.heartbeat.on('offline', (n: NodeRow) => {
+      console.log(`[spiderplane-master] node ${n.name} is offline: its runs fail over`);
+      this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e));
+    });
+  }
+
+  /** The cluster token kept in the database (made once, on first start, when none is configured). */
+  private storedClusterToken(): string {
+    const row = this.db.prepare(`SELECT value FROM settings WHERE key = 'cluster_token'`).get() as { value: string } | undefined;
+    if (row) return row.value;
+    const token = randomBytes(24).toString('base64url');
+    this.db.prepare(`INSERT INTO settings (key, value) VALUES ('cluster_token', ?)`).run(token);
+    return token;
+  }
+
+  get port(): number { return (this.server!.address() as AddressInfo).port; }
+  get url(): string { return `http://${this.config.bind.includes(':') ? `[${this.config.bind}]` : this.config.bind}:${this.port}`; }
+
+  static async start(config: MasterConfig): Promise<Master> {
+    mkdirSync(join(config.dataDir, 'packages'), { recursive: true });
+    const master = new Master(config, openMasterDb(config.dataDir));
+    await master.ensureAdmin();
+    const app = createMasterApp(master);
+    master.server = createServer(app.callback());
+    await new Promise<void>((resolve, reject) => {
+      master.server!.once('error', reject);
+      master.server!.listen(config.port, config.bind, () => { master.server!.off('error', reject); resolve(); });
+    });
+    master.heartbeat.start();
+    await master.scheduler.start();
+    master.pruneTimer = setInterval(() => master.nodes.pruneSamples(Date.now() - config.metricsRetentionMs), 600_000);
+    master.pruneTimer.unref();
+    return master;
+  }
+
+  /** First start: the admin from --admin-user/--admin-password, or a random password printed once. */
+  private async ensureAdmin(): Promise<void> {
+    if (this.users.count() > 0) return;
+    const username = this.config.adminUser ?? 'admin';
+    const password = this.config.adminPassword ?? randomBytes(12).toString('base64url');
+    await this.users.create(username, password, 'admin');
+    if (this.config.adminPassword === null) {
+      console.log(`[spiderplane-master] created the first admin: user '${username}', password '${password}' (shown once; change it after logging in)`);
+    } else {
+      console.log(`[spiderplane-master] created the first admin user '${username}'`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.heartbeat.stop();
+    this.scheduler.stop();
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.server) {
+      await new Promise<void>((resolve) => {
+        this.server!.close(() => resolve());
+        this.server!.closeAllConnections();
+      });
+    }
+    this.db.close();
+  }
+
+  // ---- nodes ----
+
+  async addNode(p: { url: string; name: string | null; username: string | null; password: string | null }, source: 'added' | 'announced' = 'added', maxProc: number | null = null): Promise<NodeRow> {
+    let url: string;
+    try {
+      url = normaliseNodeUrl(p.url);
+    } catch (e) {
+      throw new NodeProblem((e as Error).message);
+    }
+    if ((p.username === null) !== (p.password === null)) throw new NodeProblem('give both username and password, or neither');
+    const name = p.name ?? new URL(url).host;
+    if (!/^[A-Za-z0-9_.:@-]{1,200}$/.test(name)) throw new NodeProblem(`node name '${name}' may only hold letters, digits and _ . : @ -`);
+    const sameUrl = this.nodes.byUrl(url);
+    const sameName = this.nodes.byName(name);
+    if (source === 'announced') {
+      // A slave is known by its URL; a name already held by another URL is taken over only when
+      // that node is not online (the slave moved), never from a live node.
+      const existing = sameUrl ?? sameName;
+      if (existing) {
+        if (!sameUrl && existing.status === 'online') throw new NodeProblem(`node name '${name}' is already used by the online node at ${existing.url}: give this slave another --node-name`);
+        this.nodes.updateAnnounce(existing.id, url, maxProc);
+        return this.nodes.byId(existing.id)!;
+      }
+    } else {
+      if (sameUrl) throw new NodeProblem(`url ${url} is already registered as node '${sameUrl.name}'`);
+      if (sameName) throw new NodeProblem(`a node named '${name}' already exists`);
+    }
+    const node = this.nodes.add({ name, url, username: p.username, password: p.password, source, max_proc: maxProc });
+    void this.heartbeat.poll(node.id);
+    return node;
+  }
+
+  removeNode(name: string): boolean {
+    const node = this.nodes.byName(name);
+    if (!node) return false;
+    this.nodes.remove(node.id);
+    this.balancer.forget(node.id);
+    return true;
+  }
+}

@@ -1,0 +1,48 @@
+// The master (control plane). `tsx run_master.ts --help` lists its options.
+// With --local-slave it also starts a slave in this process that joins it: the one-command setup.
+import { dirname, join } from 'node:path';
+import { OptionError } from './common/options.ts';
+import { loadMasterConfig } from './master/config.ts';
+import { Master } from './master/master.ts';
+import { Slave } from './slave/slave.ts';
+import { slaveConfig } from './slave/config.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadMasterConfig(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof OptionError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error((e as Error).message);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const master = await Master.start(config);
+  console.log(`[spiderplane-master] listening on ${master.url} (data in ${config.dataDir})`);
+  if (config.clusterToken === null) {
+    console.log(`[spiderplane-master] cluster token for slaves: ${master.clusterToken} (run slaves with --master ${master.url} --cluster-token <token>)`);
+  }
+  let slave: Slave | null = null;
+  if (config.localSlave) {
+    slave = await Slave.start(slaveConfig({
+      bind: '127.0.0.1', port: config.localSlavePort, data_dir: join(dirname(config.dataDir), 'slave'),
+      master: master.url, cluster_token: master.clusterToken,
+    }));
+    console.log(`[spiderplane-master] local slave listening on ${slave.url}`);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`[spiderplane-master] ${signal}: shutting down`);
+    Promise.all([master.stop(), slave?.stop()]).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error('[spiderplane-master] failed to start:', err);
+  process.exit(1);
+});
