@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { cpuSeconds, rssMb } from './proc_usage.ts';
 import { join } from 'node:path';
 import { buildDemoEgg, buildZip } from '../test/helpers/fixtures.ts';
 import { getJson, postForm, startSlave, tempDir, uploadEgg, waitFor, type SlaveHandle } from '../test/helpers/slave_process.ts';
@@ -153,31 +154,13 @@ async function idle(): Promise<void> {
   const slave = await startSlave();
   try {
     const pid = slave.proc.pid!;
-    // tsx runs the daemon in a child node process: measure the whole tree.
-    const tree = () => {
-      const pids = [pid];
-      for (let i = 0; i < pids.length; i++) {
-        try {
-          const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim();
-          if (children) pids.push(...children.split(' ').map(Number));
-        } catch { /* gone */ }
-      }
-      return pids;
-    };
-    const ticks = () => tree().reduce((sum, p) => {
-      try {
-        const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
-        return sum + Number(f[11]) + Number(f[12]);
-      } catch { return sum; }
-    }, 0);
-    const rss = () => tree().reduce((sum, p) => {
-      try { return sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]); } catch { return sum; }
-    }, 0);
+    const ticks = () => cpuSeconds(pid);
+    const rss = () => rssMb(pid);
     await new Promise((r) => setTimeout(r, 5000));
     const t0 = ticks();
     await new Promise((r) => setTimeout(r, 20_000));
-    const used = (ticks() - t0) / 100; // clock ticks are 1/100 s
-    console.log(`idle slave: ${(rss() / 1024).toFixed(1)} MB RSS (tsx loader + daemon), CPU ${((used / 20) * 100).toFixed(2)} % of one core over 20 s`);
+    const used = ticks() - t0;
+    console.log(`idle slave: ${rss().toFixed(1)} MB RSS (tsx loader + daemon), CPU ${((used / 20) * 100).toFixed(2)} % of one core over 20 s`);
   } finally {
     await slave.stop();
   }
