@@ -156,9 +156,11 @@ export class Master {
     return node;
   }
 
-  removeNode(name: string): boolean {
+  async removeNode(name: string): Promise<boolean> {
     const node = this.nodes.byName(name);
     if (!node) return false;
+    // Its active runs are not forgotten: they fail over like a dead node's.
+    await this.tracker.onOffline(node, 'was removed');
     this.nodes.remove(node.id);
     this.balancer.forget(node.id);
     return true;

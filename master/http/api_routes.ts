@@ -68,9 +68,9 @@ export function mountApi(router: Router, m: Master): void {
     const since = intQuery(ctx, 'since', Date.now() - 3600_000, Number.MAX_SAFE_INTEGER);
     return { node: nodeView(node), events: m.nodes.events(node.id), metrics: m.nodes.samples(node.id, since), versions: m.repo.versionsOnNode(node.id) };
   });
-  r('delete', '/api/nodes/:name', (ctx) => {
+  r('delete', '/api/nodes/:name', async (ctx) => {
     requireRole(ctx, 'admin');
-    if (!m.removeNode(ctx.params.name!)) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    if (!(await m.removeNode(ctx.params.name!))) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     return { ok: true };
   });
   r('post', '/api/nodes/:name/drain', async (ctx) => {
@@ -206,17 +206,27 @@ export function mountApi(router: Router, m: Master): void {
       return;
     }
     const client = new NodeClient(node, m.clusterToken, 30_000);
-    const res = await client.raw(`/logs/${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}.log`).catch(() => null);
+    // ?tail=N asks the node for the last N bytes only; ?offset=N for what follows byte N (live follow).
+    const tail = intQuery(ctx, 'tail', 0, 1 << 30);
+    const offset = intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER);
+    const range = tail > 0 ? `bytes=-${tail}` : offset > 0 ? `bytes=${offset}-` : null;
+    const path = `/logs/${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}.log`;
+    const res = await client.raw(path, undefined, range ? { Range: range } : {}).catch(() => null);
+    if (res && res.status === 416) {
+      ctx.set('X-Log-Size', String(offset));
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = '';
+      return;
+    }
     if (!res || !res.ok) {
       ctx.status = 404;
       ctx.body = { error: `node ${node.name} has no log for run ${run.job}${res ? ` (HTTP ${res.status})` : ' (unreachable)'}` };
       return;
     }
-    let text = await res.text();
-    const tail = ctx.query.tail === undefined ? 0 : Number(ctx.query.tail);
-    if (Number.isInteger(tail) && tail > 0 && text.length > tail) text = text.slice(-tail);
+    const total = /\/(\d+)$/.exec(res.headers.get('Content-Range') ?? '')?.[1] ?? res.headers.get('Content-Length');
+    if (total) ctx.set('X-Log-Size', total);
     ctx.type = 'text/plain; charset=utf-8';
-    ctx.body = text;
+    ctx.body = Buffer.from(await res.arrayBuffer());
   });
 
   // ---- schedules ----

@@ -134,7 +134,7 @@ export class NodeClient {
   async delProject(project: string): Promise<void> { await this.post('/delproject.json', [['project', project]]); }
 
   /** A raw GET (logs, items) streamed back to the caller. */
-  async raw(path: string, timeoutMs?: number): Promise<Response> {
-    return this.request(path, { timeoutMs });
+  async raw(path: string, timeoutMs?: number, headers: Record<string, string> = {}): Promise<Response> {
+    return this.request(path, { timeoutMs, headers });
   }
 }

@@ -69,9 +69,9 @@ export class RunTracker extends EventEmitter {
   }
 
   /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
-  async onOffline(node: NodeRow): Promise<void> {
+  async onOffline(node: NodeRow, reason = 'went offline'): Promise<void> {
     for (const run of this.runs.activeOfNode(node.id)) {
-      const lost = this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} went offline while this run was ${run.state}` });
+      const lost = this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} ${reason} while this run was ${run.state}` });
       this.emit('lost', lost);
       if (run.cancel_requested || run.retries_left <= 0) continue;
       try {

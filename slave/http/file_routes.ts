@@ -40,6 +40,23 @@ function splitPath(rest: string): string[] | null {
   }
 }
 
+/**
+ * One byte range of a Range header ("bytes=A-B", "bytes=A-", "bytes=-N"), so a log can be tailed
+ * or followed without sending all of it. null: no (usable) Range header, send everything.
+ */
+export function byteRange(header: string, size: number): [number, number] | 'unsatisfiable' | null {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    return size === 0 ? null : [Math.max(0, size - n), size - 1];
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return [start, end];
+}
+
 /** Scrapyd's HTML: the home page, /jobs, and the /logs/ and /items/ trees (files and listings). */
 export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats, nodeName: () => string, finishedToKeep: number) {
   router.get('/', (ctx) => {
@@ -97,9 +114,26 @@ export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats
     }
     if (!info.isFile()) return notFound(ctx);
     ctx.set('Content-Type', path.endsWith('.json') ? 'application/json' : 'text/plain; charset=utf-8');
-    ctx.length = info.size;
-    ctx.body = createReadStream(path, { end: Math.max(0, info.size - 1) });
-    if (info.size === 0) ctx.body = '';
+    ctx.set('Accept-Ranges', 'bytes');
+    // The size is taken once: a log that grows while it is sent is sent as it was.
+    const range = byteRange(ctx.get('Range'), info.size);
+    if (range === 'unsatisfiable') {
+      ctx.status = 416;
+      ctx.set('Content-Range', `bytes */${info.size}`);
+      ctx.body = '';
+      return;
+    }
+    const [start, end] = range ?? [0, info.size - 1];
+    if (range) {
+      ctx.status = 206;
+      ctx.set('Content-Range', `bytes ${start}-${end}/${info.size}`);
+    }
+    if (end < start) {
+      ctx.body = '';
+      return;
+    }
+    ctx.length = end - start + 1;
+    ctx.body = createReadStream(path, { start, end });
   };
   const logs = serveTree('logs', core.files.logsDir);
   const items = serveTree('items', core.files.itemsDir);
