@@ -13,6 +13,7 @@ import { authOf, requireRole } from './auth.ts';
 import { bad, Fields, HttpError, intQuery, readJson, strQuery } from './input.ts';
 import { jsonRoute } from './json_route.ts';
 import { runView, scheduleView } from './views.ts';
+import { streamRunLog } from './log_stream.ts';
 
 function checkName(kind: string, v: string): string {
   const problem = nameProblem(v);
@@ -227,6 +228,22 @@ export function mountApi(router: Router, m: Master): void {
     if (total) ctx.set('X-Log-Size', total);
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = Buffer.from(await res.arrayBuffer());
+  });
+
+  router.get('/api/runs/:job/log/stream', (ctx) => {
+    try {
+      requireRole(ctx, 'viewer');
+    } catch (e) {
+      ctx.status = (e as HttpError).status;
+      ctx.body = { error: (e as Error).message };
+      return;
+    }
+    if (!m.runs.byJob(ctx.params.job!)) {
+      ctx.status = 404;
+      ctx.body = { error: `run '${ctx.params.job}' not found` };
+      return;
+    }
+    streamRunLog(m, ctx, ctx.params.job!);
   });
 
   // ---- schedules ----
