@@ -173,6 +173,20 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_project ON runs (project, spider, id DESC);
   CREATE INDEX runs_schedule ON runs (schedule_id, id DESC);
   `,
+  // Web UI sessions: the cookie holds a random token, the table only its hash.
+  `
+  CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE INDEX runs_created ON runs (created_at DESC);
+  CREATE INDEX runs_node_id ON runs (node, id DESC);
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {
