@@ -13,13 +13,15 @@ import { normaliseNodeUrl } from './nodes/node_url.ts';
 import { PackageRepo } from './packages/package_repo.ts';
 import { Deployer } from './packages/deployer.ts';
 import { LoadBalancer } from './runs/load_balancer.ts';
-import { RunStore } from './runs/run_store.ts';
+import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
+import { SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
+import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
 
 export class NodeProblem extends Error {}
 
@@ -34,7 +36,9 @@ export class Master {
   readonly schedules: ScheduleStore;
   readonly scheduler: Scheduler;
   readonly users: UserStore;
+  readonly sessions: SessionStore;
   readonly heartbeat: Heartbeat;
+  readonly alerts: AlertService;
   readonly balancer = new LoadBalancer();
   readonly clusterToken: string;
   private server: Server | null = null;
@@ -52,6 +56,7 @@ export class Master {
     this.schedules = new ScheduleStore(db);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
     this.users = new UserStore(db);
+    this.sessions = new SessionStore(db);
     this.heartbeat = new Heartbeat(this.nodes, clientFor, {
       intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
     });
@@ -67,6 +72,12 @@ export class Master {
       console.log(`[spiderplane-master] node ${n.name} is offline: its runs fail over`);
       this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e));
     });
+    this.alerts = new AlertService(db, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
+      flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
+      retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
+    });
+    this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(run));
+    this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
   }
 
   /** The cluster token kept in the database (made once, on first start, when none is configured). */
@@ -93,6 +104,7 @@ export class Master {
     });
     master.heartbeat.start();
     await master.scheduler.start();
+    master.alerts.start();
     master.pruneTimer = setInterval(() => master.nodes.pruneSamples(Date.now() - config.metricsRetentionMs), 600_000);
     master.pruneTimer.unref();
     return master;
@@ -121,6 +133,7 @@ export class Master {
         this.server!.closeAllConnections();
       });
     }
+    await this.alerts.stop();
     this.db.close();
   }
 

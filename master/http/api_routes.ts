@@ -6,8 +6,9 @@ import type { Master } from '../master.ts';
 import { nodeView } from '../nodes/node_registry.ts';
 import { NodeClient } from '../nodes/node_client.ts';
 import { ACTIVE_STATES, type RunRow } from '../runs/run_store.ts';
-import { parseCron } from '../schedules/cron.ts';
+import { describeCron, parseCron } from '../schedules/cron.ts';
 import type { ScheduleInput } from '../schedules/schedule_store.ts';
+import { parseScheduleInput } from './schedule_input.ts';
 import { ROLES, type Role } from '../auth/users.ts';
 import { authOf, requireRole } from './auth.ts';
 import { bad, Fields, HttpError, intQuery, readJson, strQuery } from './input.ts';
@@ -230,6 +231,38 @@ export function mountApi(router: Router, m: Master): void {
     ctx.body = Buffer.from(await res.arrayBuffer());
   });
 
+  // The run's items (JSON lines), its Scrapy stats and its error records, fetched from its node.
+  const fromNode = (kind: 'items' | 'stats' | 'errors') => async (ctx: Context) => {
+    try {
+      requireRole(ctx, 'viewer');
+    } catch (e) {
+      ctx.status = (e as HttpError).status;
+      ctx.body = { error: (e as Error).message };
+      return;
+    }
+    const run = m.runs.byJob(ctx.params.job!);
+    const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
+    if (!run || !node) {
+      ctx.status = 404;
+      ctx.body = { error: `run '${ctx.params.job}' not found` };
+      return;
+    }
+    const p = `${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}`;
+    const path = kind === 'items' ? `/items/${p}.jl` : kind === 'stats' ? `/logs/${p}.json` : `/errors.json?job=${encodeURIComponent(run.job)}&limit=50`;
+    const res = await new NodeClient(node, m.clusterToken, 30_000).raw(path).catch(() => null);
+    if (!res || !res.ok) {
+      ctx.status = 404;
+      ctx.body = { error: `node ${node.name} has no ${kind} for run ${run.job}${res ? ` (HTTP ${res.status})` : ' (unreachable)'}` };
+      return;
+    }
+    ctx.type = kind === 'items' ? 'application/x-ndjson; charset=utf-8' : 'application/json';
+    if (kind === 'items') ctx.set('Content-Disposition', `inline; filename="${run.job}.jl"`);
+    ctx.body = Buffer.from(await res.arrayBuffer());
+  };
+  router.get('/api/runs/:job/items', fromNode('items'));
+  router.get('/api/runs/:job/stats', fromNode('stats'));
+  router.get('/api/runs/:job/errors', fromNode('errors'));
+
   router.get('/api/runs/:job/log/stream', (ctx) => {
     try {
       requireRole(ctx, 'viewer');
@@ -247,20 +280,7 @@ export function mountApi(router: Router, m: Master): void {
   });
 
   // ---- schedules ----
-  const scheduleInput = async (ctx: Context): Promise<ScheduleInput> => {
-    const f = new Fields(await readJson(ctx));
-    const cron = f.requiredString('cron', 200).trim();
-    const timezone = f.string('timezone', { max: 100 });
-    parseCron(cron, timezone); // refuses with croner's reason
-    m.dispatcher.resolveVersion(f.name('project')!, f.name('version', false), f.name('spider')!); // the project, version and spider exist
-    return {
-      name: f.string('name', { max: 200 }) ?? `${f.name('project')}/${f.name('spider')}`, cron, timezone,
-      project: f.name('project')!, spider: f.name('spider')!, version: f.name('version', false), target: f.target('target'),
-      args: f.stringMap('args'), settings: f.stringMap('settings'), priority: f.number('priority', 0), enabled: f.bool('enabled', true),
-      overlap: f.oneOf('overlap', ['skip', 'allow'] as const, 'skip'), missed: f.oneOf('missed', ['skip', 'run_once'] as const, 'skip'),
-      max_retries: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }),
-    };
-  };
+  const scheduleInput = async (ctx: Context): Promise<ScheduleInput> => parseScheduleInput(m, await readJson(ctx));
   const findSchedule = (ctx: Context) => {
     const s = m.schedules.get(Number(ctx.params.id));
     if (!s) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
@@ -308,7 +328,7 @@ export function mountApi(router: Router, m: Master): void {
     const cron = f.requiredString('cron', 200).trim();
     try {
       const parsed = parseCron(cron, f.string('timezone', { max: 100 }));
-      return { valid: true, next: parsed.nextRuns(f.number('count', 5, { min: 1, max: 50, integer: true })).map((d) => d.toISOString()) };
+      return { valid: true, description: describeCron(cron), next: parsed.nextRuns(f.number('count', 5, { min: 1, max: 50, integer: true })).map((d) => d.toISOString()) };
     } catch (e) {
       return { valid: false, error: (e as Error).message };
     }

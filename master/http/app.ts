@@ -4,6 +4,8 @@ import type { Master } from '../master.ts';
 import { identify } from './auth.ts';
 import { mountApi } from './api_routes.ts';
 import { mountScrapydFacade } from './scrapyd_facade.ts';
+import { mountAlertsApi } from './alerts_api.ts';
+import { mountWebUi, securityHeaders } from '../web/ui.ts';
 
 export function createMasterApp(master: Master): Koa {
   const app = new Koa();
@@ -13,10 +15,14 @@ export function createMasterApp(master: Master): Koa {
     ctx.set('Referrer-Policy', 'same-origin');
     await next();
   });
-  app.use(identify(master.users, master.clusterToken));
+  app.use(securityHeaders);
+  app.use(identify(master.users, master.sessions, master.clusterToken));
   const router = new Router();
   mountApi(router, master);
   mountScrapydFacade(router, master);
+  mountAlertsApi(router, master);
+  const ui = mountWebUi(router, master);
+  app.use(ui.assets.middleware());
   app.use(router.routes());
   app.use(router.allowedMethods());
   app.on('error', (err: Error & { code?: string }) => {

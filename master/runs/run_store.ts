@@ -115,6 +115,23 @@ export class RunStore {
     return out;
   }
 
+  /** How the runs created since `since` ended (or stand), by state and outcome. */
+  summarySince(since: number): { finished: number; failed: number; lost: number; cancelled: number } {
+    const r = this.db.prepare(`SELECT
+        SUM(state = 'finished' AND outcome IN ('succeeded', 'finished')) AS finished,
+        SUM(state = 'failed' OR (state = 'finished' AND outcome = 'failed')) AS failed,
+        SUM(state = 'lost') AS lost,
+        SUM(state = 'finished' AND outcome = 'cancelled') AS cancelled
+      FROM runs WHERE created_at >= ?`).get(since) as Record<string, number | null>;
+    return { finished: r.finished ?? 0, failed: r.failed ?? 0, lost: r.lost ?? 0, cancelled: r.cancelled ?? 0 };
+  }
+
+  /** Recent runs that went wrong (failed, lost, or logged errors), newest first. */
+  recentProblems(since: number, limit: number): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0)
+                            ORDER BY id DESC LIMIT ?`).all(since, limit) as RunRow[];
+  }
+
   pendingList(): RunRow[] { return this.s.pendingAll.all() as RunRow[]; }
   runningList(): RunRow[] { return this.s.runningAll.all() as RunRow[]; }
   finishedList(limit: number): RunRow[] { return this.s.finishedAll.all(limit) as RunRow[]; }

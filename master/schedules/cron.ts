@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import cronstrue from 'cronstrue';
 
 export class CronInvalid extends Error {}
 
@@ -21,4 +22,13 @@ export function parseCron(expression: string, timezone: string | null): Cron {
 /** The next n occurrences strictly after `from`. */
 export function nextRuns(cron: Cron, n: number, from = new Date()): Date[] {
   return cron.nextRuns(n, from);
+}
+
+/** The expression in words ("At 03:00 AM, Monday through Friday"), or null when cronstrue cannot say. */
+export function describeCron(expression: string): string | null {
+  try {
+    return cronstrue.toString(expression, { use24HourTimeFormat: true, verbose: false });
+  } catch {
+    return null;
+  }
 }

@@ -1,0 +1,26 @@
+// The admin UI's only script (no inline scripts: the CSP forbids them). Each feature looks for its
+// data-* hooks on the page and does nothing where they are absent.
+import { confirmForms, keyValueRows, projectPickers, targetPickers } from './forms.ts';
+import { cronEditor } from './cron_editor.ts';
+import { liveLog } from './live_log.ts';
+import { autoRefresh, deploymentProgress, jobDetails, uploadPrefill } from './widgets.ts';
+import { nodeCharts } from './charts.ts';
+import { localTimes } from './time.ts';
+
+function start(): void {
+  localTimes();
+  confirmForms();
+  keyValueRows();
+  targetPickers();
+  projectPickers();
+  cronEditor();
+  liveLog();
+  deploymentProgress();
+  jobDetails();
+  uploadPrefill();
+  nodeCharts();
+  autoRefresh();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();

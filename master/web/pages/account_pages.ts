@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+import { readParams } from '../../../common/http/request_params.ts';
+import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
+import { authOf, safeEqual } from '../../http/auth.ts';
+import { LoginLimiter, SESSION_COOKIE } from '../sessions.ts';
+import { action, page, type PageContext } from '../page_kit.ts';
+import { prefixOf, redirect, render } from '../render.ts';
+
+const LOGIN_CSRF_COOKIE = 'sp_login_csrf';
+
+function safeNext(next: string | undefined): string {
+  // Only paths inside the app: never an absolute or protocol-relative URL.
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/';
+}
+
+function clientIp(ctx: Context): string {
+  return typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown';
+}
+
+/** Login, logout, own settings (password, API tokens) and, for admins, user management. */
+export function mountAccountPages(pc: PageContext): void {
+  const { m, env, router } = pc;
+  const limiter = new LoginLimiter();
+  const cookieOpts = (ctx: Context) => ({ httpOnly: true, sameSite: 'lax' as const, path: prefixOf(ctx) || '/', secure: ctx.state.proto === 'https', overwrite: true });
+
+  const showLogin = (ctx: Context, vars: { error?: string; username?: string; next?: string }, status = 200) => {
+    const token = randomBytes(18).toString('base64url');
+    ctx.cookies.secure = ctx.state.proto === 'https';
+    ctx.cookies.set(LOGIN_CSRF_COOKIE, token, { ...cookieOpts(ctx), maxAge: 3600_000 });
+    render(env, ctx, 'login.njk', { loginCsrf: token, next: safeNext(vars.next), username: vars.username ?? '', error: vars.error }, status);
+  };
+
+  router.get('/login', (ctx) => {
+    if (authOf(ctx).session && authOf(ctx).user) return redirect(ctx, safeNext(ctx.query.next as string | undefined));
+    showLogin(ctx, { next: ctx.query.next as string | undefined });
+  });
+
+  router.post('/login', async (ctx) => {
+    const form = await readParams(ctx, 64 * 1024);
+    const username = (form.get('username') ?? '').trim();
+    const password = form.get('password') ?? '';
+    const next = form.get('next');
+    const expected = ctx.cookies.get(LOGIN_CSRF_COOKIE);
+    const token = form.get('_csrf');
+    if (!expected || !token || !safeEqual(expected, token)) {
+      return showLogin(ctx, { error: 'The login form expired. Please try again.', username, next }, 403);
+    }
+    const keys = [`ip:${clientIp(ctx)}`, `user:${username.toLowerCase()}`];
+    const wait = limiter.wait(keys);
+    if (wait > 0) {
+      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
+      return showLogin(ctx, { error: `Too many failed attempts. Try again in ${Math.ceil(wait / 1000)} seconds.`, username, next }, 429);
+    }
+    const user = username && password ? await m.users.verify(username, password) : null;
+    if (!user) {
+      limiter.fail(keys);
+      return showLogin(ctx, { error: 'Wrong username or password.', username, next }, 401);
+    }
+    limiter.succeed(keys);
+    const { token: sessionToken } = m.sessions.create(user.id);
+    ctx.cookies.secure = ctx.state.proto === 'https';
+    ctx.cookies.set(SESSION_COOKIE, sessionToken, { ...cookieOpts(ctx), maxAge: 7 * 24 * 3600_000 });
+    ctx.cookies.set(LOGIN_CSRF_COOKIE, '', { ...cookieOpts(ctx), maxAge: 0 });
+    redirect(ctx, safeNext(next));
+  });
+
+  action(pc, '/logout', 'viewer', (ctx) => {
+    const { session } = authOf(ctx);
+    if (session) m.sessions.destroy(session.tokenHash);
+    ctx.cookies.set(SESSION_COOKIE, '', { ...cookieOpts(ctx), maxAge: 0 });
+    redirect(ctx, '/login');
+  });
+
+  page(pc, '/settings', 'viewer', (ctx, user) => {
+    render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null });
+  });
+
+  action(pc, '/settings/password', 'viewer', async (ctx, form, user) => {
+    const current = form.get('current') ?? '';
+    const next = form.get('password') ?? '';
+    if (!(await m.users.verify(user.username, current))) return redirect(ctx, '/settings', { kind: 'error', text: 'Your current password is not right.' });
+    if (next !== (form.get('confirm') ?? '')) return redirect(ctx, '/settings', { kind: 'error', text: 'The new passwords do not match.' });
+    try {
+      await m.users.setPassword(user.id, next);
+    } catch (e) {
+      if (e instanceof UserProblem) return redirect(ctx, '/settings', { kind: 'error', text: e.message });
+      throw e;
+    }
+    m.sessions.destroyOthers(user.id, authOf(ctx).session!.tokenHash);
+    redirect(ctx, '/settings', { kind: 'ok', text: 'Password changed. Your other sessions were logged out.' });
+  });
+
+  action(pc, '/settings/tokens', 'viewer', (ctx, form, user) => {
+    try {
+      const token = m.users.createToken(user.id, (form.get('name') ?? '').trim());
+      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: token });
+    } catch (e) {
+      if (e instanceof UserProblem) return redirect(ctx, '/settings', { kind: 'error', text: e.message });
+      throw e;
+    }
+  });
+
+  action(pc, '/settings/tokens/:id/delete', 'viewer', (ctx, _form, user) => {
+    const ok = m.users.removeToken(user.id, Number(ctx.params.id));
+    redirect(ctx, '/settings', ok ? { kind: 'ok', text: 'Token revoked.' } : { kind: 'error', text: 'No such token.' });
+  });
+
+  page(pc, '/users', 'admin', (ctx) => {
+    render(env, ctx, 'users.njk', { users: m.users.all(), roles: ROLES });
+  });
+
+  action(pc, '/users', 'admin', async (ctx, form) => {
+    try {
+      const u = await m.users.create((form.get('username') ?? '').trim(), form.get('password') ?? '', (form.get('role') ?? 'viewer') as Role);
+      redirect(ctx, '/users', { kind: 'ok', text: `User ${u.username} created.` });
+    } catch (e) {
+      if (e instanceof UserProblem) return redirect(ctx, '/users', { kind: 'error', text: e.message });
+      throw e;
+    }
+  });
+
+  action(pc, '/users/:id/role', 'admin', (ctx, form, me) => {
+    const id = Number(ctx.params.id);
+    if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot change your own role.' });
+    try {
+      m.users.setRole(id, (form.get('role') ?? '') as Role);
+      redirect(ctx, '/users', { kind: 'ok', text: 'Role changed.' });
+    } catch (e) {
+      if (e instanceof UserProblem) return redirect(ctx, '/users', { kind: 'error', text: e.message });
+      throw e;
+    }
+  });
+
+  action(pc, '/users/:id/delete', 'admin', (ctx, _form, me) => {
+    const id = Number(ctx.params.id);
+    if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot delete yourself.' });
+    m.users.remove(id);
+    redirect(ctx, '/users', { kind: 'ok', text: 'User deleted.' });
+  });
+}

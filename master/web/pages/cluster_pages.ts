@@ -1,0 +1,92 @@
+import type { NodeMetrics } from '../../../common/types.ts';
+import { NodeProblem } from '../../master.ts';
+import { nodeView, type NodeView } from '../../nodes/node_registry.ts';
+import { HttpError } from '../../http/input.ts';
+import { runView } from '../../http/views.ts';
+import { action, page, pageOf, baseQuery, type PageContext } from '../page_kit.ts';
+import { redirect, render } from '../render.ts';
+
+const DAY = 24 * 3600_000;
+
+function diskMax(m: NodeMetrics | null): number | null {
+  return m && m.disks.length ? Math.max(...m.disks.map((d) => d.used_percent)) : null;
+}
+
+function withFigures(n: NodeView) {
+  return { ...n, cpu: n.metrics?.cpu_percent ?? null, mem: n.metrics?.memory.used_percent ?? null, disk: diskMax(n.metrics) };
+}
+
+/** Dashboard, nodes list and node page. */
+export function mountClusterPages(pc: PageContext): void {
+  const { m, env } = pc;
+
+  page(pc, '/', 'viewer', (ctx) => {
+    const nodes = m.nodes.all().map(nodeView).map(withFigures);
+    const online = nodes.filter((n) => n.status === 'online');
+    const avg = (xs: Array<number | null>) => {
+      const v = xs.filter((x): x is number => x !== null);
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+    };
+    const counts = m.runs.counts();
+    const upcoming = m.schedules.all().filter((s) => s.enabled).flatMap((s) => {
+      try {
+        return m.scheduler.nextOccurrences(s, 1).map((d) => ({ id: s.id, name: s.name, project: s.project, spider: s.spider, at: d.getTime() }));
+      } catch {
+        return [];
+      }
+    }).sort((a, b) => a.at - b.at).slice(0, 6);
+    render(env, ctx, 'dashboard.njk', {
+      nodes, online: online.length, offline: nodes.filter((n) => n.status === 'offline').length,
+      running: counts.running ?? 0, pending: (counts.pending ?? 0) + (counts.dispatching ?? 0),
+      today: m.runs.summarySince(Date.now() - DAY), upcoming,
+      problems: m.runs.recentProblems(Date.now() - DAY, 8).map(runView),
+      cpu: avg(online.map((n) => n.cpu)), mem: avg(online.map((n) => n.mem)),
+      hasProjects: m.repo.projects().length > 0,
+    });
+  });
+
+  page(pc, '/nodes', 'viewer', (ctx) => {
+    render(env, ctx, 'nodes.njk', { nodes: m.nodes.all().map(nodeView).map(withFigures), form: {} });
+  });
+
+  action(pc, '/nodes', 'admin', async (ctx, form) => {
+    const value = (k: string) => (form.get(k) ?? '').trim() || null;
+    try {
+      const node = await m.addNode({ url: value('url') ?? '', name: value('name'), username: value('username'), password: value('password') });
+      redirect(ctx, `/nodes/${encodeURIComponent(node.name)}`, { kind: 'ok', text: `Node ${node.name} added; it turns online at its first good heartbeat.` });
+    } catch (e) {
+      if (!(e instanceof NodeProblem)) throw e;
+      render(env, ctx, 'nodes.njk', { nodes: m.nodes.all().map(nodeView).map(withFigures), form: { url: value('url'), name: value('name'), username: value('username') }, error: e.message }, 400);
+    }
+  });
+
+  const findNode = (name: string) => {
+    const node = m.nodes.byName(name);
+    if (!node) throw new HttpError(404, `There is no node named ${name}.`);
+    return node;
+  };
+
+  page(pc, '/nodes/:name', 'viewer', (ctx) => {
+    const node = findNode(ctx.params.name!);
+    const total = m.runs.query({ node: node.name, limit: 0, offset: 0 }).total;
+    const p = pageOf(ctx, total, 25);
+    render(env, ctx, 'node.njk', {
+      node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
+      runs: m.runs.query({ node: node.name, limit: p.limit, offset: p.offset }).runs.map(runView), page: p, pageBase: baseQuery(ctx, []),
+      versions: m.repo.versionsOnNode(node.id),
+    });
+  });
+
+  action(pc, '/nodes/:name/drain', 'operator', (ctx, form) => {
+    const node = findNode(ctx.params.name!);
+    const draining = form.get('draining') === '1';
+    m.nodes.setDraining(node.id, draining);
+    redirect(ctx, `/nodes/${encodeURIComponent(node.name)}`, { kind: 'ok', text: draining ? `${node.name} is draining: it gets no new runs.` : `${node.name} takes new runs again.` });
+  });
+
+  action(pc, '/nodes/:name/delete', 'admin', async (ctx) => {
+    const node = findNode(ctx.params.name!);
+    await m.removeNode(node.name);
+    redirect(ctx, '/nodes', { kind: 'ok', text: `Node ${node.name} removed.` });
+  });
+}

@@ -1,0 +1,61 @@
+import type { Context } from 'koa';
+import { HttpError } from '../../http/input.ts';
+import { runView } from '../../http/views.ts';
+import type { RunFilter } from '../../runs/run_store.ts';
+import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
+import { redirect, render } from '../render.ts';
+
+const STATES = ['active', 'pending', 'running', 'finished', 'failed', 'lost'];
+const SINCE: Record<string, number> = { '1h': 3600_000, '24h': 24 * 3600_000, '7d': 7 * 24 * 3600_000 };
+
+/** The jobs list with filters, a job's page (live log, stats, errors, items), and cancel. */
+export function mountJobPages(pc: PageContext): void {
+  const { m, env } = pc;
+
+  const filterOf = (ctx: Context): Omit<RunFilter, 'limit' | 'offset'> => {
+    const q = (k: string) => (typeof ctx.query[k] === 'string' && ctx.query[k] !== '' ? (ctx.query[k] as string) : undefined);
+    const state = q('state');
+    const since = q('since');
+    return {
+      state: state && STATES.includes(state) ? state : undefined,
+      node: q('node'), project: q('project'), spider: q('spider'),
+      since: since && SINCE[since] ? Date.now() - SINCE[since]! : undefined,
+    };
+  };
+
+  page(pc, '/jobs', 'viewer', (ctx) => {
+    const filter = filterOf(ctx);
+    const total = m.runs.query({ ...filter, limit: 0, offset: 0 }).total;
+    const p = pageOf(ctx, total, 50);
+    render(env, ctx, 'jobs.njk', {
+      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map(runView), page: p,
+      pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since']), nowMs: Date.now(),
+      q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '' },
+      states: STATES, nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
+      filtered: Object.values(filter).some((v) => v !== undefined),
+    });
+  });
+
+  const findRun = (job: string) => {
+    const run = m.runs.byJob(job);
+    if (!run) throw new HttpError(404, `There is no job ${job}.`);
+    return run;
+  };
+
+  page(pc, '/jobs/:job', 'viewer', (ctx) => {
+    const run = findRun(ctx.params.job!);
+    const related = [run.retry_of ? m.runs.get(run.retry_of) : undefined, ...m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 }).runs.filter((r) => r.retry_of === run.id)]
+      .filter((r): r is NonNullable<typeof r> => !!r).map(runView);
+    render(env, ctx, 'job.njk', { run: runView(run), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state) });
+  });
+
+  action(pc, '/jobs/:job/cancel', 'operator', async (ctx) => {
+    const run = findRun(ctx.params.job!);
+    try {
+      const prev = await m.tracker.cancel(run);
+      redirect(ctx, `/jobs/${run.job}`, { kind: 'ok', text: prev ? `Cancel sent (the job was ${prev}).` : 'The job was not active any more.' });
+    } catch (e) {
+      redirect(ctx, `/jobs/${run.job}`, { kind: 'error', text: `Could not cancel: ${(e as Error).message}` });
+    }
+  });
+}

@@ -1,0 +1,114 @@
+import { sanitizeVersion, nameProblem } from '../../../common/names.ts';
+import { PackageRejected } from '../../packages/package_repo.ts';
+import { DispatchError } from '../../runs/dispatcher.ts';
+import { Fields, HttpError } from '../../http/input.ts';
+import { nodeView } from '../../nodes/node_registry.ts';
+import { action, page, type PageContext } from '../page_kit.ts';
+import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
+import { redirect, render } from '../render.ts';
+
+/** Projects, versions, the upload form, deployments with live progress, and "run now". */
+export function mountProjectPages(pc: PageContext): void {
+  const { m, env } = pc;
+
+  const projectSummaries = () => m.repo.projects().map((project) => {
+    const versions = m.repo.versions(project);
+    const newest = versions[versions.length - 1]!;
+    const row = m.repo.get(project, newest)!;
+    return {
+      project, versions: versions.length, newest, kind: row.kind, uploaded_at: row.uploaded_at,
+      spiders: m.repo.spiders(project, newest), nodes: m.repo.nodesWith(project, newest).size,
+    };
+  });
+
+  page(pc, '/projects', 'viewer', (ctx) => {
+    render(env, ctx, 'projects.njk', { projects: projectSummaries(), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length });
+  });
+
+  action(pc, '/projects/upload', 'operator', async (ctx, form, user) => {
+    const project = (form.get('project') ?? '').trim();
+    const version = (form.get('version') ?? '').trim();
+    const file = form.files.get('egg');
+    const fail = (text: string) => {
+      render(env, ctx, 'projects.njk', { projects: projectSummaries(), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length, uploadError: text, upload: { project, version } }, 400);
+    };
+    const problem = !project ? 'Give the project a name.' : nameProblem(project) ? `The project name ${nameProblem(project)}.` :
+      !version ? 'Give the version a name.' : nameProblem(sanitizeVersion(version)) ? `The version ${nameProblem(sanitizeVersion(version))}.` :
+      !file || file.length === 0 ? 'Choose a package file (.egg or .zip).' : null;
+    if (problem) return fail(problem);
+    try {
+      await m.repo.add(project, sanitizeVersion(version), file!, user.username);
+    } catch (e) {
+      if (e instanceof PackageRejected) return fail(e.message);
+      throw e;
+    }
+    const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
+    redirect(ctx, `/deployments/${id}`, { kind: 'ok', text: `${project} ${sanitizeVersion(version)} uploaded; deploying to every online node.` });
+  });
+
+  const findProject = (project: string) => {
+    if (m.repo.versions(project).length === 0) throw new HttpError(404, `There is no project named ${project}.`);
+    return project;
+  };
+
+  page(pc, '/projects/:project', 'viewer', (ctx) => {
+    const project = findProject(ctx.params.project!);
+    const names = new Map(m.nodes.all().map((n) => [n.id, n.name]));
+    const versions = m.repo.versions(project).reverse().map((version) => {
+      const row = m.repo.get(project, version)!;
+      return { ...row, spiders: m.repo.spiders(project, version), nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id) ?? '?').sort() };
+    });
+    const newest = versions[0]!;
+    render(env, ctx, 'project.njk', {
+      project, versions, spiders: newest.spiders ?? [], newest: newest.version,
+      nodes: m.nodes.all().map(nodeView).filter((n) => n.status === 'online'),
+      deployments: m.deployer.recent(project, 8), runError: null, runForm: {},
+    });
+  });
+
+  action(pc, '/projects/:project/versions/:version/deploy', 'operator', (ctx) => {
+    const project = findProject(ctx.params.project!);
+    const version = ctx.params.version!;
+    if (!m.repo.get(project, version)) throw new HttpError(404, `Version ${version} of ${project} does not exist.`);
+    const { id } = m.deployer.deploy(project, version, m.nodes.all().filter((n) => n.status === 'online'), 'roll');
+    redirect(ctx, `/deployments/${id}`);
+  });
+
+  action(pc, '/projects/:project/versions/:version/delete', 'operator', async (ctx) => {
+    const project = findProject(ctx.params.project!);
+    const version = ctx.params.version!;
+    if (!(await m.repo.deleteVersion(project, version))) throw new HttpError(404, `Version ${version} of ${project} does not exist.`);
+    const results = await m.deployer.deleteEverywhere(project, version);
+    const failed = results.filter((r) => !r.ok);
+    const left = m.repo.versions(project).length;
+    redirect(ctx, left ? `/projects/${encodeURIComponent(project)}` : '/projects', {
+      kind: failed.length ? 'error' : 'ok',
+      text: `Version ${version} deleted${failed.length ? `, but not on ${failed.map((f) => f.node).join(', ')} yet (it will be when they return)` : ' on every node'}.`,
+    });
+  });
+
+  action(pc, '/projects/:project/run', 'operator', async (ctx, form, user) => {
+    const project = findProject(ctx.params.project!);
+    try {
+      const f = new Fields({
+        project, spider: form.get('spider'), version: optional(form, 'version'), args: kvRows(form, 'args'), settings: kvRows(form, 'settings'),
+        priority: numberOr(form, 'priority', 0), target: targetFrom(form),
+      });
+      const runs = await m.dispatcher.dispatch({
+        project, spider: f.name('spider')!, version: f.name('version', false), args: f.stringMap('args'), settings: f.stringMap('settings'),
+        priority: f.number('priority', 0), target: f.target('target'), scheduleId: null, retriesLeft: m.config.maxRetries, createdBy: user.username,
+      });
+      if (runs.length === 1) return redirect(ctx, `/jobs/${runs[0]!.job}`, { kind: runs[0]!.state === 'failed' ? 'error' : 'ok', text: runs[0]!.state === 'failed' ? runs[0]!.note ?? 'Dispatch failed.' : `Started on ${runs[0]!.node}.` });
+      redirect(ctx, `/jobs?project=${encodeURIComponent(project)}&spider=${encodeURIComponent(form.get('spider') ?? '')}`, { kind: 'ok', text: `Started on ${runs.length} nodes.` });
+    } catch (e) {
+      if (!(e instanceof DispatchError || e instanceof HttpError)) throw e;
+      redirect(ctx, `/projects/${encodeURIComponent(project)}`, { kind: 'error', text: e.message });
+    }
+  });
+
+  page(pc, '/deployments/:id', 'viewer', (ctx) => {
+    const d = m.deployer.get(Number(ctx.params.id));
+    if (!d) throw new HttpError(404, `There is no deployment ${ctx.params.id}.`);
+    render(env, ctx, 'deployment.njk', { d });
+  });
+}

@@ -1,0 +1,89 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../../common/sqlite.ts';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export const SESSION_COOKIE = 'sp_session';
+const IDLE_MS = 12 * 3600_000;
+const MAX_AGE_MS = 7 * 24 * 3600_000;
+
+export interface Session {
+  userId: number;
+  csrf: string;
+  tokenHash: string;
+}
+
+/**
+ * Browser sessions kept in SQLite (they survive a master restart and can be revoked): the cookie
+ * carries a random token, the database only its hash. Each session has its own CSRF token.
+ */
+export class SessionStore {
+  private readonly s;
+
+  constructor(db: Db) {
+    this.s = {
+      insert: db.prepare(`INSERT INTO sessions (token_hash, user_id, csrf, created_at, seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      get: db.prepare(`SELECT user_id, csrf, token_hash, seen_at, expires_at FROM sessions WHERE token_hash = ?`),
+      touch: db.prepare(`UPDATE sessions SET seen_at = ? WHERE token_hash = ?`),
+      remove: db.prepare(`DELETE FROM sessions WHERE token_hash = ?`),
+      removeUser: db.prepare(`DELETE FROM sessions WHERE user_id = ? AND token_hash != ?`),
+      prune: db.prepare(`DELETE FROM sessions WHERE expires_at < ? OR seen_at < ?`),
+    };
+  }
+
+  create(userId: number): { token: string; session: Session } {
+    const token = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(24).toString('base64url');
+    const now = Date.now();
+    this.s.insert.run(sha256(token), userId, csrf, now, now, now + MAX_AGE_MS);
+    this.s.prune.run(now, now - IDLE_MS);
+    return { token, session: { userId, csrf, tokenHash: sha256(token) } };
+  }
+
+  get(token: string): Session | null {
+    const row = this.s.get.get(sha256(token)) as { user_id: number; csrf: string; token_hash: string; seen_at: number; expires_at: number } | undefined;
+    const now = Date.now();
+    if (!row || row.expires_at < now || row.seen_at < now - IDLE_MS) return null;
+    if (now - row.seen_at > 60_000) this.s.touch.run(now, row.token_hash);
+    return { userId: row.user_id, csrf: row.csrf, tokenHash: row.token_hash };
+  }
+
+  destroy(tokenHash: string): void { this.s.remove.run(tokenHash); }
+
+  /** After a password change: every other session of the user ends. */
+  destroyOthers(userId: number, keepTokenHash: string): void { this.s.removeUser.run(userId, keepTokenHash); }
+}
+
+/** Failed logins per client and per username: a few tries, then a growing wait. */
+export class LoginLimiter {
+  private readonly failures = new Map<string, { count: number; until: number; last: number }>();
+
+  constructor(private readonly freeTries = 5, private readonly windowMs = 15 * 60_000) {}
+
+  /** Milliseconds to wait before another try is allowed (0 = go ahead). */
+  wait(keys: string[]): number {
+    const now = Date.now();
+    return Math.max(0, ...keys.map((k) => {
+      const f = this.failures.get(k);
+      if (!f || now - f.last > this.windowMs) return 0;
+      return Math.max(0, f.until - now);
+    }));
+  }
+
+  fail(keys: string[]): void {
+    const now = Date.now();
+    for (const k of keys) {
+      const f = this.failures.get(k);
+      const count = f && now - f.last <= this.windowMs ? f.count + 1 : 1;
+      const wait = count > this.freeTries ? Math.min(this.windowMs, 1000 * 2 ** (count - this.freeTries)) : 0;
+      this.failures.set(k, { count, until: now + wait, last: now });
+    }
+    if (this.failures.size > 10_000) {
+      for (const [k, f] of this.failures) if (now - f.last > this.windowMs) this.failures.delete(k);
+    }
+  }
+
+  succeed(keys: string[]): void {
+    for (const k of keys) this.failures.delete(k);
+  }
+}
