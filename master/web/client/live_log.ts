@@ -65,7 +65,7 @@ export function liveLog(): void {
     source.close();
     dot?.classList.remove('live');
     const reason = (JSON.parse((ev as MessageEvent<string>).data) as { reason?: string }).reason;
-    if (status) status.textContent = `Finished (${reason ?? 'done'}) — full log above`;
+    if (status) status.textContent = `The run is ${reason ?? 'over'}: the whole log is shown.`;
     if (box.childElementCount === 0) box.append(el('span', { class: 'muted' }, '(the log is empty)'));
   });
   source.addEventListener('error', () => {
