@@ -62,10 +62,11 @@ function authHeader(): Record<string, string> {
 
 async function call<T = Record<string, unknown>>(method: string, path: string, body?: unknown, form?: FormData): Promise<T> {
   let res: Response;
+  const headers = { ...authHeader(), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) };
   try {
     res = await fetch(base + path, {
       method,
-      headers: { ...authHeader(), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      headers,
       body: form ?? (body !== undefined ? JSON.stringify(body) : undefined),
     });
   } catch (e) {

@@ -1,12 +1,12 @@
 import AdmZip from 'adm-zip';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const SKIP = new Set(['node_modules', '.git', '__pycache__', 'build', 'dist', '.scrapy']);
+const SKIP = new Set(['node_modules', '.git', '__pycache__', 'build', 'dist', '.scrapy', '.venv', 'venv']);
 
 export interface BuiltPackage {
   data: Buffer;
@@ -44,7 +44,8 @@ function zipFolder(dir: string): Buffer {
 /**
  * What `spiderplane deploy PATH` uploads: a file as it is (.egg or .zip); a folder with
  * spiderplane.json zipped as a generic package; a Scrapy project (scrapy.cfg) built into an egg
- * the way scrapyd-deploy builds it (its setup.py, or a generated one).
+ * the way scrapyd-deploy builds it (its setup.py, or scrapyd-deploy's generated one). The build
+ * runs in a temporary copy: the user's folder is never written to.
  */
 export async function buildPackage(path: string, python: string): Promise<BuiltPackage> {
   if (!existsSync(path)) throw new Error(`${path} does not exist`);
@@ -56,14 +57,16 @@ export async function buildPackage(path: string, python: string): Promise<BuiltP
   const settings = iniValue(cfg, 'settings', 'default');
   if (!settings) throw new Error(`${cfgPath} has no [settings] default = yourproject.settings`);
   const project = iniValue(cfg, 'deploy', 'project') ?? settings.split('.')[0]!;
-  const out = mkdtempSync(join(tmpdir(), 'spiderplane-egg-'));
-  const generated = !existsSync(join(path, 'setup.py'));
-  if (generated) {
-    // scrapyd-deploy's template
-    writeFileSync(join(path, 'setup.py'), `from setuptools import setup, find_packages\n\nsetup(\n    name='project',\n    version='1.0',\n    packages=find_packages(),\n    entry_points={'scrapy': ['settings = ${settings}']},\n)\n`);
-  }
+  const work = mkdtempSync(join(tmpdir(), 'spiderplane-egg-'));
+  const src = join(work, 'src');
+  const out = join(work, 'dist');
   try {
-    await run(python, ['setup.py', 'clean', '-a', 'bdist_egg', '-d', out], { cwd: path, timeout: 300_000 });
+    cpSync(path, src, { recursive: true, filter: (p) => !SKIP.has(basename(p)) || p === path });
+    if (!existsSync(join(src, 'setup.py'))) {
+      // scrapyd-deploy's template
+      writeFileSync(join(src, 'setup.py'), `from setuptools import setup, find_packages\n\nsetup(\n    name='project',\n    version='1.0',\n    packages=find_packages(),\n    entry_points={'scrapy': ['settings = ${settings}']},\n)\n`);
+    }
+    await run(python, ['setup.py', 'bdist_egg', '-d', out], { cwd: src, timeout: 300_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
     const egg = readdirSync(out).find((f) => f.endsWith('.egg'));
     if (!egg) throw new Error('setup.py bdist_egg made no .egg');
     return { data: readFileSync(join(out, egg)), project, kind: 'scrapy-egg' };
@@ -71,8 +74,6 @@ export async function buildPackage(path: string, python: string): Promise<BuiltP
     const err = e as { stderr?: string; message: string };
     throw new Error(`building the egg failed: ${err.stderr?.trim() || err.message}`);
   } finally {
-    rmSync(out, { recursive: true, force: true });
-    if (generated) rmSync(join(path, 'setup.py'), { force: true });
-    for (const leftover of ['build', 'project.egg-info']) rmSync(join(path, leftover), { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
   }
 }

@@ -172,7 +172,10 @@ export class Master {
   async removeNode(name: string): Promise<boolean> {
     const node = this.nodes.byName(name);
     if (!node) return false;
-    // Its active runs are not forgotten: they fail over like a dead node's.
+    // Its active runs are not forgotten: they are stopped there (best effort: it may be dead)
+    // and fail over like a dead node's.
+    const client = new NodeClient(node, this.clusterToken, 5_000);
+    await Promise.all(this.runs.activeOfNode(node.id).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
     await this.tracker.onOffline(node, 'was removed');
     this.nodes.remove(node.id);
     this.balancer.forget(node.id);

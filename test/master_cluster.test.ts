@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startMaster, basic, ADMIN, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
 import { startSlave, tempDir, getJson, postForm, waitFor, type SlaveHandle, type Json } from './helpers/slave_process.ts';
-import { buildNodePackage } from './helpers/fixtures.ts';
+import { buildDemoEgg, buildNodePackage, DEMO_PROJECT, DEMO_SPIDERS } from './helpers/fixtures.ts';
 import { hardKill9, isAlive, killGroup, waitGone } from './helpers/runner_checks.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -52,6 +52,8 @@ const slaveDirs = new Map<string, string>();
 const everySlave = new Set<SlaveHandle>();
 /** Spider pids that may outlive their daemon: killed at the end whatever happens. */
 const spiderPids = new Set<number>();
+/** Left by one test for a later one to check (so a failed check there does not hide the rest). */
+const carried: { burstJobs: string[]; orphanC?: { job: string; pid: number } } = { burstJobs: [] };
 
 async function startNode(name: string, extra: string[] = []): Promise<SlaveHandle> {
   if (!slaveDirs.has(name)) slaveDirs.set(name, tempDir(`spiderplane-cluster-${name}-`));
@@ -137,6 +139,16 @@ async function stopAllAndWaitIdle(): Promise<void> {
   }, 30_000, 200);
   // One more heartbeat round, so the balancer's own count of recent dispatches starts from zero.
   await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 2));
+}
+
+/** Cancels every active run but one (a run a later test still needs running). */
+async function stopAllExcept(keep: string | undefined): Promise<void> {
+  const active = await ok<{ runs: RunView[] }>('GET', `/api/runs?state=active&project=${PROJECT}&limit=1000`);
+  for (const r of active.runs) if (r.job !== keep) await ok('POST', `/api/runs/${r.job}/cancel`);
+  await waitFor('only the kept run active', async () => {
+    const left = await ok<{ runs: RunView[] }>('GET', `/api/runs?state=active&project=${PROJECT}&limit=1000`);
+    return left.runs.every((r) => r.job === keep) ? true : undefined;
+  }, 30_000, 200);
 }
 
 async function uploadToMaster(version: string): Promise<{ status: number; body: { project: string; version: string; deployment: DeploymentView; error?: string } }> {
@@ -259,6 +271,19 @@ describe('master with a real cluster', () => {
     }
     assert.deepEqual((await nodes()).map((n) => n.name).sort(), before, 'refused nodes are not registered');
 
+    // Announcing needs the cluster token, and never takes the name of an online node.
+    const announce = (body: unknown, auth?: string) => fetch(`${master.url}/api/cluster/announce`, {
+      method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: auth } : {}) },
+    });
+    assert.equal((await announce({ url: 'http://127.0.0.1:9', name: 'ghost' })).status, 401);
+    assert.equal((await announce({ url: 'http://127.0.0.1:9', name: 'ghost' }, 'Bearer not-the-token')).status, 401);
+    assert.equal((await announce({ url: 'http://127.0.0.1:9', name: 'ghost' }, ADMIN_AUTH)).status, 401, 'a user is not a slave');
+    const stolen = await announce({ url: 'http://127.0.0.1:9', name: 'n1' }, `Bearer ${CLUSTER_TOKEN}`);
+    assert.equal(stolen.status, 400);
+    assert.match(((await stolen.json()) as { error: string }).error, /already used by the online node/);
+    assert.equal((await node('n1'))!.url, n1url, 'n1 keeps its URL');
+    assert.deepEqual((await nodes()).map((n) => n.name).sort(), before);
+
     // Done with the auth node: removed, so the rest of the file works with the three announced nodes.
     await ok('DELETE', '/api/nodes/authnode');
     assert.equal((await master.api('DELETE', '/api/nodes/authnode')).status, 404);
@@ -271,7 +296,7 @@ describe('master with a real cluster', () => {
     const up = await uploadToMaster('1.0');
     assert.equal(up.status, 201, JSON.stringify(up.body));
     assert.equal(up.body.project, PROJECT);
-    assert.equal(up.body.version, '1.0');
+    assert.equal(up.body.version, '1_0', 'stored the way Scrapyd stores it');
     const d = up.body.deployment;
     assert.equal(d.reason, 'upload');
     assert.notEqual(d.finished_at, null, '?wait=1 answers when the deploy is over');
@@ -292,17 +317,17 @@ describe('master with a real cluster', () => {
     const projects = (await ok<{ projects: Array<{ project: string; versions: Array<{ version: string; kind: string; spiders: string[]; nodes: string[] }> }> }>('GET', '/api/projects')).projects;
     const gen = projects.find((p) => p.project === PROJECT);
     assert.ok(gen, JSON.stringify(projects));
-    assert.deepEqual(gen.versions.map((v) => v.version).sort(), ['1.0', '1.1']);
+    assert.deepEqual(gen.versions.map((v) => v.version).sort(), ['1_0', '1_1']);
     for (const v of gen.versions) {
       assert.equal(v.kind, 'generic');
       assert.deepEqual(v.spiders, ['count', 'crash', 'hello', 'shell']);
       assert.deepEqual(v.nodes, ['n1', 'n2', 'n3'], `version ${v.version} is on every node`);
     }
     for (const name of ['n1', 'n2', 'n3']) {
-      assert.deepEqual(await slaveVersions(slaveOf(name), PROJECT), ['1.0', '1.1'], `${name}'s own listversions.json`);
+      assert.deepEqual(await slaveVersions(slaveOf(name), PROJECT), ['1_0', '1_1'], `${name}'s own listversions.json`);
     }
     const recent = (await ok<{ deployments: DeploymentView[] }>('GET', `/api/deployments?project=${PROJECT}`)).deployments;
-    assert.deepEqual(recent.map((x) => x.version), ['1.1', '1.0']);
+    assert.deepEqual(recent.map((x) => x.version), ['1_1', '1_0']);
   });
 
   // -------------------------------------------------------------------------------------------
@@ -311,7 +336,9 @@ describe('master with a real cluster', () => {
     const burst = (await Promise.all(Array.from({ length: 30 }, () => dispatch({ args: { n: '50', interval_ms: '200' }, target: 'auto' })))).flat();
     assert.equal(burst.length, 30);
     assert.equal(new Set(burst.map((r) => r.job)).size, 30, 'every run has its own job id');
+    carried.burstJobs = burst.map((r) => r.job);
     const spread = countBy(burst);
+    console.log(`# burst of 30: ${JSON.stringify(spread)}`);
     assert.deepEqual(Object.keys(spread).sort(), ['n1', 'n2', 'n3'], JSON.stringify(spread));
     for (const [n, c] of Object.entries(spread)) assert.ok(c >= 9 && c <= 11, `node ${n} got ${c} of 30: ${JSON.stringify(spread)}`);
     // The nodes really have them.
@@ -332,6 +359,7 @@ describe('master with a real cluster', () => {
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 2));
     const twelve = (await Promise.all(Array.from({ length: 12 }, () => dispatch({ args: LONG, target: 'auto' })))).flat();
     const c12 = countBy(twelve);
+    console.log(`# 12 with n1 busy: ${JSON.stringify(c12)}`);
     assert.ok((c12.n1 ?? 0) < (c12.n2 ?? 0) && (c12.n1 ?? 0) < (c12.n3 ?? 0), `the busy n1 gets fewer than each other node: ${JSON.stringify(c12)}`);
     await stopAllAndWaitIdle();
 
@@ -434,13 +462,19 @@ describe('master with a real cluster', () => {
     }, 20_000);
 
     // --- B: only the daemon dies; its spider lives on as an orphan and is re-adopted at restart.
+    // C runs beside it with no retries left: it is lost, not re-dispatched (checked in the next test).
     const [b] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n2' }, max_retries: 1 });
-    await waitFor('run B running', async () => ((await run(b!.job)).state === 'running' ? true : undefined), 20_000);
-    const pidB = (await slaveJobs(n2b)).running.find((j) => j.id === b!.job)?.pid;
-    assert.ok(pidB, 'n2 lists run B with its pid');
+    const [c] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n2' }, max_retries: 0 });
+    await waitFor('runs B and C running', async () => ((await run(b!.job)).state === 'running' && (await run(c!.job)).state === 'running' ? true : undefined), 20_000);
+    const n2bJobs = await slaveJobs(n2b);
+    const pidB = n2bJobs.running.find((j) => j.id === b!.job)?.pid;
+    const pidC = n2bJobs.running.find((j) => j.id === c!.job)?.pid;
+    assert.ok(pidB && pidC, 'n2 lists runs B and C with their pids');
     spiderPids.add(pidB);
+    spiderPids.add(pidC);
+    carried.orphanC = { job: c!.job, pid: pidC };
     await hardKill9(n2b);
-    assert.ok(isAlive(pidB), 'the spider outlives its daemon');
+    assert.ok(isAlive(pidB) && isAlive(pidC), 'the spiders outlive their daemon');
 
     const lostB = await waitFor('run B lost', async () => {
       const r = await run(b!.job);
@@ -453,6 +487,10 @@ describe('master with a real cluster', () => {
     }, FAILOVER_WITHIN_MS);
     assert.equal(lostB.outcome, 'lost');
     assert.notEqual(retryB.node, 'n2');
+    const lostC = await run(c!.job);
+    assert.equal(lostC.state, 'lost');
+    assert.doesNotMatch(lostC.note ?? '', /re-dispatched/, 'no retries left: C is not re-run');
+    assert.equal((await allRuns()).filter((x) => x.attempt === 2).length, 2, 'only A and B were re-run');
     assert.ok(isAlive(pidB), 'the orphan still runs while n2 is away: a duplicate');
 
     const n2c = await startNode('n2');
@@ -486,14 +524,51 @@ describe('master with a real cluster', () => {
     assert.equal(jobs.get(retryB.job)?.state, 'running');
     const events = (await ok<{ events: Array<{ status: string }> }>('GET', '/api/nodes/n2')).events.map((e) => e.status);
     assert.ok(events.filter((s) => s === 'offline').length >= 2 && events.filter((s) => s === 'online').length >= 3, JSON.stringify(events));
-    await stopAllAndWaitIdle();
+    // Run C (lost without a retry) must keep running for the next test.
+    await stopAllExcept(carried.orphanC?.job);
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('a lost run that was NOT re-dispatched is not killed when its node returns still running it', async () => {
+    // C was lost with n2 and had no retries left: the copy still running on n2 is the only one,
+    // not a duplicate. The master must not cancel it (and should not call it a duplicate).
+    const c = carried.orphanC;
+    assert.ok(c, 'the failover test left run C');
+    try {
+      await waitOnline(['n2']);
+      // Several heartbeats of the returned n2 (a cancel is sent on the first one that lists it).
+      await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 6));
+      const r = await run(c.job);
+      assert.ok(isAlive(c.pid), `the only copy of run C is still running on n2 (note: ${r.note})`);
+      assert.ok((await slaveJobs(slaveOf('n2'))).running.some((j) => j.id === c.job), 'n2 still runs C');
+      assert.doesNotMatch(r.note ?? '', /duplicate/, `run C is no duplicate: ${r.note}`);
+      // With nothing else doing its work, the master takes the run back as running.
+      assert.equal(r.state, 'running', `run C is running again: ${JSON.stringify(r)}`);
+      assert.match(r.note ?? '', /came back still running this run/);
+    } finally {
+      killGroup(c.pid);
+      await stopAllAndWaitIdle();
+    }
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('runs cancelled with /api/runs/stop end as cancelled, also those still pending on their node', async () => {
+    // 30 runs on nodes taking 2 at a time: most were still pending on their node when cancelled.
+    assert.equal(carried.burstJobs.length, 30);
+    const outcomes: Record<string, number> = {};
+    for (const job of carried.burstJobs) {
+      const r = await run(job);
+      assert.equal(r.state, 'finished', `${job}: ${JSON.stringify(r)}`);
+      outcomes[String(r.outcome)] = (outcomes[String(r.outcome)] ?? 0) + 1;
+    }
+    assert.deepEqual(outcomes, { cancelled: 30 }, `outcomes of 30 cancelled runs: ${JSON.stringify(outcomes)}`);
   });
 
   // -------------------------------------------------------------------------------------------
   test('a node joining late receives every version without a new upload', async () => {
     const uploadsBefore = (await ok<{ deployments: DeploymentView[] }>('GET', '/api/deployments?limit=500')).deployments.filter((d) => d.reason === 'upload').length;
     const versions = (await getJson(master.url, '/listversions.json', { project: PROJECT }, { Authorization: ADMIN_AUTH })).versions as string[];
-    assert.deepEqual(versions, ['1.0', '1.1']);
+    assert.deepEqual(versions, ['1_0', '1_1']);
     const n4 = await startNode('n4');
     await waitOnline(['n4']);
     await waitFor('n4 to hold every version', async () => {
@@ -507,7 +582,7 @@ describe('master with a real cluster', () => {
     const deployments = (await ok<{ deployments: DeploymentView[] }>('GET', '/api/deployments?limit=500')).deployments;
     assert.equal(deployments.filter((d) => d.reason === 'upload').length, uploadsBefore, 'no new upload');
     const joined = deployments.filter((d) => d.reason === 'node-joined' && d.targets.some((t) => t.node === 'n4'));
-    assert.deepEqual(joined.map((d) => d.version).sort(), ['1.0', '1.1']);
+    assert.deepEqual(joined.map((d) => d.version).sort(), ['1_0', '1_1']);
     assert.ok(joined.every((d) => d.targets.length === 1 && d.targets[0]!.state === 'ok'), JSON.stringify(joined));
     // And it takes runs.
     const [r] = await dispatch({ args: { n: '1', interval_ms: '10' }, target: { mode: 'node', node: 'n4' } });
@@ -533,7 +608,7 @@ describe('master with a real cluster', () => {
     assert.equal(added.version, '2.0');
     assert.equal(added.spiders, 4);
     assert.equal(typeof added.node_name, 'string');
-    for (const name of all4) assert.ok((await slaveVersions(slaveOf(name), PROJECT)).includes('2.0'), `${name} got 2.0`);
+    for (const name of all4) assert.ok((await slaveVersions(slaveOf(name), PROJECT)).includes('2_0'), `${name} got 2.0 (stored as 2_0)`);
 
     // schedule.json: dispatched to one node with least load.
     const sched = await postForm(master.url, '/schedule.json', { project: PROJECT, spider: 'count', n: '100000', interval_ms: '500' }, admin);
@@ -547,7 +622,7 @@ describe('master with a real cluster', () => {
     }
     assert.equal(holders.length, 1, `exactly one node has ${jobid}: ${holders.join(', ')}`);
     assert.equal((await run(jobid)).node, holders[0]);
-    assert.equal((await run(jobid)).version, '2.0', 'the newest version by default');
+    assert.equal((await run(jobid)).version, '2_0', 'the newest version by default');
 
     const listjobs = await getJson(master.url, '/listjobs.json', { project: PROJECT }, admin) as Json & { pending: Array<{ id: string; node: string }>; running: Array<{ id: string; node: string }>; finished: Array<{ id: string }> };
     assert.equal(listjobs.status, 'ok');
@@ -571,6 +646,11 @@ describe('master with a real cluster', () => {
     assert.match(String(noSpider.message), /spider 'nosuch' not found/);
 
     await waitFor(`${jobid} running`, async () => ((await run(jobid)).state === 'running' ? true : undefined), 20_000);
+    // Its log, fetched from its node through the master (waited for: the spider must have started).
+    await waitFor(`the log of ${jobid}`, async () => {
+      const log = await fetch(`${master.url}/api/runs/${jobid}/log`, { headers: admin });
+      return log.status === 200 && /count spider: 100000 items every 500 ms/.test(await log.text()) ? true : undefined;
+    }, 20_000);
     const cancelled = await postForm(master.url, '/cancel.json', { project: PROJECT, job: jobid }, admin);
     assert.equal(cancelled.status, 'ok', JSON.stringify(cancelled));
     assert.equal(cancelled.prevstate, 'running');
@@ -578,11 +658,14 @@ describe('master with a real cluster', () => {
     assert.equal((await run(jobid)).outcome, 'cancelled');
     const onHolder = await slaveJobs(slaveOf(holders[0]!));
     assert.ok(onHolder.finished.some((j) => j.id === jobid), 'the job ended on its node');
+    const status = await ok<{ nodes: { total: number; online: number }; projects: number }>('GET', '/api/status');
+    assert.deepEqual(status.nodes, { total: 4, online: 4, offline: 0 });
+    assert.equal(status.projects, 1);
 
     const projects = await getJson(master.url, '/listprojects.json', {}, admin);
     assert.equal(projects.status, 'ok');
     assert.deepEqual(projects.projects, [PROJECT]);
-    assert.deepEqual((await getJson(master.url, '/listversions.json', { project: PROJECT }, admin)).versions, ['1.0', '1.1', '2.0']);
+    assert.deepEqual((await getJson(master.url, '/listversions.json', { project: PROJECT }, admin)).versions, ['1_0', '1_1', '2_0']);
     const spiders = await getJson(master.url, '/listspiders.json', { project: PROJECT }, admin);
     assert.equal(spiders.status, 'ok');
     assert.deepEqual(spiders.spiders, ['count', 'crash', 'hello', 'shell']);
@@ -618,7 +701,53 @@ describe('master with a real cluster', () => {
     const vList = await getJson(master.url, '/listprojects.json', {}, viewer);
     assert.equal(vList.status, 'ok');
     assert.deepEqual(vList.projects, [PROJECT]);
-    assert.deepEqual((await getJson(master.url, '/listversions.json', { project: PROJECT }, viewer)).versions, ['1.0', '1.1', '2.0'], 'the viewer uploaded nothing');
+    assert.deepEqual((await getJson(master.url, '/listversions.json', { project: PROJECT }, viewer)).versions, ['1_0', '1_1', '2_0'], 'the viewer uploaded nothing');
     assert.equal((await master.api('POST', '/api/runs', { project: PROJECT, spider: 'hello' }, viewer.Authorization)).status, 403);
+
+    // A real Scrapy egg, built the way scrapyd-deploy builds it: the master cannot list its spiders
+    // itself, so the count comes from the nodes.
+    const egg = readFileSync(await buildDemoEgg(join(work, 'egg')));
+    const eggForm = new FormData();
+    eggForm.set('project', DEMO_PROJECT);
+    eggForm.set('version', '1700000000');
+    eggForm.set('egg', new Blob([new Uint8Array(egg)]), `${DEMO_PROJECT}.egg`);
+    const eggRes = (await (await fetch(`${master.url}/addversion.json`, { method: 'POST', body: eggForm, headers: admin })).json()) as Json;
+    assert.equal(eggRes.status, 'ok', JSON.stringify(eggRes));
+    assert.equal(eggRes.project, DEMO_PROJECT);
+    assert.equal(eggRes.version, '1700000000');
+    assert.equal(eggRes.spiders, DEMO_SPIDERS.length, JSON.stringify(eggRes));
+    const demoSpiders = await getJson(master.url, '/listspiders.json', { project: DEMO_PROJECT }, admin);
+    assert.deepEqual(demoSpiders.spiders, [...DEMO_SPIDERS]);
+    for (const name of all4) assert.deepEqual(await slaveVersions(slaveOf(name), DEMO_PROJECT), ['1700000000'], `${name} got the egg`);
+    assert.deepEqual((await getJson(master.url, '/listprojects.json', {}, viewer)).projects, [PROJECT, DEMO_PROJECT]);
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('removing a node that still has active runs does not leave them active forever', async () => {
+    // Last in the file: it takes n4 away. Its run must not stay "running" on a node that no longer
+    // exists (un-cancellable, counted as running by daemonstatus.json forever): either the removal is
+    // refused while the node has active runs, or the runs leave the active states.
+    const [r] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n4' } });
+    await waitFor('run on n4 running', async () => ((await run(r!.job)).state === 'running' ? true : undefined), 20_000);
+    const del = await master.api<{ error?: string }>('DELETE', '/api/nodes/n4');
+    if (del.status === 200) {
+      await new Promise((res) => setTimeout(res, OFFLINE_AFTER_MS + HEARTBEAT_MS * 6));
+      const after = await run(r!.job);
+      assert.ok(!['dispatching', 'pending', 'running'].includes(after.state), `the run of removed node n4 is still ${after.state}: ${JSON.stringify(after)}`);
+      // Re-run elsewhere while n4 (alive and reachable) still runs it: that copy must be stopped, as
+      // a returning node's duplicate is. Once n4 is removed, nothing else would ever cancel it.
+      const rerun = /re-dispatched as ([0-9a-f]{32})/.exec(after.note ?? '')?.[1];
+      if (rerun) {
+        assert.equal((await run(rerun)).state, 'running');
+        const n4 = slaveOf('n4');
+        const stopped = await waitFor('the copy on the removed n4 to stop', async () => {
+          const jobs = await slaveJobs(n4);
+          return jobs.running.some((j) => j.id === r!.job) ? undefined : true;
+        }, 8000).catch(() => false);
+        assert.ok(stopped, `run ${r!.job} was re-dispatched as ${rerun} but still runs on the removed node n4: two copies`);
+      }
+    } else {
+      assert.equal(del.status, 409, JSON.stringify(del.body));
+    }
   });
 });

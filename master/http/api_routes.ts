@@ -168,7 +168,7 @@ export function mountApi(router: Router, m: Master): void {
     const schedule = strQuery(ctx, 'schedule');
     const { runs, total } = m.runs.query({
       state, node: strQuery(ctx, 'node'), project: strQuery(ctx, 'project'), spider: strQuery(ctx, 'spider'),
-      schedule_id: schedule === undefined ? undefined : Number(schedule), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
+      schedule_id: schedule === undefined ? undefined : intQuery(ctx, 'schedule', 0, Number.MAX_SAFE_INTEGER), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
       limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
     return { runs: runs.map(runView), total };

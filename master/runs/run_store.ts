@@ -73,7 +73,8 @@ export class RunStore {
       byId: db.prepare(`SELECT * FROM runs WHERE id = ?`),
       byJob: db.prepare(`SELECT * FROM runs WHERE job = ?`),
       activeOfNode: db.prepare(`SELECT * FROM runs WHERE node_id = ? AND state IN ('dispatching', 'pending', 'running')`),
-      lostOfNode: db.prepare(`SELECT * FROM runs WHERE node_id = ? AND state = 'lost' AND outcome = 'lost' AND ended_at > ?`),
+      lostOfNode: db.prepare(`SELECT runs.*, EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) AS has_successor
+                              FROM runs WHERE node_id = ? AND state = 'lost' AND outcome = 'lost' AND ended_at > ?`),
       active: db.prepare(`SELECT * FROM runs WHERE state IN ('dispatching', 'pending', 'running') ORDER BY id`),
       activeOfSchedule: db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE schedule_id = ? AND state IN ('dispatching', 'pending', 'running')`),
       dispatched: db.prepare(`UPDATE runs SET state = 'pending', dispatched_at = ? WHERE id = ? AND state = 'dispatching'`),
@@ -95,8 +96,8 @@ export class RunStore {
   get(id: number): RunRow | undefined { return this.s.byId.get(id) as RunRow | undefined; }
   byJob(job: string): RunRow | undefined { return this.s.byJob.get(job) as RunRow | undefined; }
   activeOfNode(nodeId: number): RunRow[] { return this.s.activeOfNode.all(nodeId) as RunRow[]; }
-  /** Runs re-dispatched away from this node since `since`: duplicates if the node still runs them. */
-  lostOfNode(nodeId: number, since: number): RunRow[] { return this.s.lostOfNode.all(nodeId, since) as RunRow[]; }
+  /** Runs lost with this node since `since`, and whether each was re-run elsewhere. */
+  lostOfNode(nodeId: number, since: number): Array<RunRow & { has_successor: number }> { return this.s.lostOfNode.all(nodeId, since) as Array<RunRow & { has_successor: number }>; }
   active(): RunRow[] { return this.s.active.all() as RunRow[]; }
   scheduleHasActive(scheduleId: number): boolean { return (this.s.activeOfSchedule.get(scheduleId) as { n: number }).n > 0; }
 

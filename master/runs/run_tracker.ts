@@ -39,12 +39,24 @@ export class RunTracker extends EventEmitter {
       } else if (seen === 'finished') {
         await this.finish(node, run);
       } else if (run.state !== 'dispatching' && (run.dispatched_at ?? run.created_at) < requestedAt) {
-        const ended = this.runs.update(run, { state: 'finished', outcome: 'unknown', ended_at: now, note: `node ${node.name} no longer lists this job` });
+        // A cancelled pending job is simply dropped by the node (as Scrapyd does).
+        const ended = run.cancel_requested
+          ? this.runs.update(run, { state: 'finished', outcome: 'cancelled', ended_at: now, note: run.note ?? 'cancelled before it started' })
+          : this.runs.update(run, { state: 'finished', outcome: 'unknown', ended_at: now, note: `node ${node.name} no longer lists this job` });
         this.emit('finished', ended);
       }
     }
     for (const run of this.runs.lostOfNode(node.id, now - DUPLICATE_WINDOW_MS)) {
       const seen = states.get(run.job);
+      if (!run.has_successor) {
+        // Nothing else is doing this work: the run was only out of sight. Take it back.
+        if (seen === 'pending' || seen === 'running') {
+          this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? now : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
+        } else if (seen === 'finished') {
+          await this.finish(node, { ...run, state: 'running' });
+        }
+        continue;
+      }
       if (seen !== 'pending' && seen !== 'running') continue;
       // It was re-run elsewhere while this node was away: stop this copy (each heartbeat escalates).
       await this.clientFor(node).cancel(run.project, run.job).catch(() => undefined);
@@ -96,7 +108,13 @@ export class RunTracker extends EventEmitter {
     const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
     if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
     if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {
-      return this.clientFor(node).cancel(run.project, run.job, signal);
+      const prev = await this.clientFor(node).cancel(run.project, run.job, signal);
+      if (prev === 'pending') {
+        // The node dropped it from its queue: it will never run.
+        const ended = this.runs.update(this.runs.get(run.id)!, { state: 'finished', outcome: 'cancelled', ended_at: Date.now(), note: 'cancelled before it started' });
+        this.emit('finished', ended);
+      }
+      return prev;
     }
     return null;
   }

@@ -9,7 +9,7 @@ import { buildNodePackage } from './fixtures.ts';
 export const FAST_MASTER_ARGS = ['--heartbeat-interval', '0.5', '--heartbeat-timeout', '2', '--offline-after', '3'];
 
 export interface NodeView { name: string; url: string; status: string; draining: boolean; [k: string]: unknown }
-export interface RunView { job: string; project: string; spider: string; version: string | null; node: string | null; state: string; outcome: string | null; schedule_id: number | null; args: Record<string, string>; [k: string]: unknown }
+export interface RunView { job: string; project: string; spider: string; version: string | null; node: string | null; state: string; outcome: string | null; schedule_id: number | null; args: Record<string, string>; created_at: number; [k: string]: unknown }
 
 export async function joinSlave(master: MasterHandle, nodeName: string, args: string[] = []): Promise<SlaveHandle> {
   const slave = await startSlave({ args: ['--master', master.url, '--cluster-token', CLUSTER_TOKEN, '--node-name', nodeName, ...args] });
