@@ -17,6 +17,18 @@ export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'local-slave', env: 'SPIDERPLANE_LOCAL_SLAVE', type: 'bool', default: false, help: 'also start a slave on this machine (127.0.0.1:6800, data in DATA_DIR/../slave) that joins this master' },
   { flag: 'local-slave-port', env: 'SPIDERPLANE_LOCAL_SLAVE_PORT', type: 'int', default: 6800, min: 0, help: 'port of the --local-slave' },
   { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'node_name the master reports on its Scrapyd API (default: the hostname)' },
+  { flag: 'smtp-host', env: 'SPIDERPLANE_SMTP_HOST', type: 'string', default: null, help: 'SMTP server for alert mails (Settings in the UI override these flags)' },
+  { flag: 'smtp-port', env: 'SPIDERPLANE_SMTP_PORT', type: 'int', default: null, min: 1, help: 'SMTP port (default 587, or 465 with --smtp-secure tls, 25 with none)' },
+  { flag: 'smtp-secure', env: 'SPIDERPLANE_SMTP_SECURE', type: 'string', default: 'starttls', choices: ['none', 'starttls', 'tls'], help: "SMTP security: 'starttls' (required), 'tls' (implicit TLS) or 'none'" },
+  { flag: 'smtp-user', env: 'SPIDERPLANE_SMTP_USER', type: 'string', default: null, help: 'SMTP user (with --smtp-password)' },
+  { flag: 'smtp-password', env: 'SPIDERPLANE_SMTP_PASSWORD', type: 'string', default: null, help: 'SMTP password (never shown back nor logged)' },
+  { flag: 'smtp-from', env: 'SPIDERPLANE_SMTP_FROM', type: 'string', default: null, help: "From address of alert mails (default spiderplane@HOST)" },
+  { flag: 'alert-to', env: 'SPIDERPLANE_ALERT_TO', type: 'string', default: null, help: 'default alert recipients, comma-separated' },
+  { flag: 'public-url', env: 'SPIDERPLANE_PUBLIC_URL', type: 'string', default: null, help: "the master's web UI URL as users reach it, for links in mails (default its listening URL)" },
+  { flag: 'alert-group-seconds', env: 'SPIDERPLANE_ALERT_GROUP_SECONDS', type: 'number', default: 60, min: 0, help: 'at most one alert mail per recipient per this many seconds: alerts in between are grouped' },
+  { flag: 'alert-group-wait', env: 'SPIDERPLANE_ALERT_GROUP_WAIT', type: 'number', default: 5, min: 0, help: 'seconds an alert waits for others that fire with it before its mail is written' },
+  { flag: 'mail-retry-min', env: 'SPIDERPLANE_MAIL_RETRY_MIN', type: 'number', default: 5, min: 0.01, help: 'seconds before the first retry of a mail the SMTP server did not take (doubling each time)' },
+  { flag: 'mail-retry-max', env: 'SPIDERPLANE_MAIL_RETRY_MAX', type: 'number', default: 600, min: 0.01, help: 'longest wait between two retries of a mail, in seconds' },
 ];
 
 export interface MasterConfig {
@@ -35,6 +47,12 @@ export interface MasterConfig {
   localSlave: boolean;
   localSlavePort: number;
   nodeName: string | null;
+  smtp: { host: string | null; port: number | null; secure: 'none' | 'starttls' | 'tls'; user: string | null; password: string | null; from: string | null; to: string[] };
+  publicUrl: string | null;
+  alertGroupMs: number;
+  alertGroupWaitMs: number;
+  mailRetryMinMs: number;
+  mailRetryMaxMs: number;
 }
 
 export function loadMasterConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MasterConfig {
@@ -61,5 +79,15 @@ export function masterConfig(v: Record<string, unknown>): MasterConfig {
     localSlave: o.local_slave === true,
     localSlavePort: Number(o.local_slave_port),
     nodeName: str('node_name'),
+    smtp: {
+      host: str('smtp_host'), port: o.smtp_port === null || o.smtp_port === undefined ? null : Number(o.smtp_port),
+      secure: (str('smtp_secure') ?? 'starttls') as 'none' | 'starttls' | 'tls', user: str('smtp_user'), password: str('smtp_password'),
+      from: str('smtp_from'), to: (str('alert_to') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== ''),
+    },
+    publicUrl: str('public_url'),
+    alertGroupMs: Number(o.alert_group_seconds) * 1000,
+    alertGroupWaitMs: Number(o.alert_group_wait) * 1000,
+    mailRetryMinMs: Number(o.mail_retry_min) * 1000,
+    mailRetryMaxMs: Number(o.mail_retry_max) * 1000,
   };
 }

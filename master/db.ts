@@ -187,6 +187,80 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_created ON runs (created_at DESC);
   CREATE INDEX runs_node_id ON runs (node, id DESC);
   `,
+  // Alerts: rules, their firings, the mail notices waiting to be grouped, the mail outbox; metric roll-ups.
+  `
+  CREATE TABLE alert_rules (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    name             TEXT NOT NULL,
+    kind             TEXT NOT NULL,          -- node_offline | cpu | memory | disk | network_rx | network_tx | job_* | schedule_missed
+    threshold        REAL,
+    duration_seconds INTEGER NOT NULL DEFAULT 0,
+    scope            TEXT NOT NULL DEFAULT 'all',   -- all | node | project | spider
+    scope_node       TEXT,
+    scope_project    TEXT,
+    scope_spider     TEXT,
+    recipients       TEXT NOT NULL DEFAULT '[]',    -- JSON array; empty = the default recipients
+    enabled          INTEGER NOT NULL DEFAULT 1,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+  );
+  CREATE TABLE alert_firings (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id        INTEGER NOT NULL,
+    rule_name      TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    subject_key    TEXT NOT NULL,            -- what fired: 'node:NAME', 'spider:P/S', 'job:JOB', 'schedule:ID'
+    title          TEXT NOT NULL,            -- 'node crawl-3 offline'
+    link           TEXT,                     -- UI path: /nodes/NAME, /jobs/JOB
+    state          TEXT NOT NULL,            -- 'firing' | 'resolved'
+    value          REAL,
+    threshold      REAL,
+    since          INTEGER NOT NULL,         -- when the condition began
+    fired_at       INTEGER NOT NULL,
+    resolved_at    INTEGER,
+    detail         TEXT,
+    resolve_detail TEXT
+  );
+  CREATE UNIQUE INDEX alert_firings_open ON alert_firings (rule_id, subject_key) WHERE state = 'firing';
+  CREATE INDEX alert_firings_time ON alert_firings (fired_at DESC);
+  CREATE TABLE alert_notices (              -- one per (firing, fire|resolve, recipient), grouped into mails
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    firing_id  INTEGER NOT NULL,
+    event      TEXT NOT NULL,                -- 'fire' | 'resolve'
+    recipient  TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    mail_id    INTEGER,                      -- the outbox mail carrying it (NULL = waiting for its group)
+    UNIQUE (firing_id, event, recipient)
+  );
+  CREATE INDEX alert_notices_waiting ON alert_notices (mail_id, recipient);
+  CREATE TABLE mail_outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id      TEXT NOT NULL UNIQUE,    -- the Message-ID header, the same on every attempt
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    html            TEXT NOT NULL,
+    headers         TEXT NOT NULL DEFAULT '{}',
+    state           TEXT NOT NULL,           -- 'queued' | 'sending' | 'sent' | 'failed'
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    smtp_response   TEXT,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+  );
+  CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);
+  CREATE TABLE metric_rollups (
+    res         INTEGER NOT NULL,            -- bucket width in ms: 60000 or 3600000
+    node_id     INTEGER NOT NULL,
+    bucket      INTEGER NOT NULL,            -- bucket start, epoch ms
+    n           INTEGER NOT NULL,            -- raw samples behind it
+    cpu_avg REAL, cpu_max REAL, load_avg REAL, mem_avg REAL, mem_max REAL, disk_max REAL,
+    rx_avg REAL, rx_max REAL, tx_avg REAL, tx_max REAL, running_avg REAL, running_max INTEGER,
+    PRIMARY KEY (res, node_id, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX metric_rollups_time ON metric_rollups (res, bucket);
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

@@ -49,7 +49,7 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
     }
     if (run.state !== lastState) {
       lastState = run.state;
-      send('state', { state: run.state, outcome: run.outcome, items_count: run.items_count, error_count: run.error_count, exit_code: run.exit_code });
+      send('state', { state: run.state, outcome: run.outcome, items_count: run.items_count, error_count: run.error_count, exit_code: run.exit_code, started_at: run.started_at, ended_at: run.ended_at });
     }
     const client = new NodeClient(node, m.clusterToken, 10_000);
     const path = `/logs/${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}.log`;

@@ -30,7 +30,8 @@ export function cronEditor(): void {
       }
       const list = el('ol', { 'data-cron-next': '' });
       for (const iso of p.next ?? []) list.append(el('li', {}, formatLocal(new Date(iso))));
-      box.replaceChildren(el('div', { class: 'words' }, p.description ?? ''), el('div', { class: 'small muted' }, 'Next runs (your local time):'), list);
+      const zone = tz?.value.trim() || "the master's local time";
+      box.replaceChildren(el('div', { class: 'words' }, p.description ? `${p.description} (${zone})` : ''), el('div', { class: 'small muted' }, 'Next runs, in your local time:'), list);
     } catch (e) {
       if (mine === seq) box.replaceChildren(el('div', { class: 'error' }, (e as Error).message));
     }
@@ -39,7 +40,10 @@ export function cronEditor(): void {
     window.clearTimeout(timer);
     timer = window.setTimeout(() => void show(), 250);
   };
-  input.addEventListener('input', later);
+  input.addEventListener('input', () => {
+    document.querySelector('[data-form-error]')?.remove(); // the server's verdict was about the old text
+    later();
+  });
   tz?.addEventListener('change', later);
   for (const b of document.querySelectorAll<HTMLButtonElement>('[data-preset]')) {
     b.addEventListener('click', () => {

@@ -1,4 +1,5 @@
 import { el } from './api.ts';
+import { formatLocal } from './time.ts';
 
 const MAX_LINES = 5000;
 const LEVEL = /\b(CRITICAL|ERROR|WARNING)\b:?/;
@@ -52,6 +53,10 @@ export function liveLog(): void {
   source.addEventListener('log', (ev) => append(JSON.parse((ev as MessageEvent<string>).data) as string));
   source.addEventListener('state', (ev) => {
     const s = JSON.parse((ev as MessageEvent<string>).data) as Record<string, string | number | null>;
+    for (const k of ['started_at', 'ended_at'] as const) {
+      const field = document.querySelector(`[data-time-field="${k}"]`);
+      if (field && typeof s[k] === 'number') field.textContent = formatLocal(new Date(s[k] as number));
+    }
     for (const [k, v] of Object.entries(s)) {
       const field = document.querySelector(`[data-job-result] [data-field="${k}"]`);
       if (field) field.textContent = v === null ? '—' : String(v);

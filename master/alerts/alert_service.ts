@@ -1,0 +1,347 @@
+// Alerts, wired together: evaluation rounds and run/schedule events -> firings (SQLite) -> notices
+// grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
+// metric roll-ups' timer.
+import type { Db } from '../../common/sqlite.ts';
+import type { NodeMetrics, SpiderError } from '../../common/types.ts';
+import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
+import type { RunRow, RunStore } from '../runs/run_store.ts';
+import { bad } from '../http/input.ts';
+import { MetricHistory } from '../metrics/metric_history.ts';
+import { composeAlertMail, sendMail, SmtpFailure, type NoticeForMail, type SmtpSecure, type SmtpSettings } from './mailer.ts';
+import { Outbox, OutboxSender } from './outbox.ts';
+import { emailProblem, FiringStore, parseRecipients, RuleStore, type RuleInput } from './rule_store.ts';
+import { evaluateRun, evaluateScheduleFire, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type ScheduleFire } from './rule_engine.ts';
+
+export interface AlertServiceOptions {
+  /** SMTP settings from the flags; settings saved through the API replace them. */
+  flags: SmtpSettings;
+  publicUrl: () => string;
+  /** At most one mail per recipient per this many ms. */
+  groupMs: number;
+  /** A notice waits this long for others to join its mail. */
+  groupWaitMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** Node rules are evaluated this often (the heartbeat interval). */
+  evalIntervalMs: number;
+  rawRetentionMs: number;
+}
+
+/** Fetches the error lines of a run from its node (null when the node cannot tell). */
+export type ErrorLines = (run: RunRow) => Promise<SpiderError[] | null>;
+
+const SMTP_KEY = 'alert_smtp';
+const DEFAULTS_KEY = 'alert_default_rules_created';
+const SENT_KEPT_MS = 30 * 24 * 3600_000;
+
+/** A node as the rules see it, from its registry row. */
+export function snapshotOf(n: NodeRow): NodeSnapshot {
+  const m = n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null;
+  let disk: NodeSnapshot['disk'] = null;
+  for (const d of m?.disks ?? []) if (!disk || d.used_percent > disk.percent) disk = { mount: d.mount, percent: d.used_percent };
+  return {
+    name: n.name, status: n.status, statusSince: n.status_since, cpu: m?.cpu_percent ?? null, mem: m?.memory.used_percent ?? null, disk,
+    rx: m?.network.rx_bytes_per_sec ?? null, tx: m?.network.tx_bytes_per_sec ?? null,
+  };
+}
+
+export function formatErrorLines(errors: readonly SpiderError[], maxChars = 4000): string {
+  const lines: string[] = [];
+  for (const e of errors) {
+    lines.push(`${e.time} [${e.logger}] ${e.level}: ${e.message}`);
+    if (e.traceback) lines.push(...e.traceback.split('\n').filter((l) => l.trim() !== '').slice(0, 12).map((l) => `    ${l}`));
+  }
+  let text = lines.join('\n');
+  if (text.length > maxChars) text = text.slice(0, maxChars) + '\n…';
+  return text;
+}
+
+export class AlertService {
+  readonly rules: RuleStore;
+  readonly firings: FiringStore;
+  readonly outbox: Outbox;
+  readonly sender: OutboxSender;
+  readonly history: MetricHistory;
+  readonly engine = new RuleEngine();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private fireCursor: number;
+  private readonly pending = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly nodes: NodeRegistry,
+    private readonly runs: RunStore,
+    private readonly errorLines: ErrorLines,
+    private readonly opts: AlertServiceOptions,
+  ) {
+    this.rules = new RuleStore(db);
+    this.firings = new FiringStore(db);
+    this.outbox = new Outbox(db);
+    this.history = new MetricHistory(db, opts.rawRetentionMs);
+    this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
+    // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
+    // records when it starts after a downtime).
+    this.fireCursor = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM schedule_fires`).get() as { id: number }).id;
+  }
+
+  start(): void {
+    const requeued = this.outbox.recoverInFlight();
+    if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
+    this.ensureDefaultRules();
+    this.history.prune();
+    this.sender.start();
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(() => {
+        try { fn(); } catch (e) { console.error('[spiderplane-master] alerts:', e); }
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.opts.evalIntervalMs, () => this.evaluateRound());
+    every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
+    every(60_000, () => { this.history.prune(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.allSettled([...this.pending]);
+    await this.sender.stop();
+  }
+
+  // ---- SMTP settings ----
+
+  /** The effective settings: saved ones (Settings page / API), else the flags. */
+  smtp(): SmtpSettings {
+    const row = this.db.prepare(`SELECT value FROM settings WHERE key = ?`).get(SMTP_KEY) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as SmtpSettings) : this.opts.flags;
+  }
+
+  smtpSource(): 'flags' | 'settings' {
+    return this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(SMTP_KEY) ? 'settings' : 'flags';
+  }
+
+  /** Validates and saves an edit of the settings: absent fields keep their value; password null or '' clears it. */
+  saveSmtp(body: Record<string, unknown>): SmtpSettings {
+    const known = ['host', 'port', 'secure', 'user', 'password', 'from', 'to'];
+    for (const k of Object.keys(body)) if (!known.includes(k)) throw bad(`unknown field '${k.slice(0, 50)}': SMTP settings have ${known.join(', ')}`);
+    const cur = this.smtp();
+    const has = (k: string) => body[k] !== undefined;
+    const str = (k: string, max: number): string | null => {
+      const v = body[k];
+      if (v === null || v === '') return null;
+      if (typeof v !== 'string') throw bad(`'${k}' must be a string`);
+      if (v.length > max) throw bad(`'${k}' must be at most ${max} characters`);
+      if (/[\r\n\0]/.test(v)) throw bad(`'${k}' must be on one line`);
+      return v;
+    };
+    const next: SmtpSettings = { ...cur };
+    if (has('host')) {
+      next.host = str('host', 253);
+      if (next.host !== null && !/^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/.test(next.host)) throw bad(`'host' must be a host name or IP address`);
+    }
+    if (has('port')) {
+      const p = body.port;
+      if (p === null || p === '') next.port = null;
+      else if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw bad(`'port' must be a whole number from 1 to 65535`);
+      else next.port = p;
+    }
+    if (has('secure')) {
+      if (typeof body.secure !== 'string' || !['none', 'starttls', 'tls'].includes(body.secure)) throw bad(`'secure' must be one of none, starttls, tls`);
+      next.secure = body.secure as SmtpSecure;
+    }
+    if (has('user')) next.user = str('user', 200);
+    if (has('password')) next.password = str('password', 500);
+    if (has('from')) {
+      next.from = str('from', 300);
+      if (next.from !== null) {
+        const m = /^(?:[^<>"]{0,100}<([^<>]+)>|([^<>\s]+))$/.exec(next.from.trim());
+        const addr = m?.[1] ?? m?.[2];
+        if (!addr || emailProblem(addr)) throw bad(`'from' must be an address: ops@example.com or Spiderplane <ops@example.com>`);
+      }
+    }
+    if (has('to')) next.to = parseRecipients(body.to, 'to');
+    this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(SMTP_KEY, JSON.stringify(next));
+    this.ensureDefaultRules();
+    this.sender.kick();
+    return next;
+  }
+
+  /** Sends a test mail now (not through the outbox) and tells what the server said. */
+  async testMail(to: string[]): Promise<{ ok: boolean; to: string[]; response?: string; error?: string; code?: number | null }> {
+    const s = this.smtp();
+    if (s.host === null) throw bad('SMTP is not configured: save a host first');
+    const list = to.length ? to : s.to;
+    if (!list.length) throw bad(`give 'to', or save default recipients first`);
+    const now = new Date();
+    try {
+      const response = await sendMail(s, {
+        to: list.join(', '), subject: '[spiderplane] test mail',
+        text: `This is a test mail from spiderplane (${this.opts.publicUrl()}), sent ${now.toISOString()}.\nAlert mails will look like this one's sender and subject.\n`,
+        html: `<p>This is a test mail from spiderplane (${this.opts.publicUrl().replace(/[&<>"]/g, '')}), sent ${now.toISOString()}.</p>`,
+        messageId: `<test.${now.getTime()}@spiderplane>`, headers: {},
+      });
+      return { ok: true, to: list, response };
+    } catch (e) {
+      const err = e as SmtpFailure;
+      return { ok: false, to: list, error: err.message, code: err.responseCode ?? null };
+    }
+  }
+
+  /** With SMTP and recipients set, the rules a user expects exist from the start (once: later edits stay). */
+  ensureDefaultRules(): void {
+    const s = this.smtp();
+    if (s.host === null || s.to.length === 0) return;
+    this.db.transaction(() => {
+      if (this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(DEFAULTS_KEY)) return;
+      const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
+      this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
+      this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
+      this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
+      this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?)`).run(DEFAULTS_KEY, String(Date.now()));
+    })();
+  }
+
+  // ---- rules ----
+
+  createRule(i: RuleInput): AlertRule {
+    const r = this.rules.create(i);
+    this.evaluateSoon();
+    return r;
+  }
+
+  updateRule(id: number, i: RuleInput): AlertRule | undefined {
+    const before = this.rules.get(id);
+    if (!before) return undefined;
+    const after = this.rules.update(id, i)!;
+    // A rule that stops watching, or now watches something else, closes its firings without mail.
+    if (!after.enabled && before.enabled) this.firings.closeRule(id, 'the rule was disabled');
+    else if (after.kind !== before.kind) this.firings.closeRule(id, 'the rule changed kind');
+    this.evaluateSoon();
+    return after;
+  }
+
+  removeRule(id: number): boolean {
+    const ok = this.rules.remove(id);
+    if (ok) this.firings.closeRule(id, 'the rule was deleted');
+    return ok;
+  }
+
+  private evaluateSoon(): void {
+    const t = setTimeout(() => { try { this.evaluateRound(); } catch (e) { console.error('[spiderplane-master] alerts:', e); } }, 0);
+    t.unref();
+  }
+
+  // ---- evaluation ----
+
+  /** Recipients of a rule's mails: its own, else the default ones. */
+  private recipients(rule: AlertRule): string[] {
+    return rule.recipients.length ? rule.recipients : this.smtp().to;
+  }
+
+  private apply(ev: Evaluation, now = Date.now()): void {
+    if (!ev.fire.length && !ev.resolve.length) return;
+    const rules = new Map(this.rules.all().map((r) => [r.id, r]));
+    for (const hit of ev.fire) {
+      const rule = rules.get(hit.ruleId);
+      if (rule) this.firings.fire(rule, hit, this.recipients(rule), now);
+    }
+    for (const rec of ev.resolve) this.firings.resolve(rec, now);
+  }
+
+  /** One round: node rules, long-running jobs, schedule fires. */
+  evaluateRound(now = Date.now()): void {
+    if (this.stopped) return;
+    const rules = this.rules.all();
+    if (!rules.some((r) => r.enabled)) { this.skipScheduleFires(); return; }
+    const open = this.firings.openMap();
+    this.apply(this.engine.evaluateNodes(rules, this.nodes.all().map(snapshotOf), open, now), now);
+    if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
+      const running = this.runs.runningList().map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
+      this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
+    }
+    this.scheduleFires(rules);
+  }
+
+  private newFires(): ScheduleFire[] {
+    const rows = this.db.prepare(`SELECT f.id, f.schedule_id, f.scheduled_for, f.outcome, f.detail, s.name AS schedule_name, s.project, s.spider
+      FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id WHERE f.id > ? ORDER BY f.id LIMIT 1000`).all(this.fireCursor) as Array<ScheduleFire & { id: number }>;
+    if (rows.length) this.fireCursor = rows[rows.length - 1]!.id;
+    return rows;
+  }
+
+  private skipScheduleFires(): void { this.newFires(); }
+
+  private scheduleFires(rules: AlertRule[]): void {
+    for (const f of this.newFires()) this.apply(evaluateScheduleFire(rules, f, this.firings.openMap()));
+  }
+
+  /** A run ended (finished, or lost with its node): the job rules look at it. */
+  onRunEnded(run: RunRow): void {
+    if (this.stopped) return;
+    const p = this.handleRun(run).catch((e) => console.error('[spiderplane-master] alerts: evaluating run', run.job, e));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  private async handleRun(run: RunRow): Promise<void> {
+    const rules = this.rules.all();
+    const ev = evaluateRun(rules, {
+      job: run.job, project: run.project, spider: run.spider, node: run.node, outcome: run.outcome, exit_code: run.exit_code,
+      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(),
+    }, this.firings.openMap());
+    if (ev.fire.some((h) => h.job !== undefined) && run.outcome !== 'lost') {
+      const errors = await this.errorLines(run).catch(() => null);
+      if (errors && errors.length) {
+        const text = formatErrorLines(errors);
+        for (const h of ev.fire) h.detail = `${h.detail ?? ''}\n\nError lines of job ${run.job}:\n${text}`;
+      }
+    }
+    this.apply(ev);
+    this.group();
+  }
+
+  // ---- grouping ----
+
+  /**
+   * Turns waiting notices into mails: one mail per recipient carries every notice waiting for
+   * them, once the oldest has waited groupWait and the recipient's previous mail is groupMs old.
+   * Notice -> mail is one transaction with the outbox insert: a notice is mailed exactly once.
+   */
+  group(now = Date.now()): void {
+    if (this.stopped) return;
+    let queued = false;
+    for (const { recipient, oldest } of this.firings.waitingRecipients()) {
+      if (now - oldest < this.opts.groupWaitMs) continue;
+      const last = this.outbox.lastMailTo(recipient);
+      if (last !== null && now - last < this.opts.groupMs) continue;
+      this.firings.transaction(() => {
+        const notices = this.firings.waiting(recipient);
+        const parts: NoticeForMail[] = [];
+        for (const n of notices) {
+          const firing = this.firings.get(n.firing_id);
+          if (firing) parts.push({ event: n.event, firing });
+        }
+        if (!parts.length) return;
+        const mail = composeAlertMail(parts, this.opts.publicUrl(), now);
+        const id = this.outbox.enqueue({ to: recipient, ...mail }, now);
+        for (const n of notices) this.firings.attach(n.id, id);
+        queued = true;
+      });
+    }
+    if (queued) this.sender.kick();
+  }
+}
+
+/** Error lines of a run from its node's /errors.json (spiderplane slaves only). */
+export function errorLinesVia(nodes: NodeRegistry, clientFor: (n: NodeRow) => { raw: (path: string, timeoutMs?: number) => Promise<Response> }): ErrorLines {
+  return async (run) => {
+    const node = run.node_id === null ? undefined : nodes.byId(run.node_id);
+    if (!node || !node.extensions) return null;
+    const res = await clientFor(node).raw(`/errors.json?job=${encodeURIComponent(run.job)}&limit=20`, 5000);
+    if (!res.ok) return null;
+    const body = (await res.json()) as { status?: string; errors?: SpiderError[] };
+    return body.status === 'ok' ? body.errors ?? [] : null;
+  };
+}

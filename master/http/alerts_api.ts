@@ -1,0 +1,162 @@
+// The alerts API (/api/alerts/...), metric history for charts, and Prometheus /metrics.
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Master } from '../master.ts';
+import { KIND_INFO, parseRecipients, parseRuleInput, type FiringRow } from '../alerts/rule_store.ts';
+import { smtpView } from '../alerts/mailer.ts';
+import type { MailRow } from '../alerts/outbox.ts';
+import { RANGES, type Range } from '../metrics/metric_history.ts';
+import { prometheusText } from '../metrics/prometheus.ts';
+import type { NodeMetrics } from '../../common/types.ts';
+import { requireRole } from './auth.ts';
+import { bad, HttpError, intQuery, readJson, strQuery } from './input.ts';
+import { jsonRoute } from './json_route.ts';
+
+function firingView(f: FiringRow) {
+  return {
+    id: f.id, rule_id: f.rule_id, rule_name: f.rule_name, kind: f.kind, subject: f.subject_key, title: f.title, link: f.link, state: f.state,
+    value: f.value, threshold: f.threshold, since: f.since, fired_at: f.fired_at, resolved_at: f.resolved_at, detail: f.detail, resolve_detail: f.resolve_detail,
+  };
+}
+
+function mailView(m: MailRow) {
+  return {
+    id: m.id, message_id: m.message_id, to: m.recipient, subject: m.subject, state: m.state, attempts: m.attempts, next_attempt_at: m.next_attempt_at,
+    last_error: m.last_error, smtp_response: m.smtp_response, created_at: m.created_at, sent_at: m.sent_at,
+  };
+}
+
+function rangeQuery(ctx: Context): Range {
+  const r = strQuery(ctx, 'range') ?? '1h';
+  if (!(r in RANGES)) throw bad(`query 'range' must be one of ${Object.keys(RANGES).join(', ')}`);
+  return r as Range;
+}
+
+function idParam(ctx: Context, what: string): number {
+  const id = Number(ctx.params.id);
+  if (!Number.isInteger(id) || id <= 0) throw new HttpError(404, `${what} '${String(ctx.params.id).slice(0, 50)}' not found`);
+  return id;
+}
+
+export function mountAlertsApi(router: Router, m: Master): void {
+  const a = m.alerts;
+  const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
+  const findRule = (ctx: Context) => {
+    const rule = a.rules.get(idParam(ctx, 'rule'));
+    if (!rule) throw new HttpError(404, `rule '${ctx.params.id}' not found`);
+    return rule;
+  };
+
+  // ---- rules ----
+  r('get', '/api/alerts/rules', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const open = a.firings.openMap();
+    return { rules: a.rules.all().map((x) => ({ ...x, firing: open.get(x.id)?.size ?? 0 })), kinds: KIND_INFO, default_recipients: a.smtp().to };
+  });
+  r('post', '/api/alerts/rules', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const rule = a.createRule(parseRuleInput(await readJson(ctx)));
+    ctx.status = 201;
+    return { rule };
+  });
+  r('get', '/api/alerts/rules/:id', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const rule = findRule(ctx);
+    return { rule, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView) };
+  });
+  r('put', '/api/alerts/rules/:id', async (ctx) => {
+    requireRole(ctx, 'operator');
+    const rule = findRule(ctx);
+    return { rule: a.updateRule(rule.id, parseRuleInput(await readJson(ctx), rule)) };
+  });
+  r('post', '/api/alerts/rules/:id/enable', (ctx) => {
+    requireRole(ctx, 'operator');
+    const rule = findRule(ctx);
+    return { rule: a.updateRule(rule.id, parseRuleInput({ enabled: true }, rule)) };
+  });
+  r('post', '/api/alerts/rules/:id/disable', (ctx) => {
+    requireRole(ctx, 'operator');
+    const rule = findRule(ctx);
+    return { rule: a.updateRule(rule.id, parseRuleInput({ enabled: false }, rule)) };
+  });
+  r('delete', '/api/alerts/rules/:id', (ctx) => {
+    requireRole(ctx, 'operator');
+    if (!a.removeRule(findRule(ctx).id)) throw new HttpError(404, `rule '${ctx.params.id}' not found`);
+    return { ok: true };
+  });
+
+  // ---- history ----
+  r('get', '/api/alerts/firings', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const state = strQuery(ctx, 'state');
+    if (state !== undefined && state !== 'firing' && state !== 'resolved') throw bad(`query 'state' must be firing or resolved`);
+    const rule = strQuery(ctx, 'rule');
+    if (rule !== undefined && !/^\d{1,15}$/.test(rule)) throw bad(`query 'rule' must be a rule id`);
+    const { firings, total } = a.firings.history({ state, rule: rule === undefined ? undefined : Number(rule), limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) });
+    return { firings: firings.map(firingView), total, counts: a.firings.counts() };
+  });
+  r('get', '/api/alerts/outbox', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const state = strQuery(ctx, 'state');
+    if (state !== undefined && !['queued', 'sending', 'sent', 'failed'].includes(state)) throw bad(`query 'state' must be one of queued, sending, sent, failed`);
+    return { mails: a.outbox.list({ state, limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) }).map(mailView), counts: a.outbox.counts() };
+  });
+  r('post', '/api/alerts/outbox/:id/retry', (ctx) => {
+    requireRole(ctx, 'admin');
+    const id = idParam(ctx, 'mail');
+    if (!a.outbox.get(id)) throw new HttpError(404, `mail '${id}' not found`);
+    if (!a.outbox.retryFailed(id)) throw bad(`mail ${id} is not failed: only failed mails are retried by hand`);
+    a.sender.kick();
+    return { mail: mailView(a.outbox.get(id)!) };
+  });
+
+  // ---- SMTP settings ----
+  r('get', '/api/alerts/smtp', (ctx) => {
+    requireRole(ctx, 'viewer');
+    return { smtp: smtpView(a.smtp(), a.smtpSource()) };
+  });
+  r('put', '/api/alerts/smtp', async (ctx) => {
+    requireRole(ctx, 'admin');
+    const saved = a.saveSmtp(await readJson(ctx));
+    return { smtp: smtpView(saved, 'settings') };
+  });
+  r('post', '/api/alerts/smtp/test', async (ctx) => {
+    requireRole(ctx, 'admin');
+    const body = await readJson(ctx);
+    return a.testMail(parseRecipients(body.to, 'to'));
+  });
+
+  // ---- metric history ----
+  r('get', '/api/nodes/:name/metrics', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const node = m.nodes.byName(ctx.params.name!);
+    if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    const range = rangeQuery(ctx);
+    return { node: node.name, range, ...a.history.nodeSeries(node.id, range) };
+  });
+  r('get', '/api/metrics/cluster', (ctx) => {
+    requireRole(ctx, 'viewer');
+    const range = rangeQuery(ctx);
+    return { range, ...a.history.clusterSeries(range) };
+  });
+
+  // ---- Prometheus ----
+  router.get('/metrics', (ctx) => {
+    try {
+      requireRole(ctx, 'viewer');
+    } catch (e) {
+      ctx.status = (e as HttpError).status;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = `${(e as Error).message}\n`;
+      return;
+    }
+    ctx.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+    ctx.body = prometheusText({
+      nodes: m.nodes.all().map((n) => ({
+        name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
+        metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
+      })),
+      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(),
+    });
+  });
+}
