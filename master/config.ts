@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { parseOptions, type OptionSpec } from '../common/options.ts';
+import { TRUSTED_PROXY_OPTION, parseTrustedList } from './http/proxy.ts';
 
 export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_MASTER_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on' },
@@ -28,6 +29,7 @@ export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'alert-group-seconds', env: 'SPIDERPLANE_ALERT_GROUP_SECONDS', type: 'number', default: 60, min: 0, help: 'at most one alert mail per recipient per this many seconds: alerts in between are grouped' },
   { flag: 'alert-group-wait', env: 'SPIDERPLANE_ALERT_GROUP_WAIT', type: 'number', default: 5, min: 0, help: 'seconds an alert waits for others that fire with it before its mail is written' },
   { flag: 'mail-retry-min', env: 'SPIDERPLANE_MAIL_RETRY_MIN', type: 'number', default: 5, min: 0.01, help: 'seconds before the first retry of a mail the SMTP server did not take (doubling each time)' },
+  TRUSTED_PROXY_OPTION,
   { flag: 'mail-retry-max', env: 'SPIDERPLANE_MAIL_RETRY_MAX', type: 'number', default: 600, min: 0.01, help: 'longest wait between two retries of a mail, in seconds' },
 ];
 
@@ -47,6 +49,7 @@ export interface MasterConfig {
   localSlave: boolean;
   localSlavePort: number;
   nodeName: string | null;
+  trustedProxy: string[];
   smtp: { host: string | null; port: number | null; secure: 'none' | 'starttls' | 'tls'; user: string | null; password: string | null; from: string | null; to: string[] };
   publicUrl: string | null;
   alertGroupMs: number;
@@ -79,6 +82,7 @@ export function masterConfig(v: Record<string, unknown>): MasterConfig {
     localSlave: o.local_slave === true,
     localSlavePort: Number(o.local_slave_port),
     nodeName: str('node_name'),
+    trustedProxy: parseTrustedList(str('trusted_proxy')),
     smtp: {
       host: str('smtp_host'), port: o.smtp_port === null || o.smtp_port === undefined ? null : Number(o.smtp_port),
       secure: (str('smtp_secure') ?? 'starttls') as 'none' | 'starttls' | 'tls', user: str('smtp_user'), password: str('smtp_password'),

@@ -12,14 +12,14 @@ import { requireRole } from './auth.ts';
 import { bad, HttpError, intQuery, readJson, strQuery } from './input.ts';
 import { jsonRoute } from './json_route.ts';
 
-function firingView(f: FiringRow) {
+export function firingView(f: FiringRow) {
   return {
     id: f.id, rule_id: f.rule_id, rule_name: f.rule_name, kind: f.kind, subject: f.subject_key, title: f.title, link: f.link, state: f.state,
     value: f.value, threshold: f.threshold, since: f.since, fired_at: f.fired_at, resolved_at: f.resolved_at, detail: f.detail, resolve_detail: f.resolve_detail,
   };
 }
 
-function mailView(m: MailRow) {
+export function mailView(m: MailRow) {
   return {
     id: m.id, message_id: m.message_id, to: m.recipient, subject: m.subject, state: m.state, attempts: m.attempts, next_attempt_at: m.next_attempt_at,
     last_error: m.last_error, smtp_response: m.smtp_response, created_at: m.created_at, sent_at: m.sent_at,

@@ -2,6 +2,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { Master } from '../master.ts';
 import { identify } from './auth.ts';
+import { trustedProxy } from './proxy.ts';
 import { mountApi } from './api_routes.ts';
 import { mountScrapydFacade } from './scrapyd_facade.ts';
 import { mountAlertsApi } from './alerts_api.ts';
@@ -9,6 +10,8 @@ import { mountWebUi, securityHeaders } from '../web/ui.ts';
 
 export function createMasterApp(master: Master): Koa {
   const app = new Koa();
+  // First: who the client really is (X-Forwarded-* only from a trusted proxy) and the path prefix.
+  app.use(trustedProxy(master.config.trustedProxy));
   app.use(async (ctx, next) => {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('X-Frame-Options', 'DENY');

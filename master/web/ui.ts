@@ -9,6 +9,7 @@ import { mountClusterPages } from './pages/cluster_pages.ts';
 import { mountProjectPages } from './pages/project_pages.ts';
 import { mountSchedulePages } from './pages/schedule_pages.ts';
 import { mountJobPages } from './pages/job_pages.ts';
+import { mountAlertPages } from './pages/alert_pages.ts';
 
 /** Headers every page gets: no inline script or style may run, no framing, no sniffing. */
 export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
@@ -32,14 +33,14 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   env.addGlobal('asset', function (this: { ctx: { prefix?: string } }, name: string) {
     return assets.url(this.ctx.prefix ?? '', name);
   });
-  env.addGlobal('extraNav', []);
-  env.addGlobal('settingsSections', []);
+  env.addGlobal('extraNav', [{ href: '/alerts', label: 'Alerts' }]);
   const pc: PageContext = { m, env, router };
   mountAccountPages(pc);
   mountClusterPages(pc);
   mountProjectPages(pc);
   mountSchedulePages(pc);
   mountJobPages(pc);
+  mountAlertPages(pc);
   return { pages: pc, assets };
 }
 

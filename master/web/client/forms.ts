@@ -67,3 +67,30 @@ export function projectPickers(): void {
   project.addEventListener('change', filter);
   filter();
 }
+
+/** The alert rule form shows the threshold, duration and scope fields the chosen kind takes. */
+export function ruleForms(): void {
+  for (const form of document.querySelectorAll<HTMLFormElement>('[data-rule-form]')) {
+    const kind = form.querySelector<HTMLSelectElement>('[data-rule-kind]')!;
+    const scope = form.querySelector<HTMLSelectElement>('[data-rule-scope]')!;
+    const sync = () => {
+      const opt = kind.selectedOptions[0];
+      const threshold = opt?.dataset.threshold ?? '';
+      form.querySelector('[data-rule-threshold]')?.classList.toggle('hidden', !threshold);
+      const hint = form.querySelector('[data-threshold-hint]');
+      if (hint) hint.textContent = threshold;
+      form.querySelector('[data-rule-duration]')?.classList.toggle('hidden', !opt?.dataset.duration);
+      const scopes = (opt?.dataset.scopes ?? 'all').split(',');
+      for (const o of scope.options) { o.hidden = !scopes.includes(o.value); o.disabled = o.hidden; }
+      if (scope.selectedOptions[0]?.disabled) scope.value = 'all';
+      const s = scope.value;
+      for (const f of form.querySelectorAll<HTMLElement>('[data-scope-field]')) {
+        const which = f.dataset.scopeField;
+        f.classList.toggle('hidden', !(which === s || (which === 'project' && s === 'spider')));
+      }
+    };
+    kind.addEventListener('change', sync);
+    scope.addEventListener('change', sync);
+    sync();
+  }
+}

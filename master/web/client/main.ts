@@ -1,10 +1,10 @@
 // The admin UI's only script (no inline scripts: the CSP forbids them). Each feature looks for its
 // data-* hooks on the page and does nothing where they are absent.
-import { confirmForms, keyValueRows, projectPickers, targetPickers } from './forms.ts';
+import { confirmForms, keyValueRows, projectPickers, ruleForms, targetPickers } from './forms.ts';
 import { cronEditor } from './cron_editor.ts';
 import { liveLog } from './live_log.ts';
 import { autoRefresh, deploymentProgress, jobDetails, uploadPrefill } from './widgets.ts';
-import { nodeCharts } from './charts.ts';
+import { clusterCharts, nodeCharts } from './charts.ts';
 import { localTimes } from './time.ts';
 
 function start(): void {
@@ -13,12 +13,14 @@ function start(): void {
   keyValueRows();
   targetPickers();
   projectPickers();
+  ruleForms();
   cronEditor();
   liveLog();
   deploymentProgress();
   jobDetails();
   uploadPrefill();
   nodeCharts();
+  clusterCharts();
   autoRefresh();
 }
 

@@ -4,6 +4,7 @@ import { readParams } from '../../../common/http/request_params.ts';
 import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
 import { authOf, safeEqual } from '../../http/auth.ts';
 import { LoginLimiter, SESSION_COOKIE } from '../sessions.ts';
+import { smtpView } from '../../alerts/mailer.ts';
 import { action, page, type PageContext } from '../page_kit.ts';
 import { prefixOf, redirect, render } from '../render.ts';
 
@@ -72,8 +73,9 @@ export function mountAccountPages(pc: PageContext): void {
     redirect(ctx, '/login');
   });
 
+  const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource());
   page(pc, '/settings', 'viewer', (ctx, user) => {
-    render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null });
+    render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: smtp() });
   });
 
   action(pc, '/settings/password', 'viewer', async (ctx, form, user) => {
@@ -94,7 +96,7 @@ export function mountAccountPages(pc: PageContext): void {
   action(pc, '/settings/tokens', 'viewer', (ctx, form, user) => {
     try {
       const token = m.users.createToken(user.id, (form.get('name') ?? '').trim());
-      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: token });
+      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: token, smtp: smtp() });
     } catch (e) {
       if (e instanceof UserProblem) return redirect(ctx, '/settings', { kind: 'error', text: e.message });
       throw e;

@@ -1,0 +1,134 @@
+import type { Params } from '../../../common/http/request_params.ts';
+import { KIND_INFO, parseRecipients, parseRuleInput } from '../../alerts/rule_store.ts';
+import { smtpView } from '../../alerts/mailer.ts';
+import { firingView, mailView } from '../../http/alerts_api.ts';
+import { HttpError } from '../../http/input.ts';
+import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
+import { optional } from '../forms.ts';
+import { redirect, render } from '../render.ts';
+
+/** Alert rules (list, create, edit, enable), alert history with the mail outbox, SMTP settings. */
+export function mountAlertPages(pc: PageContext): void {
+  const { m, env } = pc;
+  const a = m.alerts;
+
+  /** A rule form as the API's JSON body: empty fields are left out so the rule's defaults apply. */
+  const ruleBody = (form: Params): Record<string, unknown> => {
+    const body: Record<string, unknown> = { kind: form.get('kind'), scope: form.get('scope') ?? 'all', enabled: form.get('enabled') === '1' };
+    const name = optional(form, 'name');
+    if (name) body.name = name;
+    const threshold = optional(form, 'threshold');
+    if (threshold !== null && KIND_INFO[form.get('kind') as keyof typeof KIND_INFO]?.threshold) body.threshold = Number.isFinite(Number(threshold)) ? Number(threshold) : threshold;
+    const duration = optional(form, 'duration_seconds');
+    if (duration !== null && KIND_INFO[form.get('kind') as keyof typeof KIND_INFO]?.duration) body.duration_seconds = Number.isFinite(Number(duration)) ? Number(duration) : duration;
+    for (const k of ['node', 'project', 'spider']) {
+      const v = optional(form, k);
+      if (v) body[k] = v;
+    }
+    body.recipients = optional(form, 'recipients') ?? '';
+    return body;
+  };
+
+  const listPage = (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
+    const open = a.firings.openMap();
+    render(env, ctx, 'alerts.njk', {
+      rules: a.rules.all().map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO,
+      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource()),
+      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
+    }, status);
+  };
+
+  page(pc, '/alerts', 'viewer', (ctx) => listPage(ctx));
+
+  action(pc, '/alerts/rules', 'operator', (ctx, form) => {
+    try {
+      const rule = a.createRule(parseRuleInput(ruleBody(form)));
+      redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' created.` });
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      listPage(ctx, { error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' } }, 400);
+    }
+  });
+
+  const findRule = (id: string) => {
+    const rule = a.rules.get(Number(id));
+    if (!rule) throw new HttpError(404, `There is no alert rule ${id}.`);
+    return rule;
+  };
+
+  page(pc, '/alerts/rules/:id', 'viewer', (ctx) => {
+    const rule = findRule(ctx.params.id!);
+    render(env, ctx, 'alert_rule.njk', {
+      rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
+      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
+      form: { ...rule, node: rule.scope_node, project: rule.scope_project, spider: rule.scope_spider, recipients: rule.recipients.join(', ') },
+    });
+  });
+
+  action(pc, '/alerts/rules/:id', 'operator', (ctx, form) => {
+    const rule = findRule(ctx.params.id!);
+    try {
+      a.updateRule(rule.id, parseRuleInput({ ...ruleBody(form), threshold: ruleBody(form).threshold ?? null, duration_seconds: ruleBody(form).duration_seconds ?? 0 }, rule));
+      redirect(ctx, `/alerts/rules/${rule.id}`, { kind: 'ok', text: 'Rule saved.' });
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      render(env, ctx, 'alert_rule.njk', {
+        rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
+        nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
+      }, 400);
+    }
+  });
+
+  action(pc, '/alerts/rules/:id/toggle', 'operator', (ctx) => {
+    const rule = findRule(ctx.params.id!);
+    a.updateRule(rule.id, parseRuleInput({ enabled: !rule.enabled }, rule));
+    redirect(ctx, '/alerts', { kind: 'ok', text: `'${rule.name}' ${rule.enabled ? 'disabled' : 'enabled'}.` });
+  });
+
+  action(pc, '/alerts/rules/:id/delete', 'operator', (ctx) => {
+    const rule = findRule(ctx.params.id!);
+    a.removeRule(rule.id);
+    redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' deleted.` });
+  });
+
+  page(pc, '/alerts/history', 'viewer', (ctx) => {
+    const state = ctx.query.state === 'firing' || ctx.query.state === 'resolved' ? ctx.query.state : undefined;
+    const total = a.firings.history({ state, limit: 0, offset: 0 }).total;
+    const p = pageOf(ctx, total, 50);
+    render(env, ctx, 'alert_history.njk', {
+      firings: a.firings.history({ state, limit: p.limit, offset: p.offset }).firings.map(firingView), page: p, pageBase: baseQuery(ctx, ['state']),
+      state: state ?? '', mails: a.outbox.list({ limit: 20, offset: 0 }).map(mailView), outbox: a.outbox.counts(),
+    });
+  });
+
+  action(pc, '/settings/smtp', 'admin', (ctx, form) => {
+    const body: Record<string, unknown> = {
+      host: optional(form, 'host'), secure: form.get('secure') ?? 'starttls', user: optional(form, 'user'),
+      from: optional(form, 'from'), to: optional(form, 'to') ?? '',
+    };
+    const port = optional(form, 'port');
+    body.port = port === null ? null : Number.isFinite(Number(port)) ? Number(port) : port;
+    // An empty password field keeps the stored one (it is never shown back); the checkbox clears it.
+    if (form.get('clear_password') === '1') body.password = null;
+    else if ((form.get('password') ?? '') !== '') body.password = form.get('password');
+    try {
+      a.saveSmtp(body);
+      redirect(ctx, '/settings', { kind: 'ok', text: 'SMTP settings saved.' });
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      redirect(ctx, '/settings', { kind: 'error', text: `SMTP settings not saved: ${e.message}` });
+    }
+  });
+
+  action(pc, '/settings/smtp/test', 'admin', async (ctx, form) => {
+    try {
+      const r = await a.testMail(parseRecipients(optional(form, 'to') ?? '', 'to'));
+      redirect(ctx, '/settings', r.ok
+        ? { kind: 'ok', text: `Test mail sent to ${r.to.join(', ')}. The server answered: ${r.response ?? ''}` }
+        : { kind: 'error', text: `The test mail was not sent: ${r.error ?? 'unknown error'}${r.code ? ` (SMTP ${r.code})` : ''}` });
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      redirect(ctx, '/settings', { kind: 'error', text: e.message });
+    }
+  });
+}
