@@ -239,7 +239,7 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     await screenshot(page, 'nodes');
     await page.goto(base() + '/nodes/n1');
     await page.waitForFunction(() => document.querySelectorAll('[data-node-charts] canvas, [data-node-charts] .uplot').length > 0
-      || /No heartbeats/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { timeout: 10_000 });
+      || /No heartbeats|No data/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { timeout: 10_000 });
     await screenshot(page, 'node');
     await page.goto(base() + '/settings');
     await screenshot(page, 'settings');
