@@ -1,23 +1,14 @@
 // The master (control plane). `tsx run_master.ts --help` lists its options.
 // With --local-slave it also starts a slave in this process that joins it: the one-command setup.
 import { dirname, join } from 'node:path';
-import { OptionError } from './common/options.ts';
+import { optionsOrExit } from './common/options.ts';
 import { loadMasterConfig } from './master/config.ts';
 import { Master } from './master/master.ts';
 import { Slave } from './slave/slave.ts';
 import { slaveConfig } from './slave/config.ts';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadMasterConfig(process.argv.slice(2));
-  } catch (e) {
-    if (e instanceof OptionError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error((e as Error).message);
-      process.exit(2);
-    }
-    throw e;
-  }
+  const config = optionsOrExit(() => loadMasterConfig(process.argv.slice(2)));
   const master = await Master.start(config);
   console.log(`[spiderplane-master] listening on ${master.url} (data in ${config.dataDir})`);
   if (config.clusterToken === null) {

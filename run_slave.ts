@@ -1,19 +1,10 @@
 // The slave daemon: a Scrapyd-compatible spider runner. `tsx run_slave.ts --help` lists its options.
 import { loadSlaveConfig } from './slave/config.ts';
-import { OptionError } from './common/options.ts';
+import { optionsOrExit } from './common/options.ts';
 import { Slave } from './slave/slave.ts';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadSlaveConfig(process.argv.slice(2));
-  } catch (e) {
-    if (e instanceof OptionError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error((e as Error).message);
-      process.exit(2);
-    }
-    throw e;
-  }
+  const config = optionsOrExit(() => loadSlaveConfig(process.argv.slice(2)));
   const slave = await Slave.start(config);
   console.log(`[spiderplane-slave] ${config.nodeName} listening on ${slave.url} (data in ${config.dataDir}, max_proc ${slave.core.launcher.maxProc})`);
   let stopping = false;

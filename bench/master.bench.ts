@@ -100,7 +100,7 @@ async function deploy(): Promise<void> {
     const cluster = performance.now() - t0;
     const ok = body.deployment.targets.filter((t) => t.state === 'ok').length;
     t0 = performance.now();
-    for (let i = 0; i < 10; i++) await uploadEgg(slaves[0]!.url, 'single', `v${i}`, pkg);
+    for (let i = 0; i < 10; i++) await uploadEgg(slaves[0]!.url, 'single', `v${i}`, pkg, { Authorization: `Bearer ${CLUSTER_TOKEN}` });
     const serial = performance.now() - t0;
     console.log(`deploy of a 20 MB package to 10 slaves through the master: ${(cluster / 1000).toFixed(2)} s wall (${ok}/10 ok); ` +
       `10 x one copy straight to one slave, one after another: ${(serial / 1000).toFixed(2)} s`);

@@ -101,3 +101,24 @@ export function usage(specs: readonly OptionSpec[]): string {
   const rows = specs.map((s) => `  --${s.flag.padEnd(22)} ${s.help} (env ${s.env}; default ${s.default === null ? 'none' : String(s.default)})`);
   return ['Options:', ...rows, '  --config FILE           INI (scrapyd.conf style) or JSON file with the same keys (env SPIDERPLANE_CONFIG)'].join('\n');
 }
+
+/** Option values over their defaults, with a reader for optional strings (config builders share it). */
+export function withDefaults(specs: readonly OptionSpec[], values: Record<string, unknown>) {
+  const defaults = Object.fromEntries(specs.map((s) => [s.flag.replace(/-/g, '_'), s.default]));
+  const o = { ...defaults, ...values } as Record<string, string | number | boolean | null>;
+  const str = (k: string): string | null => (o[k] === null || o[k] === undefined ? null : String(o[k]));
+  return { o, str };
+}
+
+/** Parses a program's options, or prints the problem (or --help) and exits with status 2. */
+export function optionsOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    if (e instanceof OptionError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error((e as Error).message);
+      process.exit(2);
+    }
+    throw e;
+  }
+}

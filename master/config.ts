@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseOptions, type OptionSpec } from '../common/options.ts';
+import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 import { TRUSTED_PROXY_OPTION, parseTrustedList } from './http/proxy.ts';
 
 export const MASTER_OPTIONS: readonly OptionSpec[] = [
@@ -63,9 +63,7 @@ export function loadMasterConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 }
 
 export function masterConfig(v: Record<string, unknown>): MasterConfig {
-  const defaults = Object.fromEntries(MASTER_OPTIONS.map((s) => [s.flag.replace(/-/g, '_'), s.default]));
-  const o = { ...defaults, ...v } as Record<string, string | number | boolean | null>;
-  const str = (k: string) => (o[k] === null || o[k] === undefined ? null : String(o[k]));
+  const { o, str } = withDefaults(MASTER_OPTIONS, v);
   return {
     bind: String(o.bind),
     port: Number(o.port),

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { parseOptions, type OptionSpec } from '../common/options.ts';
+import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -61,9 +61,7 @@ export function loadSlaveConfig(argv: string[], env: NodeJS.ProcessEnv = process
 
 /** Builds a full config from partial values (used by tests and the master's --local-slave). */
 export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
-  const defaults = Object.fromEntries(SLAVE_OPTIONS.map((s) => [s.flag.replace(/-/g, '_'), s.default]));
-  const o = { ...defaults, ...v } as Record<string, string | number | boolean | null>;
-  const str = (k: string) => (o[k] === null || o[k] === undefined ? null : String(o[k]));
+  const { o, str } = withDefaults(SLAVE_OPTIONS, v);
   return {
     bind: String(o.bind),
     port: Number(o.port),

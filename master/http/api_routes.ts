@@ -191,22 +191,30 @@ export function mountApi(router: Router, m: Master): void {
     const results = await Promise.all(active.map(async (run) => ({ job: run.job, node: run.node, prevstate: await m.tracker.cancel(run).catch((e: Error) => `error: ${e.message}`) })));
     return { cancelled: results };
   });
-  // The run's log, fetched from its node (Range-free tail by bytes: ?tail=65536).
-  router.get('/api/runs/:job/log', async (ctx) => {
+  /** For routes that answer raw bytes (not jsonRoute): a viewer, and a run with a node; else the error is set. */
+  const runForRawRoute = (ctx: Context) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
       ctx.status = (e as HttpError).status;
       ctx.body = { error: (e as Error).message };
-      return;
+      return null;
     }
     const run = m.runs.byJob(ctx.params.job!);
     const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
     if (!run || !node) {
       ctx.status = 404;
       ctx.body = { error: `run '${ctx.params.job}' not found` };
-      return;
+      return null;
     }
+    return { run, node };
+  };
+
+  // The run's log, fetched from its node (Range-free tail by bytes: ?tail=65536).
+  router.get('/api/runs/:job/log', async (ctx) => {
+    const found = runForRawRoute(ctx);
+    if (!found) return;
+    const { run, node } = found;
     const client = new NodeClient(node, m.clusterToken, 30_000);
     // ?tail=N asks the node for the last N bytes only; ?offset=N for what follows byte N (live follow).
     const tail = intQuery(ctx, 'tail', 0, 1 << 30);
@@ -233,20 +241,9 @@ export function mountApi(router: Router, m: Master): void {
 
   // The run's items (JSON lines), its Scrapy stats and its error records, fetched from its node.
   const fromNode = (kind: 'items' | 'stats' | 'errors') => async (ctx: Context) => {
-    try {
-      requireRole(ctx, 'viewer');
-    } catch (e) {
-      ctx.status = (e as HttpError).status;
-      ctx.body = { error: (e as Error).message };
-      return;
-    }
-    const run = m.runs.byJob(ctx.params.job!);
-    const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
-    if (!run || !node) {
-      ctx.status = 404;
-      ctx.body = { error: `run '${ctx.params.job}' not found` };
-      return;
-    }
+    const found = runForRawRoute(ctx);
+    if (!found) return;
+    const { run, node } = found;
     const p = `${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}`;
     const path = kind === 'items' ? `/items/${p}.jl` : kind === 'stats' ? `/logs/${p}.json` : `/errors.json?job=${encodeURIComponent(run.job)}&limit=50`;
     const res = await new NodeClient(node, m.clusterToken, 30_000).raw(path).catch(() => null);
