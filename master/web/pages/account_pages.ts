@@ -5,7 +5,7 @@ import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
 import { authOf, safeEqual } from '../../http/auth.ts';
 import { LoginLimiter, SESSION_COOKIE } from '../sessions.ts';
 import { smtpView } from '../../alerts/mailer.ts';
-import { action, page, type PageContext } from '../page_kit.ts';
+import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { prefixOf, redirect, render } from '../render.ts';
 
 const LOGIN_CSRF_COOKIE = 'sp_login_csrf';
@@ -109,7 +109,9 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   page(pc, '/users', 'admin', (ctx) => {
-    render(env, ctx, 'users.njk', { users: m.users.all(), roles: ROLES });
+    const all = m.users.all();
+    const p = pageOf(ctx, all.length, 50);
+    render(env, ctx, 'users.njk', { users: all.slice(p.offset, p.offset + p.limit), roles: ROLES, page: p, pageBase: baseQuery(ctx, []) });
   });
 
   action(pc, '/users', 'admin', async (ctx, form) => {

@@ -31,8 +31,10 @@ export function mountAlertPages(pc: PageContext): void {
 
   const listPage = (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
     const open = a.firings.openMap();
+    const all = a.rules.all();
+    const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
-      rules: a.rules.all().map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO,
+      rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
       recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource()),
       nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);

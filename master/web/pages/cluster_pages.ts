@@ -3,6 +3,7 @@ import { NodeProblem } from '../../master.ts';
 import { nodeView, type NodeView } from '../../nodes/node_registry.ts';
 import { HttpError } from '../../http/input.ts';
 import { runView } from '../../http/views.ts';
+import type { Context } from 'koa';
 import { action, page, pageOf, baseQuery, type PageContext } from '../page_kit.ts';
 import { redirect, render } from '../render.ts';
 
@@ -45,8 +46,14 @@ export function mountClusterPages(pc: PageContext): void {
     });
   });
 
+  const nodesPage = (ctx: Context) => {
+    const all = m.nodes.all();
+    const p = pageOf(ctx, all.length, 50);
+    return { nodes: all.slice(p.offset, p.offset + p.limit).map(nodeView).map(withFigures), page: p, pageBase: baseQuery(ctx, []) };
+  };
+
   page(pc, '/nodes', 'viewer', (ctx) => {
-    render(env, ctx, 'nodes.njk', { nodes: m.nodes.all().map(nodeView).map(withFigures), form: {} });
+    render(env, ctx, 'nodes.njk', { ...nodesPage(ctx), form: {} });
   });
 
   action(pc, '/nodes', 'admin', async (ctx, form) => {
@@ -56,7 +63,7 @@ export function mountClusterPages(pc: PageContext): void {
       redirect(ctx, `/nodes/${encodeURIComponent(node.name)}`, { kind: 'ok', text: `Node ${node.name} added; it turns online at its first good heartbeat.` });
     } catch (e) {
       if (!(e instanceof NodeProblem)) throw e;
-      render(env, ctx, 'nodes.njk', { nodes: m.nodes.all().map(nodeView).map(withFigures), form: { url: value('url'), name: value('name'), username: value('username') }, error: e.message }, 400);
+      render(env, ctx, 'nodes.njk', { ...nodesPage(ctx), form: { url: value('url'), name: value('name'), username: value('username') }, error: e.message }, 400);
     }
   });
 

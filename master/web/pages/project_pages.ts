@@ -3,7 +3,8 @@ import { PackageRejected } from '../../packages/package_repo.ts';
 import { DispatchError } from '../../runs/dispatcher.ts';
 import { Fields, HttpError } from '../../http/input.ts';
 import { nodeView } from '../../nodes/node_registry.ts';
-import { action, page, type PageContext } from '../page_kit.ts';
+import type { Context } from 'koa';
+import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
 import { redirect, render } from '../render.ts';
 
@@ -21,8 +22,14 @@ export function mountProjectPages(pc: PageContext): void {
     };
   });
 
+  const listVars = (ctx: Context) => {
+    const all = projectSummaries();
+    const p = pageOf(ctx, all.length, 50);
+    return { projects: all.slice(p.offset, p.offset + p.limit), page: p, pageBase: baseQuery(ctx, []), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length };
+  };
+
   page(pc, '/projects', 'viewer', (ctx) => {
-    render(env, ctx, 'projects.njk', { projects: projectSummaries(), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length });
+    render(env, ctx, 'projects.njk', listVars(ctx));
   });
 
   action(pc, '/projects/upload', 'operator', async (ctx, form, user) => {
@@ -30,7 +37,7 @@ export function mountProjectPages(pc: PageContext): void {
     const version = (form.get('version') ?? '').trim();
     const file = form.files.get('egg');
     const fail = (text: string) => {
-      render(env, ctx, 'projects.njk', { projects: projectSummaries(), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length, uploadError: text, upload: { project, version } }, 400);
+      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, 400);
     };
     const problem = !project ? 'Give the project a name.' : nameProblem(project) ? `The project name ${nameProblem(project)}.` :
       !version ? 'Give the version a name.' : nameProblem(sanitizeVersion(version)) ? `The version ${nameProblem(sanitizeVersion(version))}.` :

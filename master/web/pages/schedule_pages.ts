@@ -7,7 +7,7 @@ import { HttpError } from '../../http/input.ts';
 import { parseScheduleInput } from '../../http/schedule_input.ts';
 import { runView, scheduleView } from '../../http/views.ts';
 import { nodeView } from '../../nodes/node_registry.ts';
-import { action, page, type PageContext } from '../page_kit.ts';
+import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
 import { redirect, render } from '../render.ts';
 
@@ -47,13 +47,15 @@ export function mountSchedulePages(pc: PageContext): void {
   };
 
   page(pc, '/schedules', 'viewer', (ctx) => {
-    const schedules = m.schedules.all().map((s) => {
+    const all = m.schedules.all();
+    const p = pageOf(ctx, all.length, 50);
+    const schedules = all.slice(p.offset, p.offset + p.limit).map((s) => {
       let next: Date[] = [];
       try { next = s.enabled ? m.scheduler.nextOccurrences(s, 1) : []; } catch { /* shown as no next run */ }
       const last = m.schedules.fires(s.id, 1)[0] ?? null;
       return { ...scheduleView(s, next), words: describeCron(s.cron), last };
     });
-    render(env, ctx, 'schedules.njk', { schedules });
+    render(env, ctx, 'schedules.njk', { schedules, page: p, pageBase: baseQuery(ctx, []) });
   });
 
   page(pc, '/schedules/new', 'operator', (ctx) => {
