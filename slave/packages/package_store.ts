@@ -102,13 +102,16 @@ export class PackageStore {
    */
   async add(project: string, version: string, data: Buffer): Promise<StoredVersion> {
     if (!isZip(data)) throw new PackageError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
+    // readZipEntry checks the whole structure but inflates one entry; every entry's real bytes are
+    // then checked once: by extractZip for a generic package, by inspectZip for an egg.
+    let manifestBytes: Buffer | null;
     try {
-      inspectZip(data, this.zipLimits);
+      manifestBytes = readZipEntry(data, MANIFEST_NAME, this.zipLimits);
+      if (!manifestBytes) inspectZip(data, this.zipLimits);
     } catch (e) {
       if (e instanceof ZipRejected) throw new PackageError(e.message);
       throw e;
     }
-    const manifestBytes = readZipEntry(data, MANIFEST_NAME, this.zipLimits);
     const sha256 = createHash('sha256').update(data).digest('hex');
     const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256 };
     if (manifestBytes) {
