@@ -19,7 +19,7 @@ import { RunTracker } from './runs/run_tracker.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
-import { SessionStore } from './web/sessions.ts';
+import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
 
@@ -37,6 +37,8 @@ export class Master {
   readonly scheduler: Scheduler;
   readonly users: UserStore;
   readonly sessions: SessionStore;
+  /** Failed logins, shared by the login page and HTTP basic auth. */
+  readonly loginLimiter = new LoginLimiter();
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   readonly balancer = new LoadBalancer();

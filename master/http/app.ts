@@ -25,7 +25,7 @@ export function createMasterApp(master: Master): Koa {
     ctx.set('Server-Timing', `app;dur=${(performance.now() - t0).toFixed(2)}`);
   });
   app.use(securityHeaders);
-  app.use(identify(master.users, master.sessions, master.clusterToken));
+  app.use(identify(master.users, master.sessions, master.clusterToken, master.loginLimiter));
   const router = new Router();
   mountApi(router, master);
   mountScrapydFacade(router, master);

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { timingSafeEqual } from 'node:crypto';
 import type { Role, User, UserStore } from '../auth/users.ts';
-import { SESSION_COOKIE, type Session, type SessionStore } from '../web/sessions.ts';
+import { loginKeys, SESSION_COOKIE, type LoginLimiter, type Session, type SessionStore } from '../web/sessions.ts';
 import { HttpError } from './input.ts';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
@@ -27,7 +27,7 @@ export function safeEqual(a: string, b: string): boolean {
  * state-changing request that proves it came from our own pages (the X-CSRF-Token header here;
  * web forms check their _csrf field themselves). Never rejects by itself: routes say what they need.
  */
-export function identify(users: UserStore, sessions: SessionStore, clusterToken: string) {
+export function identify(users: UserStore, sessions: SessionStore, clusterToken: string, limiter: LoginLimiter) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const state: AuthState = { user: null, session: null, cluster: false };
     const [scheme, value = ''] = ctx.get('Authorization').split(' ', 2);
@@ -38,7 +38,20 @@ export function identify(users: UserStore, sessions: SessionStore, clusterToken:
     } else if (/^basic$/i.test(scheme ?? '')) {
       const decoded = Buffer.from(value.trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon > 0) state.user = await users.verify(decoded.slice(0, colon), decoded.slice(colon + 1));
+      if (colon > 0) {
+        // Basic auth is a login too: guessing passwords through the API meets the same limit.
+        const keys = loginKeys(typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown', decoded.slice(0, colon));
+        const wait = limiter.wait(keys);
+        if (wait > 0) {
+          ctx.status = 429;
+          ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
+          ctx.body = { error: `too many failed logins: try again in ${Math.ceil(wait / 1000)} s` };
+          return;
+        }
+        state.user = await users.verify(decoded.slice(0, colon), decoded.slice(colon + 1));
+        if (state.user) limiter.succeed(keys);
+        else limiter.fail(keys);
+      }
     } else {
       const cookie = ctx.cookies.get(SESSION_COOKIE);
       const session = cookie ? sessions.get(cookie) : null;

@@ -58,7 +58,11 @@ export class SessionStore {
 export class LoginLimiter {
   private readonly failures = new Map<string, { count: number; until: number; last: number }>();
 
-  constructor(private readonly freeTries = 5, private readonly windowMs = 15 * 60_000) {}
+  /**
+   * A username gets a few free tries; a client address more, since many people may share one
+   * (an office behind NAT) and one of them mistyping must not lock the others out.
+   */
+  constructor(private readonly freeTries = 5, private readonly freeTriesPerAddress = 30, private readonly windowMs = 15 * 60_000) {}
 
   /** Milliseconds to wait before another try is allowed (0 = go ahead). */
   wait(keys: string[]): number {
@@ -75,7 +79,8 @@ export class LoginLimiter {
     for (const k of keys) {
       const f = this.failures.get(k);
       const count = f && now - f.last <= this.windowMs ? f.count + 1 : 1;
-      const wait = count > this.freeTries ? Math.min(this.windowMs, 1000 * 2 ** (count - this.freeTries)) : 0;
+      const free = k.startsWith('ip:') ? this.freeTriesPerAddress : this.freeTries;
+      const wait = count > free ? Math.min(this.windowMs, 1000 * 2 ** (count - free)) : 0;
       this.failures.set(k, { count, until: now + wait, last: now });
     }
     if (this.failures.size > 10_000) {
@@ -86,4 +91,9 @@ export class LoginLimiter {
   succeed(keys: string[]): void {
     for (const k of keys) this.failures.delete(k);
   }
+}
+
+/** The keys a failed login counts against: the client's address and the username. */
+export function loginKeys(clientIp: string, username: string): string[] {
+  return [`ip:${clientIp}`, `user:${username.toLowerCase()}`];
 }

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { readParams } from '../../../common/http/request_params.ts';
 import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
 import { authOf, safeEqual } from '../../http/auth.ts';
-import { LoginLimiter, SESSION_COOKIE } from '../sessions.ts';
+import { loginKeys, SESSION_COOKIE } from '../sessions.ts';
 import { smtpView } from '../../alerts/mailer.ts';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { prefixOf, redirect, render } from '../render.ts';
@@ -22,7 +22,7 @@ function clientIp(ctx: Context): string {
 /** Login, logout, own settings (password, API tokens) and, for admins, user management. */
 export function mountAccountPages(pc: PageContext): void {
   const { m, env, router } = pc;
-  const limiter = new LoginLimiter();
+  const limiter = m.loginLimiter;
   const cookieOpts = (ctx: Context) => ({ httpOnly: true, sameSite: 'lax' as const, path: prefixOf(ctx) || '/', secure: ctx.state.proto === 'https', overwrite: true });
 
   const showLogin = (ctx: Context, vars: { error?: string; username?: string; next?: string }, status = 200) => {
@@ -47,7 +47,7 @@ export function mountAccountPages(pc: PageContext): void {
     if (!expected || !token || !safeEqual(expected, token)) {
       return showLogin(ctx, { error: 'The login form expired. Please try again.', username, next }, 403);
     }
-    const keys = [`ip:${clientIp(ctx)}`, `user:${username.toLowerCase()}`];
+    const keys = loginKeys(clientIp(ctx), username);
     const wait = limiter.wait(keys);
     if (wait > 0) {
       ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
