@@ -259,7 +259,7 @@ describe('alert pages in headless Chromium', { timeout: 90_000 }, () => {
     assert.equal(await row.count(), 1);
     const cells = (await row.locator('td').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
     assert.match(cells[0]!, new RegExp(`^${RULE} enabled$`));
-    assert.equal(cells[1], 'CPU · 0 · for 1 s');
+    assert.equal(cells[1], 'CPU over 0 % for 1 s');
     assert.equal(cells[2], 'node n1');
     assert.equal(cells[3], CPU_TO);
     const rule = (await master.api<{ rules: Rule[] }>('GET', '/api/alerts/rules')).body.rules.find((r) => r.name === RULE)!;
@@ -354,7 +354,7 @@ describe('alert pages in headless Chromium', { timeout: 90_000 }, () => {
     assert.deepEqual([edited.threshold, edited.duration_seconds, edited.scope_node, edited.name, edited.enabled], [97.5, 1, 'n1', RULE, true]);
 
     await page.goto(base() + '/alerts');
-    assert.match(await ruleRow(page, RULE).locator('td').nth(1).textContent() ?? '', /CPU · 97\.5 · for 1 s/);
+    assert.match(await ruleRow(page, RULE).locator('td').nth(1).textContent() ?? '', /CPU over 97\.5 % for 1 s/);
     await submitAndWait(page, `form[action="/alerts/rules/${ruleId}/toggle"] button[type=submit]`);
     assert.equal(await flash(), `'${RULE}' disabled.`);
     assert.equal((await ruleRow(page, RULE).locator('td').first().locator('.badge').textContent())?.trim(), 'disabled');

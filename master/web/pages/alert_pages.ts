@@ -7,6 +7,11 @@ import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.t
 import { optional } from '../forms.ts';
 import { redirect, render } from '../render.ts';
 
+/** What a rule's threshold counts, for the list. */
+const UNITS: Record<string, string> = {
+  cpu: ' %', memory: ' %', disk: ' %', network_rx: ' B/s', network_tx: ' B/s', job_errors: ' errors', job_no_items: ' items', job_too_long: ' s',
+};
+
 /** Alert rules (list, create, edit, enable), alert history with the mail outbox, SMTP settings. */
 export function mountAlertPages(pc: PageContext): void {
   const { m, env } = pc;
@@ -35,7 +40,7 @@ export function mountAlertPages(pc: PageContext): void {
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
       rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
-      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource()),
+      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource()), units: UNITS,
       nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);
   };
