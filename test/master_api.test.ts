@@ -196,7 +196,7 @@ describe('roles', () => {
 
 /** Starts a master the way a first-time user does: no --admin-user, no --admin-password. */
 async function startBareMaster(dataDir: string): Promise<string> {
-  const proc = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), [join(ROOT, 'run_master.ts'), '--port', '0', '--data-dir', dataDir, '--cluster-token', CLUSTER_TOKEN], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'run_master.ts'), '--port', '0', '--data-dir', dataDir, '--cluster-token', CLUSTER_TOKEN], {
     cwd: ROOT, env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPIDERPLANE_'))), stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
   let out = '';

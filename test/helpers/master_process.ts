@@ -3,7 +3,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './slave_process.ts';
 
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 export const ADMIN = { user: 'admin', password: 'admin-password-1' };
 export const CLUSTER_TOKEN = 'test-cluster-token';
@@ -23,7 +22,7 @@ export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(
 
 export async function startMaster(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<MasterHandle> {
   const dataDir = opts.dataDir ?? tempDir('spiderplane-master-');
-  const proc = spawn(TSX, [join(ROOT, 'run_master.ts'), '--port', '0', '--data-dir', dataDir, '--admin-user', ADMIN.user, '--admin-password', ADMIN.password,
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'run_master.ts'), '--port', '0', '--data-dir', dataDir, '--admin-user', ADMIN.user, '--admin-password', ADMIN.password,
     '--cluster-token', CLUSTER_TOKEN, ...(opts.args ?? [])], {
     cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });

@@ -158,20 +158,16 @@ function childPids(ppid: number): number[] {
 
 /** The pid of the daemon itself (the node child of the tsx wrapper that startSlave spawned). */
 export function daemonPid(h: SlaveHandle): number {
-  const kids = childPids(h.proc.pid!);
-  assert.equal(kids.length, 1, `expected one child of the tsx wrapper ${h.proc.pid}, got ${kids.join(', ')}`);
-  return kids[0]!;
+  // The daemon runs as `node --import tsx run_slave.ts`: the spawned process is the daemon itself.
+  return h.proc.pid!;
 }
 
 /** A real kill -9 of the daemon: its spiders live on as orphans. */
 export async function hardKill9(h: SlaveHandle): Promise<void> {
   if (h.proc.exitCode !== null || h.proc.signalCode !== null) return;
-  const daemons = childPids(h.proc.pid!);
-  for (const pid of daemons) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
+  const pid = h.proc.pid!;
   await h.kill9();
-  for (const pid of daemons) await waitGone(pid);
+  await waitGone(pid);
 }
 
 /** Kills a spider's process group (spiders run as group leaders) if it is still there. */

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 export interface SlaveHandle {
   url: string;
@@ -24,11 +23,12 @@ export function tempDir(prefix = 'spiderplane-test-'): string {
 
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
   const dataDir = opts.dataDir ?? tempDir();
-  const proc = spawn(TSX, [join(ROOT, 'run_slave.ts'), '--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'run_slave.ts'), '--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group: kill9 takes tsx and the daemon under it, not the spiders (they have their own groups)
+    // Plain node with tsx's loader (no tsx CLI wrapper relaying signals): the process is the daemon.
+    detached: true, // its own process group; its spiders have groups of their own
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
