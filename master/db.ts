@@ -261,6 +261,16 @@ const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX metric_rollups_time ON metric_rollups (res, bucket);
   `,
+  // Which ended runs the alert rules have looked at, so a master crash between a run's end and its
+  // evaluation is caught up at the next start (runs that ended before this migration count as seen).
+  `
+  CREATE TABLE alert_run_checks (
+    run_id     INTEGER PRIMARY KEY,
+    checked_at INTEGER NOT NULL
+  );
+  INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, COALESCE(ended_at, 0) FROM runs WHERE ended_at IS NOT NULL;
+  CREATE INDEX runs_ended ON runs (ended_at);
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

@@ -82,13 +82,22 @@ export class AlertService {
     this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
-    this.fireCursor = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM schedule_fires`).get() as { id: number }).id;
+    // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
+    const saved = db.prepare(`SELECT value FROM settings WHERE key = 'alerts_fire_cursor'`).get() as { value: string } | undefined;
+    this.fireCursor = saved ? Number(saved.value) : (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM schedule_fires`).get() as { id: number }).id;
+  }
+
+  /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
+  private uncheckedRuns(): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE ended_at >= ? AND state IN ('finished', 'lost', 'failed')
+                            AND id NOT IN (SELECT run_id FROM alert_run_checks) ORDER BY ended_at, id`).all(Date.now() - 24 * 3600_000) as RunRow[];
   }
 
   start(): void {
     const requeued = this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     this.ensureDefaultRules();
+    for (const run of this.uncheckedRuns()) this.onRunEnded(run);
     this.history.prune();
     this.sender.start();
     const every = (ms: number, fn: () => void) => {
@@ -267,7 +276,10 @@ export class AlertService {
   private newFires(): ScheduleFire[] {
     const rows = this.db.prepare(`SELECT f.id, f.schedule_id, f.scheduled_for, f.outcome, f.detail, s.name AS schedule_name, s.project, s.spider
       FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id WHERE f.id > ? ORDER BY f.id LIMIT 1000`).all(this.fireCursor) as Array<ScheduleFire & { id: number }>;
-    if (rows.length) this.fireCursor = rows[rows.length - 1]!.id;
+    if (rows.length) {
+      this.fireCursor = rows[rows.length - 1]!.id;
+      this.db.prepare(`INSERT INTO settings (key, value) VALUES ('alerts_fire_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(this.fireCursor));
+    }
     return rows;
   }
 
@@ -298,7 +310,11 @@ export class AlertService {
         for (const h of ev.fire) h.detail = `${h.detail ?? ''}\n\nError lines of job ${run.job}:\n${text}`;
       }
     }
-    this.apply(ev);
+    this.db.transaction(() => {
+      this.apply(ev);
+      this.db.prepare(`INSERT OR IGNORE INTO alert_run_checks (run_id, checked_at) VALUES (?, ?)`).run(run.id, Date.now());
+      this.db.prepare(`DELETE FROM alert_run_checks WHERE checked_at < ?`).run(Date.now() - 3 * 24 * 3600_000);
+    })();
     this.group();
   }
 
