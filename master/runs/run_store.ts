@@ -99,6 +99,11 @@ export class RunStore {
   /** Runs lost with this node since `since`, and whether each was re-run elsewhere. */
   lostOfNode(nodeId: number, since: number): Array<RunRow & { has_successor: number }> { return this.s.lostOfNode.all(nodeId, since) as Array<RunRow & { has_successor: number }>; }
   active(): RunRow[] { return this.s.active.all() as RunRow[]; }
+  /** Runs a schedule started at or after `since` (to tell whether an interrupted fire got as far as dispatching). */
+  ofScheduleSince(scheduleId: number, since: number): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE schedule_id = ? AND created_at >= ? ORDER BY id`).all(scheduleId, since) as RunRow[];
+  }
+
   scheduleHasActive(scheduleId: number): boolean { return (this.s.activeOfSchedule.get(scheduleId) as { n: number }).n > 0; }
 
   markDispatched(id: number): void { this.s.dispatched.run(Date.now(), id); }

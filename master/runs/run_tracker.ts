@@ -38,7 +38,13 @@ export class RunTracker extends EventEmitter {
         if (run.state !== 'running') this.runs.update(run, { state: 'running', started_at: run.started_at ?? now });
       } else if (seen === 'finished') {
         await this.finish(node, run);
-      } else if (run.state !== 'dispatching' && (run.dispatched_at ?? run.created_at) < requestedAt) {
+      } else if (run.state === 'dispatching') {
+        // Dispatching for over a minute and unknown to the node: the master stopped mid-dispatch.
+        if (run.created_at < requestedAt - 60_000) {
+          const ended = this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: now, note: `the master stopped while sending this run to ${node.name}; the node never got it` });
+          this.emit('finished', ended);
+        }
+      } else if ((run.dispatched_at ?? run.created_at) < requestedAt) {
         // A cancelled pending job is simply dropped by the node (as Scrapyd does).
         const ended = run.cancel_requested
           ? this.runs.update(run, { state: 'finished', outcome: 'cancelled', ended_at: now, note: run.note ?? 'cancelled before it started' })

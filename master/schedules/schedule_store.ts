@@ -80,6 +80,11 @@ export class ScheduleStore {
     this.s.fire.run(id, occurrence, Date.now(), outcome, detail);
   }
 
+  /** Whether anything was recorded for an occurrence (a claim with no record was interrupted). */
+  hasFire(id: number, occurrence: number): boolean {
+    return this.db.prepare(`SELECT 1 FROM schedule_fires WHERE schedule_id = ? AND scheduled_for = ?`).get(id, occurrence) !== undefined;
+  }
+
   fires(id: number, limit = 50): Array<{ scheduled_for: number; handled_at: number; outcome: FireOutcome; detail: string | null }> {
     return this.s.fires.all(id, limit) as Array<{ scheduled_for: number; handled_at: number; outcome: FireOutcome; detail: string | null }>;
   }

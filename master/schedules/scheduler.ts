@@ -62,6 +62,22 @@ export class Scheduler {
   }
 
   private async catchUp(s: ScheduleRow): Promise<void> {
+    // An occurrence claimed but never recorded: the master stopped between the claim and the record.
+    if (s.last_fire_at !== null && !this.store.hasFire(s.id, s.last_fire_at)) {
+      const started = this.runs.ofScheduleSince(s.id, s.last_fire_at);
+      if (started.length) {
+        this.store.recordFire(s.id, s.last_fire_at, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`);
+      } else if (s.missed === 'run_once') {
+        try {
+          const runs = await this.dispatchFor(s, 'schedule');
+          this.store.recordFire(s.id, s.last_fire_at, 'missed-run', `the master stopped while firing it; run at restart: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
+        } catch (e) {
+          this.store.recordFire(s.id, s.last_fire_at, 'failed', (e as Error).message);
+        }
+      } else {
+        this.store.recordFire(s.id, s.last_fire_at, 'missed', 'the master stopped while firing it');
+      }
+    }
     const missed = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
     if (!missed.length) return;
     const last = missed[missed.length - 1]!;
