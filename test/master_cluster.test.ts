@@ -23,7 +23,7 @@ interface NodeView {
 }
 interface RunView {
   job: string; project: string; spider: string; version: string | null; node: string | null; state: string; outcome: string | null;
-  attempt: number; retries_left: number; retry_of: unknown; note: string | null; created_by: string | null; args: Record<string, string>;
+  attempt: number; retries_left: number; retry_of: unknown; retry_of_job?: string | null; note: string | null; created_by: string | null; args: Record<string, string>;
 }
 interface DeploymentView {
   id: number; project: string; version: string; reason: string; finished_at: number | null;
@@ -439,6 +439,7 @@ describe('master with a real cluster', () => {
     const rowA2 = ids.find((x) => x.job === retryA.job)!;
     assert.equal(rowA2.retry_of, rowA.id, 'retry_of is the lost run');
     assert.equal(retryA.retry_of, rowA.id);
+    assert.equal((await run(retryA.job)).retry_of_job, a!.job, 'the API names the lost run by its job id');
     assert.equal((await node('n2'))!.status, 'offline');
     const onRetryNode = await slaveJobs(slaveOf(retryA.node!));
     assert.ok(onRetryNode.running.some((j) => j.id === retryA.job), 'the re-run really runs on its node');

@@ -25,6 +25,7 @@ function checkName(kind: string, v: string): string {
 /** The master's JSON API under /api: everything the CLI and the web UI do goes through here. */
 export function mountApi(router: Router, m: Master): void {
   const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
+  const viewRun = (r: RunRow) => runView(r, (id) => m.runs.get(id)?.job);
   const findRun = (job: string): RunRow => {
     const run = m.runs.byJob(job);
     if (!run) throw new HttpError(404, `run '${job}' not found`);
@@ -159,7 +160,7 @@ export function mountApi(router: Router, m: Master): void {
       retriesLeft: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }), createdBy: user.username,
     });
     ctx.status = 201;
-    return { runs: runs.map(runView) };
+    return { runs: runs.map(viewRun) };
   });
   r('get', '/api/runs', (ctx) => {
     requireRole(ctx, 'viewer');
@@ -171,11 +172,11 @@ export function mountApi(router: Router, m: Master): void {
       schedule_id: schedule === undefined ? undefined : intQuery(ctx, 'schedule', 0, Number.MAX_SAFE_INTEGER), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
       limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { runs: runs.map(runView), total };
+    return { runs: runs.map(viewRun), total };
   });
   r('get', '/api/runs/:job', (ctx) => {
     requireRole(ctx, 'viewer');
-    return { run: runView(findRun(ctx.params.job!)) };
+    return { run: viewRun(findRun(ctx.params.job!)) };
   });
   r('post', '/api/runs/:job/cancel', async (ctx) => {
     requireRole(ctx, 'operator');
@@ -298,7 +299,7 @@ export function mountApi(router: Router, m: Master): void {
   r('get', '/api/schedules/:id', (ctx) => {
     requireRole(ctx, 'viewer');
     const s = findSchedule(ctx);
-    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 }).runs.map(runView) };
+    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 }).runs.map(viewRun) };
   });
   r('put', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
@@ -317,7 +318,7 @@ export function mountApi(router: Router, m: Master): void {
   r('post', '/api/schedules/:id/run', async (ctx) => {
     const user = requireRole(ctx, 'operator');
     const s = findSchedule(ctx);
-    return { runs: (await m.scheduler.runNow(s.id, user.username)).map(runView) };
+    return { runs: (await m.scheduler.runNow(s.id, user.username)).map(viewRun) };
   });
   r('post', '/api/cron/preview', async (ctx) => {
     requireRole(ctx, 'viewer');

@@ -3,8 +3,10 @@ import type { ScheduleRow } from '../schedules/schedule_store.ts';
 import type { Target } from '../runs/dispatcher.ts';
 
 /** How a run looks in the API: parsed args and settings, times as epoch ms of the master's clock. */
-export function runView(r: RunRow) {
+export function runView(r: RunRow, jobOf?: (id: number) => string | undefined) {
   return {
+    /** the job id of the run this one re-runs (retry_of is the master's internal row id) */
+    retry_of_job: r.retry_of !== null && jobOf ? jobOf(r.retry_of) ?? null : null,
     job: r.job, project: r.project, spider: r.spider, version: r.version, node: r.node, state: r.state, outcome: r.outcome,
     args: JSON.parse(r.args) as Record<string, string>, settings: JSON.parse(r.settings) as Record<string, string>, priority: r.priority,
     schedule_id: r.schedule_id, attempt: r.attempt, retries_left: r.retries_left, retry_of: r.retry_of,

@@ -40,7 +40,7 @@ export function mountClusterPages(pc: PageContext): void {
       nodes, online: online.length, offline: nodes.filter((n) => n.status === 'offline').length,
       running: counts.running ?? 0, pending: (counts.pending ?? 0) + (counts.dispatching ?? 0),
       today: m.runs.summarySince(Date.now() - DAY), upcoming,
-      problems: m.runs.recentProblems(Date.now() - DAY, 8).map(runView),
+      problems: m.runs.recentProblems(Date.now() - DAY, 8).map((r) => runView(r)),
       cpu: avg(online.map((n) => n.cpu)), mem: avg(online.map((n) => n.mem)),
       hasProjects: m.repo.projects().length > 0,
     });
@@ -79,7 +79,7 @@ export function mountClusterPages(pc: PageContext): void {
     const p = pageOf(ctx, total, 25);
     render(env, ctx, 'node.njk', {
       node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
-      runs: m.runs.query({ node: node.name, limit: p.limit, offset: p.offset }).runs.map(runView), page: p, pageBase: baseQuery(ctx, []),
+      runs: m.runs.query({ node: node.name, limit: p.limit, offset: p.offset }).runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
       versions: m.repo.versionsOnNode(node.id),
     });
   });

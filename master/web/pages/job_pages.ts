@@ -28,7 +28,7 @@ export function mountJobPages(pc: PageContext): void {
     const total = m.runs.query({ ...filter, limit: 0, offset: 0 }).total;
     const p = pageOf(ctx, total, 50);
     render(env, ctx, 'jobs.njk', {
-      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map(runView), page: p,
+      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map((r) => runView(r)), page: p,
       pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since']), nowMs: Date.now(),
       q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '' },
       states: STATES, nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
@@ -45,7 +45,7 @@ export function mountJobPages(pc: PageContext): void {
   page(pc, '/jobs/:job', 'viewer', (ctx) => {
     const run = findRun(ctx.params.job!);
     const related = [run.retry_of ? m.runs.get(run.retry_of) : undefined, ...m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 }).runs.filter((r) => r.retry_of === run.id)]
-      .filter((r): r is NonNullable<typeof r> => !!r).map(runView);
+      .filter((r): r is NonNullable<typeof r> => !!r).map((r) => runView(r));
     render(env, ctx, 'job.njk', { run: runView(run), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state) });
   });
 

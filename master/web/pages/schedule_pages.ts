@@ -90,7 +90,7 @@ export function mountSchedulePages(pc: PageContext): void {
 
   page(pc, '/schedules/:id', 'viewer', (ctx) => {
     const s = findSchedule(ctx.params.id!);
-    editor(ctx, { id: s.id, values: valuesOf(s), history: m.schedules.fires(s.id, 30), runs: m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 }).runs.map(runView) });
+    editor(ctx, { id: s.id, values: valuesOf(s), history: m.schedules.fires(s.id, 30), runs: m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 }).runs.map((r) => runView(r)) });
   });
 
   action(pc, '/schedules/:id', 'operator', (ctx, form) => save(ctx, form, findSchedule(ctx.params.id!).id));
