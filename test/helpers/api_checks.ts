@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import zlib from 'node:zlib';
 
 export const NODE = 'testnode';
 
@@ -96,87 +95,9 @@ export const NOT_FOUND_PAGE = `
 `;
 
 // ---------------------------------------------------------------------------------------
-// A hand-rolled ZIP writer (copied from test/safe_zip.test.ts), so tests can write archives
-// that no library would (adm-zip's addFile turns '../x' into 'x').
+// The hand-rolled ZIP writer, for archives no library would write (zip-slip names and the like).
 
-function refCrc32(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of buf) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-export interface RawEntry {
-  name: string | Buffer;
-  content?: Buffer;
-  /** 0 = stored, 8 = deflate. */
-  method?: number;
-  /** External attributes (unix mode in the high 16 bits). */
-  attr?: number;
-  /** Declared uncompressed size in both headers (a lie, for zip bombs); default the real size. */
-  size?: number;
-}
-
-function unixAttr(mode: number, dos = 0): number {
-  return ((mode << 16) | dos) >>> 0;
-}
-
-export function rawZip(entries: RawEntry[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const name = Buffer.isBuffer(e.name) ? e.name : Buffer.from(e.name, 'utf8');
-    const isDir = name[name.length - 1] === 0x2f;
-    const content = e.content ?? Buffer.alloc(0);
-    const method = e.method ?? (content.length > 0 ? 8 : 0);
-    const compressed = method === 8 ? zlib.deflateRawSync(content) : content;
-    const crc = refCrc32(content);
-    const size = e.size ?? content.length;
-    const flags = 0x0800;
-    const attr = e.attr ?? (isDir ? unixAttr(0o040755, 0x10) : unixAttr(0o100644));
-
-    const loc = Buffer.alloc(30);
-    loc.writeUInt32LE(0x04034b50, 0);
-    loc.writeUInt16LE(20, 4);
-    loc.writeUInt16LE(flags, 6);
-    loc.writeUInt16LE(method, 8);
-    loc.writeUInt32LE(0x5a210000, 10);
-    loc.writeUInt32LE(crc, 14);
-    loc.writeUInt32LE(compressed.length, 18);
-    loc.writeUInt32LE(size, 22);
-    loc.writeUInt16LE(name.length, 26);
-    loc.writeUInt16LE(0, 28);
-    const local = Buffer.concat([loc, name, compressed]);
-
-    const cen = Buffer.alloc(46);
-    cen.writeUInt32LE(0x02014b50, 0);
-    cen.writeUInt16LE(0x031e, 4);
-    cen.writeUInt16LE(20, 6);
-    cen.writeUInt16LE(flags, 8);
-    cen.writeUInt16LE(method, 10);
-    cen.writeUInt32LE(0x5a210000, 12);
-    cen.writeUInt32LE(crc, 16);
-    cen.writeUInt32LE(compressed.length, 20);
-    cen.writeUInt32LE(size, 24);
-    cen.writeUInt16LE(name.length, 28);
-    cen.writeUInt32LE(attr, 38);
-    cen.writeUInt32LE(offset, 42);
-    centrals.push(Buffer.concat([cen, name]));
-    locals.push(local);
-    offset += local.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
-}
+export { rawZip, type RawEntry } from './raw_zip.ts';
 
 // ---------------------------------------------------------------------------------------
 // File trees
