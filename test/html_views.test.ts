@@ -14,49 +14,13 @@ import {
   type HtmlJobRow,
 } from '../slave/http/html_views.ts';
 
-// ---------------------------------------------------------------------------------------
-// Python `re` emulation, so ScrapydWeb's patterns can be pasted verbatim.
-
-/** Strip whitespace and comments the way Python's re.X (VERBOSE) does. */
-function stripVerbose(src: string): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < src.length; i++) {
-    const c = src.charAt(i);
-    if (c === '\\') {
-      out += c + src.charAt(i + 1);
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-      out += c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-    } else if (/\s/.test(c)) {
-      // ignored in verbose mode
-    } else if (c === '#') {
-      while (i < src.length && src.charAt(i) !== '\n') i++;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-function pyRe(src: string, flags: { X?: boolean; S?: boolean } = {}): RegExp {
-  const body = (flags.X === true ? stripVerbose(src) : src).replace(/\(\?P</g, '(?<');
-  return new RegExp(body, flags.S === true ? 'gs' : 'g');
-}
+import { findall, pyRe } from './helpers/python_re.ts';
 
 /** re.search(...) is not None (String#search ignores the g flag's lastIndex state). */
 function search(re: RegExp, text: string): boolean {
   return text.search(re) !== -1;
 }
 
-/** re.findall with groups: a list of tuples, '' for groups that did not participate. */
-function findall(re: RegExp, text: string): string[][] {
-  return [...text.matchAll(re)].map((m) => m.slice(1).map((g) => g ?? ''));
-}
 
 function zip<T>(keys: readonly string[], values: readonly T[]): Record<string, T> {
   const out: Record<string, T> = {};

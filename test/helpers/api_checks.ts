@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
+import { findall, pyRe } from './python_re.ts';
 
 export const NODE = 'testnode';
 
@@ -126,42 +127,8 @@ export function findNamed(dir: string, re: RegExp): string[] {
 }
 
 // ---------------------------------------------------------------------------------------
-// ScrapydWeb's parsers of the /jobs page and the /logs/ listings (copied from
-// test/html_views.test.ts, which documents where each pattern comes from).
-
-function stripVerbose(src: string): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < src.length; i++) {
-    const c = src.charAt(i);
-    if (c === '\\') {
-      out += c + src.charAt(i + 1);
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-      out += c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-    } else if (/\s/.test(c)) {
-      // ignored in verbose mode
-    } else if (c === '#') {
-      while (i < src.length && src.charAt(i) !== '\n') i++;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-function pyRe(src: string, flags: { X?: boolean; S?: boolean } = {}): RegExp {
-  const body = (flags.X === true ? stripVerbose(src) : src).replace(/\(\?P</g, '(?<');
-  return new RegExp(body, flags.S === true ? 'gs' : 'g');
-}
-
-function findall(re: RegExp, text: string): string[][] {
-  return [...text.matchAll(re)].map((m) => m.slice(1).map((g) => g ?? ''));
-}
+// ScrapydWeb's parsers of the /jobs page and the /logs/ listings (test/html_views.test.ts
+// documents where each pattern comes from).
 
 function zipKeys(keys: readonly string[], values: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
