@@ -14,7 +14,7 @@ import {
   type HtmlJobRow,
 } from '../slave/http/html_views.ts';
 
-import { findall, pyRe } from './helpers/python_re.ts';
+import { findall } from './helpers/python_re.ts';
 
 /** re.search(...) is not None (String#search ignores the g flag's lastIndex state). */
 function search(re: RegExp, text: string): boolean {
@@ -31,96 +31,9 @@ function zip<T>(keys: readonly string[], values: readonly T[]): Record<string, T
   return out;
 }
 
-// ---------------------------------------------------------------------------------------
-// ScrapydWeb's patterns, copied from my8100/scrapydweb (master, v1.4/1.5.0 era).
-
-// scrapydweb/views/dashboard/jobs.py -- JobsView.dispatch_request()
-const JOBS_PAGE_CHECK = pyRe(String.raw`<body><h1>Jobs</h1>`);
-const THEAD_SUB = pyRe(String.raw`<thead>.*?</thead>`, { S: true });
-// scrapydweb/views/dashboard/jobs.py (identical pattern in scrapydweb/utils/poll.py)
-const JOB_PATTERN = pyRe(
-  String.raw`
-                            <tr>
-                                <td>(?P<Project>.*?)</td>
-                                <td>(?P<Spider>.*?)</td>
-                                <td>(?P<Job>.*?)</td>
-                                (?:<td>(?P<PID>.*?)</td>)?
-                                (?:<td>(?P<Start>.*?)</td>)?
-                                (?:<td>(?P<Runtime>.*?)</td>)?
-                                (?:<td>(?P<Finish>.*?)</td>)?
-                                (?:<td>(?P<Log>.*?)</td>)?
-                                (?:<td>(?P<Items>.*?)</td>)?
-                                [\w\W]*?  # Temp support for Scrapyd v1.3.0 (not released)
-                            </tr>
-                          `,
-  { X: true },
-);
-// scrapydweb/views/dashboard/jobs.py
-const JOB_KEYS = ['project', 'spider', 'job', 'pid', 'start', 'runtime', 'finish', 'href_log', 'href_items'];
-// scrapydweb/utils/poll.py
-const POLL_JOB_KEYS = ['project', 'spider', 'job', 'pid', 'start', 'runtime', 'finish', 'log', 'items'];
-// scrapydweb/views/dashboard/jobs.py
-const HREF_PATTERN = pyRe(String.raw`href=['"](.+?)['"]`);
-
-// Older ScrapydWeb (scrapydweb/vars.py `pattern_jobs`, ScrapydWeb <= 1.1): no `[\w\W]*?`,
-// so it only parses rows without the Cancel column.
-const OLD_JOB_PATTERN = pyRe(
-  String.raw`<tr>
-                        <td>(?P<Project>.*?)</td>
-                        <td>(?P<Spider>.*?)</td>
-                        <td>(?P<Job>.*?)</td>
-                        (?:<td>(?P<PID>.*?)</td>)?
-                        (?:<td>(?P<Start>.*?)</td>)?
-                        (?:<td>(?P<Runtime>.*?)</td>)?
-                        (?:<td>(?P<Finish>.*?)</td>)?
-                        (?:<td>(?P<Log>.*?)</td>)?
-                        (?:<td>(?P<Items>.*?)</td>)?
-                        </tr>
-                    `,
-  { X: true },
-);
-
-// Whitespace-tolerant variant, as carried by ScrapydWeb forks after the Scrapyd 1.5 fix
-// (M4hbod/scrapydweb scrapydweb/routers/jobs.py). Stand-in for ScrapydWeb >= 1.5.1.
-const WS_JOB_PATTERN = pyRe(
-  String.raw`
-    <tr>\s*<td>(?P<Project>.*?)</td>\s*<td>(?P<Spider>.*?)</td>\s*<td>(?P<Job>.*?)</td>\s*
-    (?:<td>(?P<PID>.*?)</td>\s*)?(?:<td>(?P<Start>.*?)</td>\s*)?(?:<td>(?P<Runtime>.*?)</td>\s*)?
-    (?:<td>(?P<Finish>.*?)</td>\s*)?(?:<td>(?P<Log>.*?)</td>\s*)?(?:<td>(?P<Items>.*?)</td>\s*)?
-    [\w\W]*?</tr>`,
-  { X: true },
-);
-
-// scrapydweb/views/files/logs.py and items.py -- dispatch_request()
-const LOGS_PAGE_CHECK = pyRe(String.raw`Directory listing for /logs/`);
-const ITEMS_PAGE_CHECK = pyRe(String.raw`Directory listing for /items/`);
-// scrapydweb/vars.py -- "For LogsView and ItemsView"
-const DIRECTORY_PATTERN = pyRe(
-  String.raw`
-                                    <tr\sclass="(?P<odd_even>odd|even)">\n
-                                        \s+<td>(?P<filename>.*?)</td>\n
-                                        \s+<td>(?P<size>.*?)</td>\n
-                                        \s+<td>(?P<content_type>.*?)</td>\n
-                                        \s+<td>(?P<content_encoding>.*?)</td>\n
-                                    </tr>
-                                `,
-  { X: true },
-);
-const DIRECTORY_KEYS = ['odd_even', 'filename', 'size', 'content_type', 'content_encoding'];
-const HREF_NAME_PATTERN = pyRe(String.raw`href="(.+?)">(.+?)<`);
-// Fork variant with an optional Last modified cell (M4hbod/scrapydweb scrapydweb/vars.py).
-const DIRECTORY_PATTERN_LM = pyRe(
-  String.raw`
-                                    <tr\sclass="(?P<odd_even>odd|even)">\n
-                                        \s+<td>(?P<filename>.*?)</td>\n
-                                        \s+<td>(?P<size>.*?)</td>\n
-                                        (?:\s+<td>(?P<last_modified>.*?)</td>\n)?
-                                        \s+<td>(?P<content_type>.*?)</td>\n
-                                        \s+<td>(?P<content_encoding>.*?)</td>\n
-                                    </tr>
-                                `,
-  { X: true },
-);
+import {
+  JOBS_PAGE_CHECK, THEAD_SUB, JOB_PATTERN, JOB_KEYS, POLL_JOB_KEYS, HREF_PATTERN, OLD_JOB_PATTERN, WS_JOB_PATTERN, LOGS_PAGE_CHECK, ITEMS_PAGE_CHECK, DIRECTORY_PATTERN, DIRECTORY_KEYS, HREF_NAME_PATTERN, DIRECTORY_PATTERN_LM,
+} from './helpers/scrapydweb_patterns.ts';
 
 /** What JobsView does with the page: strip thead, findall, zip with JOB_KEYS. */
 function scrapydwebJobs(html: string, pattern = JOB_PATTERN, keys = JOB_KEYS): Record<string, string>[] {

@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { findall, pyRe } from './python_re.ts';
+import { findall } from './python_re.ts';
+import { DIRECTORY_KEYS, DIRECTORY_PATTERN, HREF_NAME_PATTERN, HREF_PATTERN, JOB_KEYS, JOB_PATTERN, JOBS_PAGE_CHECK, THEAD_SUB } from './scrapydweb_patterns.ts';
+
+export { JOBS_PAGE_CHECK };
 
 export const NODE = 'testnode';
 
@@ -127,8 +130,8 @@ export function findNamed(dir: string, re: RegExp): string[] {
 }
 
 // ---------------------------------------------------------------------------------------
-// ScrapydWeb's parsers of the /jobs page and the /logs/ listings (test/html_views.test.ts
-// documents where each pattern comes from).
+// ScrapydWeb's parsers of the /jobs page and the /logs/ listings, with its own patterns
+// (helpers/scrapydweb_patterns.ts).
 
 function zipKeys(keys: readonly string[], values: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -138,29 +141,6 @@ function zipKeys(keys: readonly string[], values: readonly string[]): Record<str
   });
   return out;
 }
-
-// scrapydweb/views/dashboard/jobs.py
-export const JOBS_PAGE_CHECK = pyRe(String.raw`<body><h1>Jobs</h1>`);
-const THEAD_SUB = pyRe(String.raw`<thead>.*?</thead>`, { S: true });
-const JOB_PATTERN = pyRe(
-  String.raw`
-                            <tr>
-                                <td>(?P<Project>.*?)</td>
-                                <td>(?P<Spider>.*?)</td>
-                                <td>(?P<Job>.*?)</td>
-                                (?:<td>(?P<PID>.*?)</td>)?
-                                (?:<td>(?P<Start>.*?)</td>)?
-                                (?:<td>(?P<Runtime>.*?)</td>)?
-                                (?:<td>(?P<Finish>.*?)</td>)?
-                                (?:<td>(?P<Log>.*?)</td>)?
-                                (?:<td>(?P<Items>.*?)</td>)?
-                                [\w\W]*?  # Temp support for Scrapyd v1.3.0 (not released)
-                            </tr>
-                          `,
-  { X: true },
-);
-const JOB_KEYS = ['project', 'spider', 'job', 'pid', 'start', 'runtime', 'finish', 'href_log', 'href_items'];
-const HREF_PATTERN = pyRe(String.raw`href=['"](.+?)['"]`);
 
 export interface WebJob { project: string; spider: string; job: string; pid: string; start: string; runtime: string; finish: string; log: string | null; items: string | null; status: 'pending' | 'running' | 'finished' }
 
@@ -180,25 +160,12 @@ export function scrapydwebJobs(html: string): WebJob[] {
   });
 }
 
-const DIRECTORY_PATTERN = pyRe(
-  String.raw`
-                                    <tr\sclass="(?P<odd_even>odd|even)">\n
-                                        \s+<td>(?P<filename>.*?)</td>\n
-                                        \s+<td>(?P<size>.*?)</td>\n
-                                        \s+<td>(?P<content_type>.*?)</td>\n
-                                        \s+<td>(?P<content_encoding>.*?)</td>\n
-                                    </tr>
-                                `,
-  { X: true },
-);
-const HREF_NAME_PATTERN = pyRe(String.raw`href="(.+?)">(.+?)<`);
-
 /** What ScrapydWeb's LogsView/ItemsView extract from a directory listing: [href, name, size, content type]. */
 export function scrapydwebListing(html: string, urlPath: string): Array<{ href: string; name: string; size: string; type: string }> {
   const title = urlPath.startsWith('/items/') ? 'Directory listing for /items/' : 'Directory listing for /logs/';
   assert.ok(html.includes(title), `listing must contain '${title}'`);
   return findall(DIRECTORY_PATTERN, html).map((t) => {
-    const r = zipKeys(['odd_even', 'filename', 'size', 'content_type', 'content_encoding'], t);
+    const r = zipKeys(DIRECTORY_KEYS, t);
     const m = [...(r['filename'] ?? '').matchAll(HREF_NAME_PATTERN)][0];
     assert.ok(m, `HREF_NAME_PATTERN must match ${r['filename']}`);
     return { href: m[1] ?? '', name: m[2] ?? '', size: r['size'] ?? '', type: r['content_type'] ?? '' };

@@ -1,37 +1,12 @@
 // Helpers for the runner tests (test/slave_runner.test.ts): job records, process probes, and a
 // kill -9 that really kills the daemon.
-//
-// Note: startSlave() runs `tsx run_slave.ts`; tsx is a wrapper that runs the daemon in a CHILD
-// node process. SlaveHandle.kill9() only SIGKILLs the wrapper, and the real daemon lives on.
-// hardKill9() below kills the daemon process itself first.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import type { SlaveJob } from '../../common/types.ts';
+import { readFileSync } from 'node:fs';
 import { getJson, postForm, waitFor, type Json, type SlaveHandle } from './slave_process.ts';
 
-/** One job as /jobs.json reports it (common/types.ts SlaveJob). */
-export interface JobRecord {
-  id: string;
-  project: string;
-  spider: string;
-  version: string | null;
-  run_version: string | null;
-  state: 'pending' | 'running' | 'finished';
-  priority: number;
-  args: Record<string, string>;
-  settings: Record<string, string>;
-  pid: number | null;
-  created_time: string;
-  start_time: string | null;
-  end_time: string | null;
-  exit_code: number | null;
-  signal: string | null;
-  outcome: string | null;
-  items_count: number | null;
-  error_count: number | null;
-  log_url: string | null;
-  items_url: string | null;
-  note: string | null;
-}
+/** One job as /jobs.json reports it. */
+export type JobRecord = SlaveJob;
 
 export interface ListJobs {
   pending: Array<{ id: string; project: string; spider: string }>;
@@ -141,22 +116,7 @@ export async function waitGone(pid: number, timeoutMs = 15_000): Promise<void> {
   await waitFor(`process ${pid} to end`, () => (isAlive(pid) ? undefined : true), timeoutMs, 50);
 }
 
-function childPids(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid) out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** The pid of the daemon itself (the node child of the tsx wrapper that startSlave spawned). */
+/** The pid of the daemon itself. */
 export function daemonPid(h: SlaveHandle): number {
   // The daemon runs as `node --import tsx run_slave.ts`: the spawned process is the daemon itself.
   return h.proc.pid!;

@@ -1,20 +1,14 @@
 // Starts a real slave daemon as a child process on a free loopback port, and talks to it over HTTP.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { ROOT, startDaemon, type DaemonHandle } from './daemon_process.ts';
 
-export const ROOT = resolve(import.meta.dirname, '..', '..');
+export { ROOT };
 
-export interface SlaveHandle {
-  url: string;
+/** A running slave; kill9 leaves its spiders running as orphans. */
+export interface SlaveHandle extends DaemonHandle {
   dataDir: string;
-  proc: ChildProcess;
-  output: () => string;
-  /** SIGTERM and wait for a clean exit. */
-  stop: () => Promise<number | null>;
-  /** kill -9 the daemon (its spiders live on as orphans). */
-  kill9: () => Promise<void>;
 }
 
 export function tempDir(prefix = 'spiderplane-test-'): string {
@@ -23,31 +17,8 @@ export function tempDir(prefix = 'spiderplane-test-'): string {
 
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
   const dataDir = opts.dataDir ?? tempDir();
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'run_slave.ts'), '--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], {
-    cwd: ROOT,
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Plain node with tsx's loader (no tsx CLI wrapper relaying signals): the process is the daemon.
-    detached: true, // its own process group; its spiders have groups of their own
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-  const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`slave did not start in 30 s:\n${out}`)), 30_000);
-    const check = () => {
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) { clearTimeout(timer); res(m[1]!); }
-    };
-    proc.stdout!.on('data', check);
-    void exited.then((code) => { clearTimeout(timer); rej(new Error(`slave exited with ${code} before listening:\n${out}`)); });
-  });
-  return {
-    url, dataDir, proc, output: () => out,
-    stop: async () => { proc.kill('SIGTERM'); return exited; },
-    kill9: async () => { process.kill(-proc.pid!, 'SIGKILL'); await exited; },
-  };
+  const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], opts.env, /listening on (http:\/\/[^\s]+)/);
+  return { ...d, dataDir };
 }
 
 export type Json = Record<string, unknown> & { status?: string; message?: string };

@@ -1,0 +1,41 @@
+// Starts one of spiderplane's programs as a real child process on a free loopback port and waits
+// until it says where it listens. Plain node with tsx's loader (no tsx CLI wrapper relaying
+// signals), so the process is the program itself; its own process group, so kill9 takes it alone
+// (spiders have process groups of their own).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export interface DaemonHandle {
+  url: string;
+  proc: ChildProcess;
+  output: () => string;
+  /** SIGTERM and wait for the exit; the exit code. */
+  stop: () => Promise<number | null>;
+  /** kill -9, and wait until it is gone. */
+  kill9: () => Promise<void>;
+}
+
+export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp): Promise<DaemonHandle> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`${what} did not start in 30 s:\n${out}`)), 30_000);
+    proc.stdout!.on('data', () => {
+      const m = listening.exec(out);
+      if (m) { clearTimeout(timer); res(m[1]!); }
+    });
+    void exited.then((code) => { clearTimeout(timer); rej(new Error(`${what} exited with ${code} before listening:\n${out}`)); });
+  });
+  return {
+    url, proc, output: () => out,
+    stop: async () => { proc.kill('SIGTERM'); return exited; },
+    kill9: async () => { process.kill(-proc.pid!, 'SIGKILL'); await exited; },
+  };
+}
