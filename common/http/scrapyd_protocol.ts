@@ -68,11 +68,6 @@ export function scrapydEndpoint(
   };
 }
 
-export function required(value: string | undefined, name: string): string {
-  if (value === undefined) throw new ApiError(`'${name}' parameter is required`);
-  return value;
-}
-
 function safeEqual(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);

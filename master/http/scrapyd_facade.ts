@@ -1,8 +1,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { ApiError, required, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { checkName, decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
 import { readParams, type Params } from '../../common/http/request_params.ts';
-import { nameProblem, sanitizeVersion } from '../../common/names.ts';
+import { sanitizeVersion } from '../../common/names.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import type { Master } from '../master.ts';
 import { PackageRejected } from '../packages/package_repo.ts';
@@ -11,14 +12,6 @@ import type { RunRow } from '../runs/run_store.ts';
 import { HttpError } from './input.ts';
 import { requireRole } from './auth.ts';
 import type { Role } from '../auth/users.ts';
-
-const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
-
-function checkName(kind: string, v: string): string {
-  const problem = nameProblem(v);
-  if (problem) throw new ApiError(`${kind} '${v.slice(0, 200)}' is invalid: it ${problem}`);
-  return v;
-}
 
 const secs = (ms: number | null) => (ms === null ? null : formatScrapydTime(ms / 1000));
 
@@ -80,23 +73,10 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   });
 
   endpoint('/schedule.json', 'POST', 'operator', async (p, ctx) => {
-    const project = checkName('project', required(p.get('project'), 'project'));
-    const spider = checkName('spider', required(p.get('spider'), 'spider'));
-    const rawPriority = p.get('priority');
-    const priority = rawPriority === undefined ? 0 : Number(rawPriority.trim() || NaN);
-    if (!Number.isFinite(priority)) throw new ApiError(`priority is invalid: could not convert string to float: b'${rawPriority}'`);
-    const settings: Record<string, string> = {};
-    for (const s of p.getAll('setting')) {
-      const eq = s.indexOf('=');
-      if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
-      settings[s.slice(0, eq)] = s.slice(eq + 1);
-    }
-    const args: Record<string, string> = {};
-    for (const name of p.names()) if (!RESERVED.has(name)) args[name] = p.get(name)!;
-    const jobid = p.get('jobid');
+    const { project, spider, version, args, settings, priority, jobid } = decodeSchedule(p);
     const [run] = await m.dispatcher.dispatch({
-      project, spider, version: p.get('_version') ?? null, args, settings, priority, target: { mode: 'auto' }, scheduleId: null,
-      retriesLeft: m.config.maxRetries, createdBy: requireRole(ctx, 'operator').username, jobid: jobid === undefined ? undefined : checkName('jobid', jobid),
+      project, spider, version, args, settings, priority, target: { mode: 'auto' }, scheduleId: null,
+      retriesLeft: m.config.maxRetries, createdBy: requireRole(ctx, 'operator').username, jobid: jobid ?? undefined,
     });
     if (!run || run.state === 'failed') throw new ApiError(run?.note ?? 'dispatch failed');
     return { jobid: run.job };
