@@ -8,7 +8,7 @@ import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import type { Master } from '../master.ts';
 import { PackageRejected } from '../packages/package_repo.ts';
 import { DispatchError } from '../runs/dispatcher.ts';
-import type { RunRow } from '../runs/run_store.ts';
+import { scrapydJobRows } from './scrapyd_job_rows.ts';
 import { HttpError } from './input.ts';
 import { requireRole } from './auth.ts';
 import type { Role } from '../auth/users.ts';
@@ -113,15 +113,16 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     return { spiders: m.repo.spiders(project, version) ?? [] };
   });
 
+  // Scrapyd's fields (pid from the node's last heartbeat; log_url/items_url are paths this master
+  // serves, streamed from the node), plus `node` and the finished run's `outcome`.
   endpoint('/listjobs.json', 'GET', 'viewer', (p) => {
     const project = p.get('project');
     if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const mine = (r: RunRow) => project === undefined || r.project === project;
-    const urls = (r: RunRow) => ({ log_url: `/api/runs/${r.job}/log`, items_url: null });
+    const rows = scrapydJobRows(m, project);
     return {
-      pending: m.runs.pendingList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
-      running: m.runs.runningList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, pid: null, start_time: secs(r.started_at), ...urls(r), node: r.node })),
-      finished: m.runs.finishedList(1000).filter(mine).slice(0, 100).map((r) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), ...urls(r), node: r.node, outcome: r.outcome })),
+      pending: rows.pending.map(({ run: r }) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
+      running: rows.running.map(({ run: r, pid, logUrl, itemsUrl }) => ({ id: r.job, project: r.project, spider: r.spider, pid, start_time: secs(r.started_at), log_url: logUrl, items_url: itemsUrl, node: r.node })),
+      finished: rows.finished.map(({ run: r, logUrl, itemsUrl }) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), log_url: logUrl, items_url: itemsUrl, node: r.node, outcome: r.outcome })),
     };
   });
 

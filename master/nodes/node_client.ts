@@ -21,6 +21,14 @@ export type ListedJobs = ListJobsResponse;
 
 type Json = Record<string, unknown>;
 
+/** The credentials the master shows a node: its own basic auth when it has some, else the cluster token. */
+export function nodeAuthHeaders(node: NodeTarget, clusterToken: string | null): Record<string, string> {
+  if (node.username !== null && node.password !== null) {
+    return { Authorization: 'Basic ' + Buffer.from(`${node.username}:${node.password}`).toString('base64') };
+  }
+  return clusterToken ? { Authorization: `Bearer ${clusterToken}` } : {};
+}
+
 /**
  * Speaks Scrapyd's API (plus spiderplane's extensions when present) to one node. Nodes added by
  * URL use their own basic-auth credentials; spiderplane slaves accept the cluster token. Every
@@ -34,10 +42,7 @@ export class NodeClient {
   ) {}
 
   private headers(): Record<string, string> {
-    if (this.node.username !== null && this.node.password !== null) {
-      return { Authorization: 'Basic ' + Buffer.from(`${this.node.username}:${this.node.password}`).toString('base64') };
-    }
-    return this.clusterToken ? { Authorization: `Bearer ${this.clusterToken}` } : {};
+    return nodeAuthHeaders(this.node, this.clusterToken);
   }
 
   url(path: string): string {
