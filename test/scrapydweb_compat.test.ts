@@ -12,7 +12,7 @@ import {
 } from './helpers/scrapydweb_patterns.ts';
 import { ADMIN, basic, CLUSTER_TOKEN, startMaster, type MasterHandle } from './helpers/master_process.ts';
 import { FAST_MASTER_ARGS, joinSlave, waitNodeStatus } from './helpers/master_slave_pair.ts';
-import { getJson, postForm, tempDir, waitFor, type Json, type SlaveHandle } from './helpers/slave_process.ts';
+import { getJson, postForm, startSlave, tempDir, waitFor, type Json, type SlaveHandle } from './helpers/slave_process.ts';
 import { buildDemoEgg } from './helpers/fixtures.ts';
 import { loginByHttp } from './helpers/browser.ts';
 
@@ -211,5 +211,19 @@ describe('ScrapydWeb 1.6.0 against a slave and against the master', () => {
     const later = await fetch(`${master.url}/items/demo/quick/${finishedJob}.jl`, { headers: admin });
     assert.equal(later.status, 503);
     assert.match(await later.text(), /offline since/);
+  });
+
+  // Last: the stopped slave comes back for an older ScrapydWeb.
+  test('slave --logparser-version 0.8.2: stats in 0.8.2 shape, also for jobs that finished under 0.8.4', async () => {
+    const old = await startSlave({ dataDir: slave.dataDir, args: ['--logparser-version', '0.8.2'] });
+    try {
+      const stats = await getJson(old.url, '/logs/stats.json');
+      assert.equal(stats.logparser_version, '0.8.2');
+      const job = (await getJson(old.url, `/logs/demo/quick/${finishedJob}.json`)) as Json & { latest_matches: Record<string, string> };
+      assert.equal(job.logparser_version, '0.8.2');
+      assert.deepEqual(Object.keys(job.latest_matches).slice(-3), ['latest_scrape', 'latest_item', 'latest_stat'], '0.8.2 key order');
+    } finally {
+      await old.stop();
+    }
   });
 });
