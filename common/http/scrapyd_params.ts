@@ -100,8 +100,8 @@ export function decodeSchedule(p: ParamSource): ScheduleParams {
   checkName('spider', spider);
   const jobid = p.get('jobid');
   if (jobid !== undefined) checkName('jobid', jobid);
+  // _version needs no check: it is stored sanitised (common/names.ts), so it cannot form a path.
   const version = p.get('_version');
-  if (version !== undefined && version.includes('\0')) throw new ApiError(`_version is invalid: it must not contain NUL`);
   return {
     project,
     spider,
