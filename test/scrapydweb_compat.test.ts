@@ -211,6 +211,9 @@ describe('ScrapydWeb 1.6.0 against a slave and against the master', () => {
     const later = await fetch(`${master.url}/items/demo/quick/${finishedJob}.jl`, { headers: admin });
     assert.equal(later.status, 503);
     assert.match(await later.text(), /offline since/);
+    const listing = await fetch(`${master.url}/logs/`, { headers: admin });
+    assert.equal(listing.status, 503, 'no node answers: not an empty 404');
+    await listing.arrayBuffer();
   });
 
   // Last: the stopped slave comes back for an older ScrapydWeb.

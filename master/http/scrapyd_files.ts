@@ -86,11 +86,16 @@ export function mountScrapydFiles(m: Master) {
     });
   };
 
-  /** Every answering node's listing of a folder, merged; a node that fails is left out. */
-  const mergedListing = async (top: 'logs' | 'items', segments: string[]): Promise<DirEntry[] | null> => {
+  /**
+   * Every answering node's listing of a folder, merged; a node that fails is left out. null: no
+   * node has the folder; 'down': no node answered at all.
+   */
+  const mergedListing = async (top: 'logs' | 'items', segments: string[]): Promise<DirEntry[] | null | 'down'> => {
     const path = `/${top}/${segments.length ? quotePath(segments) + '/' : ''}`;
-    const texts = await Promise.all(answering().map((n) => readNodeText(n, m.clusterToken, path, LISTING_MAX_BYTES).catch(() => null)));
-    const found = texts.filter((t): t is string => t !== null);
+    const nodes = answering();
+    const texts = await Promise.all(nodes.map((n) => readNodeText(n, m.clusterToken, path, LISTING_MAX_BYTES).catch((): undefined => undefined)));
+    if (texts.every((t) => t === undefined)) return 'down';
+    const found = texts.filter((t): t is string => typeof t === 'string');
     return found.length === 0 ? null : mergeListings(found.map(parseDirectoryListing));
   };
 
@@ -173,6 +178,12 @@ export function mountScrapydFiles(m: Master) {
       return relay(ctx, node, `/${top}/${quotePath(segments)}`);
     }
     const entries = await mergedListing(top, segments);
+    if (entries === 'down') {
+      ctx.status = 503;
+      ctx.set('Content-Type', 'text/html; charset=utf-8');
+      ctx.body = '<html>\n  <head><title>503 - No node answering</title></head>\n  <body>\n    <h1>No node answering</h1>\n    <p>No node of this cluster answered for its listing.</p>\n  </body>\n</html>\n';
+      return;
+    }
     if (!entries) return notFound(ctx);
     if (!ctx.path.endsWith('/')) return ctx.redirect(((ctx.state.prefix as string | undefined) ?? '') + ctx.path + '/');
     ctx.set('Content-Type', 'text/html; charset=utf-8');
