@@ -28,7 +28,6 @@ export function isLogParserVersion(v: string): v is LogParserVersion {
   return (LOGPARSER_VERSIONS as readonly string[]).includes(v);
 }
 
-
 /** LogParser's "not available" marker. */
 export const NA = 'N/A';
 
@@ -89,7 +88,7 @@ export type CrawlerStatsValue =
  */
 export type CrawlerStats = { [key: string]: CrawlerStatsValue };
 
-/** Exactly the object LogParser 0.8.2 writes to logs/{project}/{spider}/{job}.json. */
+/** Exactly the object LogParser 0.8.2 and 0.8.4 write (only latest_matches differs: LATEST_MATCHES_ORDER) to logs/{project}/{spider}/{job}.json. */
 export interface LogParserJobStats {
   log_path: string;
   json_path: string;
@@ -167,7 +166,7 @@ export interface LogParserSettings {
   main_pid: number;
 }
 
-/** Exactly the object LogParser 0.8.2 writes to logs/stats.json. */
+/** Exactly the object LogParser 0.8.2 and 0.8.4 write to logs/stats.json. */
 export interface LogParserStatsFile {
   status: 'ok';
   /** datas[project][spider][job] where job is the log file name without its extension. */
