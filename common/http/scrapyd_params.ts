@@ -1,5 +1,7 @@
 import { nameProblem } from '../names.ts';
-import { ApiError } from './scrapyd_protocol.ts';
+import { ApiError, required } from './scrapyd_protocol.ts';
+
+export { required };
 
 // The Scrapyd API's request parameters, decoded once for every server that speaks it: the
 // slave's API, the master's Scrapyd facade (and what the master's node client sends). Both
@@ -26,12 +28,6 @@ export interface ScheduleParams {
   priority: number;
   settings: Record<string, string>;
   args: Record<string, string>;
-}
-
-/** A parameter Scrapyd requires, with Scrapyd's message when it is missing. */
-export function required(value: string | undefined, name: string): string {
-  if (value === undefined) throw new ApiError(`'${name}' parameter is required`);
-  return value;
 }
 
 /** A name that becomes a path (project, version, spider, job): the error names the rule broken. */

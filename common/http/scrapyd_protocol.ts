@@ -68,6 +68,12 @@ export function scrapydEndpoint(
   };
 }
 
+/** A parameter Scrapyd requires, with Scrapyd's message when it is missing (also exported by scrapyd_params.ts). */
+export function required(value: string | undefined, name: string): string {
+  if (value === undefined) throw new ApiError(`'${name}' parameter is required`);
+  return value;
+}
+
 function safeEqual(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);
