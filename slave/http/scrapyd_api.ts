@@ -6,6 +6,9 @@ import { decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
 import { readParams, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
 
+// Decoding lives in the shared protocol module; these names stay importable from here.
+export { parsePriority, parseSettings, spiderArgs } from '../../common/http/scrapyd_params.ts';
+
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
 export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
   const params = (ctx: Context) => readParams(ctx, maxUploadBytes);
