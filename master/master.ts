@@ -8,6 +8,7 @@ import type { MasterConfig } from './config.ts';
 import { openMasterDb } from './db.ts';
 import { NodeRegistry, type NodeRow } from './nodes/node_registry.ts';
 import { NodeClient } from './nodes/node_client.ts';
+import { NodeJobsCache } from './nodes/node_jobs_cache.ts';
 import { Heartbeat } from './nodes/heartbeat.ts';
 import { normaliseNodeUrl } from './nodes/node_url.ts';
 import { PackageRepo } from './packages/package_repo.ts';
@@ -42,6 +43,8 @@ export class Master {
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   readonly balancer = new LoadBalancer();
+  /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
+  readonly nodeJobs = new NodeJobsCache();
   readonly clusterToken: string;
   private server: Server | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
@@ -64,6 +67,7 @@ export class Master {
     });
     this.heartbeat.on('heartbeat', (h) => {
       this.balancer.recordHeartbeat(h.node.id, h.requestedAt);
+      this.nodeJobs.record(h.node.id, h.jobs);
       this.tracker.onHeartbeat(h).catch((e) => console.error('[spiderplane-master] run sync failed:', e));
     });
     this.heartbeat.on('online', (n: NodeRow) => {
@@ -181,6 +185,7 @@ export class Master {
     await this.tracker.onOffline(node, 'was removed');
     this.nodes.remove(node.id);
     this.balancer.forget(node.id);
+    this.nodeJobs.forget(node.id);
     return true;
   }
 }

@@ -1,3 +1,4 @@
+import type { LogParserVersion } from './logs/logparser_json.ts';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
@@ -24,6 +25,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'metrics-interval', env: 'SPIDERPLANE_METRICS_INTERVAL', type: 'number', default: 5, min: 1, help: 'seconds between system metric samples' },
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
+  { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
 ];
 
@@ -50,6 +52,7 @@ export interface SlaveConfig {
   master: string | null;
   clusterToken: string | null;
   advertiseUrl: string | null;
+  logparserVersion: LogParserVersion;
 }
 
 const MIB = 1024 * 1024;
@@ -85,5 +88,6 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     master: str('master'),
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
+    logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',
   };
 }

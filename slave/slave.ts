@@ -61,7 +61,7 @@ export class Slave {
       jobs.replaceErrors(uid, errors.map((e) => ({ job_uid: uid, job: row.id, project: row.project, spider: row.spider, time: e.time, level: e.level, logger: e.logger, message: e.message, traceback: e.traceback })), ERRORS_TO_KEEP);
     };
     let address = `${config.bind}:${config.port}`;
-    const logs = new LogMonitor(1000, saveErrors, () => address);
+    const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
     const launcher = new Launcher(jobs, packages, files, logs, () => python, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
@@ -76,7 +76,7 @@ export class Slave {
     const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
     await metrics.start();
 
-    const app = createSlaveApp(config, core, metrics, new LogStats(jobs, logs, () => address, files.logsDir));
+    const app = createSlaveApp(config, core, metrics, new LogStats(jobs, logs, () => address, files.logsDir, config.logparserVersion));
     const server = createServer(app.callback());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { JobState } from '../common/types.ts';
-import { nameProblem, sanitizeVersion } from '../common/names.ts';
+import { sanitizeVersion } from '../common/names.ts';
+import { checkName } from '../common/http/scrapyd_params.ts';
 import { ApiError } from '../common/http/scrapyd_protocol.ts';
 import { jobItemsPath, jobLogPath } from './http/html_views.ts';
 import type { JobRow, JobStore } from './jobs/job_store.ts';
@@ -22,12 +23,7 @@ export interface ScheduleRequest {
 const SIGNALS: Record<string, NodeJS.Signals> = { INT: 'SIGINT', TERM: 'SIGTERM', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT', USR1: 'SIGUSR1', USR2: 'SIGUSR2' };
 const SIGNAL_NUMBERS: Record<string, string> = { '1': 'HUP', '2': 'INT', '3': 'QUIT', '9': 'KILL', '10': 'USR1', '12': 'USR2', '15': 'TERM' };
 
-/** Validates a name that becomes a path; the error names the parameter and the rule broken. */
-export function checkName(kind: string, value: string): string {
-  const problem = nameProblem(value);
-  if (problem) throw new ApiError(`${kind} '${value.slice(0, 200)}' is invalid: it ${problem}`);
-  return value;
-}
+export { checkName };
 
 export function parseSignal(raw: string | undefined): NodeJS.Signals {
   if (raw === undefined) return 'SIGINT';

@@ -46,7 +46,7 @@ test('finished Scrapy 2.8 log: LogParser fields', () => {
 
   assert.equal(s.status, 'ok');
   assert.equal(s.logparser_version, LOGPARSER_VERSION);
-  assert.equal(s.logparser_version, '0.8.2');
+  assert.equal(s.logparser_version, '0.8.4');
   assert.equal(s.log_path, META.logPath);
   assert.equal(s.json_path, '/var/lib/spiderplane/logs/demo/quotes/job1.json');
   assert.equal(s.json_url, 'http://127.0.0.1:6800/logs/demo/quotes/job1.json');
@@ -433,7 +433,7 @@ test('stats.json shape', () => {
   );
   assert.deepEqual(Object.keys(file), ['status', 'datas', 'settings_py', 'settings', 'last_update_timestamp', 'last_update_time', 'logparser_version']);
   assert.equal(file.status, 'ok');
-  assert.equal(file.logparser_version, '0.8.2');
+  assert.equal(file.logparser_version, '0.8.4');
   assert.equal(file.last_update_time, '2026-11-23 05:00:00');
   assert.equal(file.settings.scrapyd_server, '10.0.0.5:6800');
   assert.equal(file.settings.log_categories_limit, 10);
@@ -507,4 +507,71 @@ test('an unparsable stats dump is kept raw, like LogParser', () => {
   assert.equal(s.crawler_stats['stats'], "{'a': 1, 'b' 2}");
   assert.equal(typeof s.crawler_stats['json_loads_error'], 'string');
   assert.equal(s.finish_reason, 'finished'); // from "Spider closed (finished)"
+});
+
+// LogParser 0.8.4 (ScrapydWeb 1.6) against 0.8.2 (ScrapydWeb 1.4/1.5): the cases of
+// my8100/logparser's tests/test_parse.py that changed between the two releases.
+const SCRAPE_ITEM_MIXED = [
+  "2019-01-01 00:00:00 [scrapy.crawler] INFO: Overridden settings:",
+  "{'BOT_NAME': 'demo',",
+  " 'TELNETCONSOLE_USERNAME': 'usr123',",
+  " 'TELNETCONSOLE_PASSWORD': '456psw'}",
+  '2019-01-01 00:00:01 [scrapy.core.scraper] DEBUG: Scraped from <200 http://httpbin.org/get>',
+  "{'item': 1}",
+  '2019-01-01 00:00:03 [scrapy.core.scraper] DEBUG: Scraped from <200 http://httpbin.org/get>',
+  '{',
+  "    'item': {",
+  "        u'Chinese \\u6c49\\u5b57': 3",
+  '    }',
+  '}',
+  '2019-01-01 00:00:04 [scrapy_fieldstats.fieldstats] INFO: Field stats:',
+  "{'item': '100%'}",
+  '2019-01-01 00:00:05 [scrapy.crawler] INFO: Received SIGINT, shutting down gracefully. Send again to force ',
+  '2019-01-01 00:00:06 [scrapy.statscollectors] INFO: Dumping Scrapy stats:',
+  "{'finish_reason': 'shutdown', 'items_per_minute': None}",
+  '',
+].join('\n');
+
+test('LogParser 0.8.4: item after its Scraped-from line, telnet settings on own lines, SIGINT', () => {
+  const p = new ScrapyLogParser(META, { now: () => FIXED_NOW });
+  feedOdd(p, SCRAPE_ITEM_MIXED);
+  p.end();
+  const s = p.stats(100, true);
+  assert.equal(s.logparser_version, '0.8.4');
+  assert.deepEqual(Object.keys(s.latest_matches), ['scrapy_version', 'telnet_console', 'telnet_username', 'telnet_password', 'resuming_crawl', 'latest_offsite', 'latest_duplicate', 'latest_crawl', 'latest_stat', 'latest_scrape', 'latest_item']);
+  assert.equal(s.latest_matches.latest_scrape, '2019-01-01 00:00:03 [scrapy.core.scraper] DEBUG: Scraped from <200 http://httpbin.org/get>');
+  assert.equal(s.latest_matches.latest_item, "{\n    'item': {\n        u'Chinese 汉字': 3\n    }\n}");
+  assert.equal(s.latest_scrape_timestamp, localTs(2019, 1, 1, 0, 0, 3));
+  assert.equal(s.latest_matches.telnet_username, 'usr123');
+  assert.equal(s.latest_matches.telnet_password, '456psw');
+  assert.equal(s.shutdown_reason, 'Received SIGINT');
+  assert.equal(s.crawler_stats['items_per_minute'], null);
+});
+
+test('LogParser 0.8.4: an item still being printed counts; a Scraped-from line without an item does not', () => {
+  const p = new ScrapyLogParser(META, { now: () => FIXED_NOW });
+  p.feed('2019-01-01 00:00:01 [scrapy.core.scraper] DEBUG: Scraped from <200 http://a/>\n{\n  "a": 1,\n');
+  assert.equal(p.stats(10, false).latest_matches.latest_item, '{\n  "a": 1,');
+  p.feed('}\n2019-01-01 00:00:02 [scrapy.core.scraper] DEBUG: Scraped from <200 http://b/>\n2019-01-01 00:00:03 [x] INFO: done\n');
+  const s = p.stats(10, false);
+  assert.equal(s.latest_matches.latest_scrape, '2019-01-01 00:00:01 [scrapy.core.scraper] DEBUG: Scraped from <200 http://a/>');
+  assert.equal(s.latest_matches.latest_item, '{\n  "a": 1,\n}');
+});
+
+test('--logparser-version 0.8.2: the older shape, key order and matching', () => {
+  const p = new ScrapyLogParser(META, { now: () => FIXED_NOW, logparserVersion: '0.8.2' });
+  feedOdd(p, SCRAPE_ITEM_MIXED);
+  p.end();
+  const s = p.stats(100, true);
+  assert.equal(s.logparser_version, '0.8.2');
+  assert.deepEqual(Object.keys(s.latest_matches), ['scrapy_version', 'telnet_console', 'telnet_username', 'telnet_password', 'resuming_crawl', 'latest_offsite', 'latest_duplicate', 'latest_crawl', 'latest_scrape', 'latest_item', 'latest_stat']);
+  // 0.8.2: the last line that looks like {...}, wherever it is; credentials only on the Overridden line.
+  assert.equal(s.latest_matches.latest_item, "{'finish_reason': 'shutdown', 'items_per_minute': None}");
+  assert.equal(s.latest_matches.telnet_username, '');
+  assert.equal(s.shutdown_reason, 'N/A');
+  assert.equal(logParserStatsFile([], { logparserVersion: '0.8.2' }).logparser_version, '0.8.2');
+});
+
+test('an unknown LogParser version is refused', () => {
+  assert.throws(() => new ScrapyLogParser(META, { logparserVersion: '0.9.0' as '0.8.4' }), /not one of 0\.8\.2, 0\.8\.4/);
 });

@@ -68,6 +68,7 @@ export function scrapydEndpoint(
   };
 }
 
+/** A parameter Scrapyd requires, with Scrapyd's message when it is missing (also exported by scrapyd_params.ts). */
 export function required(value: string | undefined, name: string): string {
   if (value === undefined) throw new ApiError(`'${name}' parameter is required`);
   return value;

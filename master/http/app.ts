@@ -5,6 +5,7 @@ import { identify } from './auth.ts';
 import { trustedProxy } from './proxy.ts';
 import { mountApi } from './api_routes.ts';
 import { mountScrapydFacade } from './scrapyd_facade.ts';
+import { mountScrapydFiles } from './scrapyd_files.ts';
 import { mountAlertsApi } from './alerts_api.ts';
 import { mountWebUi, securityHeaders } from '../web/ui.ts';
 
@@ -26,6 +27,8 @@ export function createMasterApp(master: Master): Koa {
   });
   app.use(securityHeaders);
   app.use(identify(master.users, master.sessions, master.clusterToken, master.loginLimiter));
+  // Scrapyd's /jobs (for API credentials), /logs/ and /items/ for the cluster: before the web UI's routes.
+  app.use(mountScrapydFiles(master));
   const router = new Router();
   mountApi(router, master);
   mountScrapydFacade(router, master);

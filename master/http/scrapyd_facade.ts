@@ -1,24 +1,17 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { ApiError, required, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { checkName, decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
 import { readParams, type Params } from '../../common/http/request_params.ts';
-import { nameProblem, sanitizeVersion } from '../../common/names.ts';
+import { sanitizeVersion } from '../../common/names.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import type { Master } from '../master.ts';
 import { PackageRejected } from '../packages/package_repo.ts';
 import { DispatchError } from '../runs/dispatcher.ts';
-import type { RunRow } from '../runs/run_store.ts';
+import { scrapydJobRows } from './scrapyd_job_rows.ts';
 import { HttpError } from './input.ts';
 import { requireRole } from './auth.ts';
 import type { Role } from '../auth/users.ts';
-
-const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
-
-function checkName(kind: string, v: string): string {
-  const problem = nameProblem(v);
-  if (problem) throw new ApiError(`${kind} '${v.slice(0, 200)}' is invalid: it ${problem}`);
-  return v;
-}
 
 const secs = (ms: number | null) => (ms === null ? null : formatScrapydTime(ms / 1000));
 
@@ -80,23 +73,10 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   });
 
   endpoint('/schedule.json', 'POST', 'operator', async (p, ctx) => {
-    const project = checkName('project', required(p.get('project'), 'project'));
-    const spider = checkName('spider', required(p.get('spider'), 'spider'));
-    const rawPriority = p.get('priority');
-    const priority = rawPriority === undefined ? 0 : Number(rawPriority.trim() || NaN);
-    if (!Number.isFinite(priority)) throw new ApiError(`priority is invalid: could not convert string to float: b'${rawPriority}'`);
-    const settings: Record<string, string> = {};
-    for (const s of p.getAll('setting')) {
-      const eq = s.indexOf('=');
-      if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
-      settings[s.slice(0, eq)] = s.slice(eq + 1);
-    }
-    const args: Record<string, string> = {};
-    for (const name of p.names()) if (!RESERVED.has(name)) args[name] = p.get(name)!;
-    const jobid = p.get('jobid');
+    const { project, spider, version, args, settings, priority, jobid } = decodeSchedule(p);
     const [run] = await m.dispatcher.dispatch({
-      project, spider, version: p.get('_version') ?? null, args, settings, priority, target: { mode: 'auto' }, scheduleId: null,
-      retriesLeft: m.config.maxRetries, createdBy: requireRole(ctx, 'operator').username, jobid: jobid === undefined ? undefined : checkName('jobid', jobid),
+      project, spider, version, args, settings, priority, target: { mode: 'auto' }, scheduleId: null,
+      retriesLeft: m.config.maxRetries, createdBy: requireRole(ctx, 'operator').username, jobid: jobid ?? undefined,
     });
     if (!run || run.state === 'failed') throw new ApiError(run?.note ?? 'dispatch failed');
     return { jobid: run.job };
@@ -133,15 +113,16 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     return { spiders: m.repo.spiders(project, version) ?? [] };
   });
 
+  // Scrapyd's fields (pid from the node's last heartbeat; log_url/items_url are paths this master
+  // serves, streamed from the node), plus `node` and the finished run's `outcome`.
   endpoint('/listjobs.json', 'GET', 'viewer', (p) => {
     const project = p.get('project');
     if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const mine = (r: RunRow) => project === undefined || r.project === project;
-    const urls = (r: RunRow) => ({ log_url: `/api/runs/${r.job}/log`, items_url: null });
+    const rows = scrapydJobRows(m, project);
     return {
-      pending: m.runs.pendingList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
-      running: m.runs.runningList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, pid: null, start_time: secs(r.started_at), ...urls(r), node: r.node })),
-      finished: m.runs.finishedList(1000).filter(mine).slice(0, 100).map((r) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), ...urls(r), node: r.node, outcome: r.outcome })),
+      pending: rows.pending.map(({ run: r }) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
+      running: rows.running.map(({ run: r, pid, logUrl, itemsUrl }) => ({ id: r.job, project: r.project, spider: r.spider, pid, start_time: secs(r.started_at), log_url: logUrl, items_url: itemsUrl, node: r.node })),
+      finished: rows.finished.map(({ run: r, logUrl, itemsUrl }) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), log_url: logUrl, items_url: itemsUrl, node: r.node, outcome: r.outcome })),
     };
   });
 

@@ -1,4 +1,9 @@
 import type { NodeMetrics, SlaveJob } from '../../common/types.ts';
+import { encodeSchedule, type ScheduleParams } from '../../common/http/scrapyd_params.ts';
+import {
+  parseAddVersion, parseCancelled, parseDaemonStatus, parseListJobs, parseNameList, parseScheduled, ResponseShapeError,
+  type DaemonStatusResponse, type ListJobsResponse,
+} from '../../common/http/scrapyd_responses.ts';
 
 /** The node answered {"status": "error"}: its message is the reason. */
 export class NodeApiError extends Error {}
@@ -11,17 +16,23 @@ export interface NodeTarget {
   password: string | null;
 }
 
-export interface ListedJobs {
-  pending: Array<{ id: string; project: string; spider: string }>;
-  running: Array<{ id: string; project: string; spider: string; pid?: number; start_time?: string }>;
-  finished: Array<{ id: string; project: string; spider: string; start_time?: string; end_time?: string }>;
-}
+/** A node's listjobs.json, validated (see common/http/scrapyd_responses.ts). */
+export type ListedJobs = ListJobsResponse;
 
 type Json = Record<string, unknown>;
 
+/** The credentials the master shows a node: its own basic auth when it has some, else the cluster token. */
+export function nodeAuthHeaders(node: NodeTarget, clusterToken: string | null): Record<string, string> {
+  if (node.username !== null && node.password !== null) {
+    return { Authorization: 'Basic ' + Buffer.from(`${node.username}:${node.password}`).toString('base64') };
+  }
+  return clusterToken ? { Authorization: `Bearer ${clusterToken}` } : {};
+}
+
 /**
  * Speaks Scrapyd's API (plus spiderplane's extensions when present) to one node. Nodes added by
- * URL use their own basic-auth credentials; spiderplane slaves accept the cluster token.
+ * URL use their own basic-auth credentials; spiderplane slaves accept the cluster token. Every
+ * answer is checked against the protocol's shapes (common/http/scrapyd_responses.ts), not cast.
  */
 export class NodeClient {
   constructor(
@@ -31,10 +42,7 @@ export class NodeClient {
   ) {}
 
   private headers(): Record<string, string> {
-    if (this.node.username !== null && this.node.password !== null) {
-      return { Authorization: 'Basic ' + Buffer.from(`${this.node.username}:${this.node.password}`).toString('base64') };
-    }
-    return this.clusterToken ? { Authorization: `Bearer ${this.clusterToken}` } : {};
+    return nodeAuthHeaders(this.node, this.clusterToken);
   }
 
   url(path: string): string {
@@ -78,8 +86,18 @@ export class NodeClient {
     return this.json(path, { method: 'POST', body: new URLSearchParams(pairs), timeoutMs });
   }
 
-  async daemonStatus(): Promise<{ pending: number; running: number; finished: number; node_name: string }> {
-    return (await this.get('/daemonstatus.json')) as unknown as { pending: number; running: number; finished: number; node_name: string };
+  /** Runs a protocol check on an answer; a wrong shape is the node's error, with the field named. */
+  private shaped<T>(path: string, body: Json, parse: (b: Json) => T): T {
+    try {
+      return parse(body);
+    } catch (e) {
+      if (e instanceof ResponseShapeError) throw new NodeApiError(`${this.node.url}${path} answered an unexpected shape: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async daemonStatus(): Promise<DaemonStatusResponse> {
+    return this.shaped('/daemonstatus.json', await this.get('/daemonstatus.json'), parseDaemonStatus);
   }
 
   /** spiderplane's /metrics.json, or null on a plain Scrapyd (which answers 404). */
@@ -91,7 +109,7 @@ export class NodeClient {
   }
 
   async listJobs(): Promise<ListedJobs> {
-    return (await this.get('/listjobs.json')) as unknown as ListedJobs;
+    return this.shaped('/listjobs.json', await this.get('/listjobs.json'), parseListJobs);
   }
 
   /** spiderplane's per-job details (exit code, items, errors); null on a plain Scrapyd. */
@@ -107,28 +125,28 @@ export class NodeClient {
     form.set('project', project);
     form.set('version', version);
     form.set('egg', new Blob([new Uint8Array(egg)]), `${project}-${version}.egg`);
-    const body = await this.json('/addversion.json', { method: 'POST', body: form, timeoutMs });
-    return Number(body.spiders);
+    return this.shaped('/addversion.json', await this.json('/addversion.json', { method: 'POST', body: form, timeoutMs }), parseAddVersion);
   }
 
-  async schedule(p: { project: string; spider: string; version: string | null; jobid: string; priority: number; args: Record<string, string>; settings: Record<string, string> }): Promise<string> {
-    const pairs: Array<[string, string]> = [['project', p.project], ['spider', p.spider], ['jobid', p.jobid], ['priority', String(p.priority)]];
-    if (p.version !== null) pairs.push(['_version', p.version]);
-    for (const [k, v] of Object.entries(p.settings)) pairs.push(['setting', `${k}=${v}`]);
-    for (const [k, v] of Object.entries(p.args)) pairs.push([k, v]);
-    return String((await this.post('/schedule.json', pairs)).jobid);
+  async schedule(p: Omit<ScheduleParams, 'jobid'> & { jobid: string }): Promise<string> {
+    return this.shaped('/schedule.json', await this.post('/schedule.json', encodeSchedule(p)), parseScheduled);
   }
 
   async cancel(project: string, job: string, signal?: string): Promise<string | null> {
     const pairs: Array<[string, string]> = [['project', project], ['job', job]];
     if (signal) pairs.push(['signal', signal]);
-    return (await this.post('/cancel.json', pairs)).prevstate as string | null;
+    return this.shaped('/cancel.json', await this.post('/cancel.json', pairs), parseCancelled);
   }
 
-  async listProjects(): Promise<string[]> { return (await this.get('/listprojects.json')).projects as string[]; }
-  async listVersions(project: string): Promise<string[]> { return (await this.get('/listversions.json', { project })).versions as string[]; }
+  async listProjects(): Promise<string[]> {
+    return this.shaped('/listprojects.json', await this.get('/listprojects.json'), (b) => parseNameList(b, 'listprojects.json', 'projects'));
+  }
+  async listVersions(project: string): Promise<string[]> {
+    return this.shaped('/listversions.json', await this.get('/listversions.json', { project }), (b) => parseNameList(b, 'listversions.json', 'versions'));
+  }
   async listSpiders(project: string, version?: string): Promise<string[]> {
-    return (await this.get('/listspiders.json', version === undefined ? { project } : { project, _version: version })).spiders as string[];
+    const body = await this.get('/listspiders.json', version === undefined ? { project } : { project, _version: version });
+    return this.shaped('/listspiders.json', body, (b) => parseNameList(b, 'listspiders.json', 'spiders'));
   }
   async delVersion(project: string, version: string): Promise<void> { await this.post('/delversion.json', [['project', project], ['version', version]]); }
   async delProject(project: string): Promise<void> { await this.post('/delproject.json', [['project', project]]); }

@@ -69,6 +69,8 @@ export interface DirEntry {
   name: string;
   isDir: boolean;
   size: number;
+  /** Shown instead of `size` when set: a size already formatted elsewhere (a node's listing). */
+  sizeText?: string;
   /** Only used when `lastModifiedColumn` is true. */
   mtime?: Date | null;
 }
@@ -485,7 +487,7 @@ export function renderDirectoryListing(p: DirectoryListingParams): string {
       files.push({
         text,
         href,
-        size: formatFileSize(entry.size),
+        size: entry.sizeText !== undefined ? esc(entry.sizeText) : formatFileSize(entry.size),
         modified,
         type: `[${esc(mimetype)}]`,
         encoding: encoding === null ? '' : `[${esc(encoding)}]`,

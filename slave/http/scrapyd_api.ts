@@ -1,39 +1,13 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
-import { ApiError, required, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
 import { readParams, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
 
-const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
-
-export function parsePriority(raw: string | undefined): number {
-  if (raw === undefined) return 0;
-  const n = raw.trim() === '' ? NaN : Number(raw.trim());
-  if (!Number.isFinite(n)) throw new ApiError(`priority is invalid: could not convert string to float: b'${raw}'`);
-  return n;
-}
-
-export function parseSettings(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const s of list) {
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
-    out[s.slice(0, eq)] = s.slice(eq + 1);
-  }
-  return out;
-}
-
-/** Every parameter that is not one of schedule's own becomes a spider argument (-a name=value). */
-export function spiderArgs(params: Params): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of params.names()) {
-    if (RESERVED.has(name)) continue;
-    if (name === '' || name.includes('=') || name.includes('\0')) throw new ApiError(`spider argument name '${name}' is invalid`);
-    out[name] = params.get(name)!;
-  }
-  return out;
-}
+// Decoding lives in the shared protocol module; these names stay importable from here.
+export { parsePriority, parseSettings, spiderArgs } from '../../common/http/scrapyd_params.ts';
 
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
 export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
@@ -61,20 +35,7 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
     return { project, version, spiders };
   });
 
-  post('/schedule.json', (p) => {
-    const project = required(p.get('project'), 'project');
-    const spider = required(p.get('spider'), 'spider');
-    const jobid = core.schedule({
-      project,
-      spider,
-      version: p.get('_version') ?? null,
-      jobid: p.get('jobid') ?? null,
-      priority: parsePriority(p.get('priority')),
-      settings: parseSettings(p.getAll('setting')),
-      args: spiderArgs(p),
-    });
-    return { jobid };
-  });
+  post('/schedule.json', (p) => ({ jobid: core.schedule(decodeSchedule(p)) }));
 
   post('/cancel.json', (p) => {
     const project = required(p.get('project'), 'project');

@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { ScrapyLogParser, type SpiderErrorRecord } from './scrapy_log_parser.ts';
+import { LOGPARSER_VERSION, type LogParserVersion } from './logparser_json.ts';
 
 interface Watched {
   parser: ScrapyLogParser;
@@ -31,6 +32,7 @@ export class LogMonitor {
     private readonly onNewErrors: (uid: number, errors: SpiderErrorRecord[]) => void,
     /** host:port as LogParser prints it in json_url. */
     private readonly serverAddress: () => string,
+    private readonly logparserVersion: LogParserVersion = LOGPARSER_VERSION,
   ) {}
 
   start(): void {
@@ -44,7 +46,7 @@ export class LogMonitor {
   }
 
   watch(uid: number, meta: { project: string; spider: string; job: string; logPath: string }): void {
-    this.watched.set(uid, { parser: new ScrapyLogParser(meta, { scrapydServer: this.serverAddress() }), path: meta.logPath, offset: 0, reading: null, errorsSeen: 0 });
+    this.watched.set(uid, { parser: new ScrapyLogParser(meta, { scrapydServer: this.serverAddress(), logparserVersion: this.logparserVersion }), path: meta.logPath, offset: 0, reading: null, errorsSeen: 0 });
   }
 
   isWatching(uid: number): boolean { return this.watched.has(uid); }

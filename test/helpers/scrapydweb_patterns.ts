@@ -91,3 +91,35 @@ export const DIRECTORY_PATTERN_LM = pyRe(
   { X: true },
 );
 
+
+// ---- ScrapydWeb 1.6.0 exactly (my8100/scrapydweb tag v1.6.0), the release that pins LogParser >= 0.8.4.
+// scrapydweb/views/dashboard/jobs.py -- JobsView.dispatch_request(): `re.search(r'<h1>Jobs</h1>', self.text)`
+export const V16_JOBS_PAGE_CHECK = pyRe(String.raw`<h1>Jobs</h1>`);
+// scrapydweb/views/dashboard/jobs.py (same in scrapydweb/utils/poll.py)
+export const V16_JOB_PATTERN = pyRe(
+  String.raw`
+                            <tr>\s*
+                                <td>(?P<Project>.*?)</td>\s*
+                                <td>(?P<Spider>.*?)</td>\s*
+                                <td>(?P<Job>.*?)</td>\s*
+                                (?:<td>(?P<PID>.*?)</td>\s*)?
+                                (?:<td>(?P<Start>.*?)</td>\s*)?
+                                (?:<td>(?P<Runtime>.*?)</td>\s*)?
+                                (?:<td>(?P<Finish>.*?)</td>\s*)?
+                                (?:<td>(?P<Log>.*?)</td>\s*)?
+                                (?:<td>(?P<Items>.*?)</td>\s*)?
+                                [\w\W]*?  # Temp support for Scrapyd v1.3.0 (not released)
+                            </tr>
+                          `,
+  { X: true },
+);
+// scrapydweb/vars.py -- DIRECTORY_PATTERN / DIRECTORY_KEYS (with the optional Last modified cell)
+export const V16_DIRECTORY_PATTERN = DIRECTORY_PATTERN_LM;
+export const V16_DIRECTORY_KEYS = ['odd_even', 'filename', 'size', 'last_modified', 'content_type', 'content_encoding'];
+// The URLs ScrapydWeb 1.6 builds from SCRAPYD_SERVER ('host:port'):
+//   jobs.py  'http://%s/jobs'                         api.py 'http://{}/{}.json' (liststats -> logs/stats)
+//   log.py   'http://{}/logs/{}/{}/{}' + '.log' | '.log.gz' | '.txt', and '.../{job}.json' (LogParser)
+//   logs.py / items.py 'http://{}/logs/{}/{}/' and '/items/...'
+export const V16_LOG_EXTENSIONS = ['.log', '.log.gz', '.txt'];
+/** ScrapydWeb 1.6 compares this with `logparser.__version__` (setup.py: logparser>=0.8.4). */
+export const V16_LOGPARSER_VERSION = '0.8.4';

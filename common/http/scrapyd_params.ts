@@ -1,0 +1,123 @@
+import { nameProblem } from '../names.ts';
+import { ApiError, required } from './scrapyd_protocol.ts';
+
+export { required };
+
+// The Scrapyd API's request parameters, decoded once for every server that speaks it: the
+// slave's API, the master's Scrapyd facade (and what the master's node client sends). Both
+// servers refuse the same bad input with the same message, because both call these functions
+// (test/scrapyd_protocol.test.ts runs one table of bad inputs against a slave and a master).
+
+/** What a decoder reads from: request arguments merged from query string and body. */
+export interface ParamSource {
+  get(name: string): string | undefined;
+  getAll(name: string): string[];
+  names(): string[];
+}
+
+/** schedule.json's own parameters: never passed to the spider as `-a name=value`. */
+export const SCHEDULE_RESERVED: ReadonlySet<string> = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
+
+/** A decoded schedule.json request. */
+export interface ScheduleParams {
+  project: string;
+  spider: string;
+  /** `_version`, or null for the newest version at launch. */
+  version: string | null;
+  jobid: string | null;
+  priority: number;
+  settings: Record<string, string>;
+  args: Record<string, string>;
+}
+
+/** A name that becomes a path (project, version, spider, job): the error names the rule broken. */
+export function checkName(kind: string, value: string): string {
+  const problem = nameProblem(value);
+  if (problem) throw new ApiError(`${kind} '${value.slice(0, 200)}' is invalid: it ${problem}`);
+  return value;
+}
+
+/** Scrapyd's float(priority), with its message for what Python cannot convert. */
+export function parsePriority(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  const n = raw.trim() === '' ? NaN : Number(raw.trim());
+  if (!Number.isFinite(n)) throw new ApiError(`priority is invalid: could not convert string to float: b'${raw}'`);
+  return n;
+}
+
+/**
+ * Checks one `setting=NAME=VALUE`: returns why it is refused, or null. Registered checks run on
+ * both servers (the hook for per-setting validation, e.g. settings that name paths).
+ */
+export type SettingCheck = (name: string, value: string) => string | null;
+const settingChecks: SettingCheck[] = [];
+
+/** Adds a check every schedule.json `setting=` value passes through, on slave and master alike. */
+export function addSettingCheck(check: SettingCheck): void {
+  if (!settingChecks.includes(check)) settingChecks.push(check);
+}
+
+export function parseSettings(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of list) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ApiError(`setting '${s.slice(0, 200)}' is invalid: expected NAME=VALUE`);
+    const name = s.slice(0, eq);
+    const value = s.slice(eq + 1);
+    if (name.includes('\0') || /\s/.test(name)) throw new ApiError(`setting '${name.slice(0, 200)}' is invalid: its name must not contain NUL or whitespace`);
+    for (const check of settingChecks) {
+      const problem = check(name, value);
+      if (problem !== null) throw new ApiError(`setting '${name.slice(0, 200)}' is invalid: ${problem}`);
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Every parameter that is not one of schedule's own becomes a spider argument (-a name=value). */
+export function spiderArgs(params: ParamSource): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of params.names()) {
+    if (SCHEDULE_RESERVED.has(name)) continue;
+    // `-a a=b=c` would set a different argument; NUL cannot pass through exec.
+    if (name === '' || name.includes('=') || name.includes('\0')) throw new ApiError(`spider argument name '${name.slice(0, 200)}' is invalid`);
+    const value = params.get(name)!;
+    if (value.includes('\0')) throw new ApiError(`spider argument '${name.slice(0, 200)}' is invalid: its value must not contain NUL`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Decodes schedule.json, checks in a fixed order so every server gives the same first error. */
+export function decodeSchedule(p: ParamSource): ScheduleParams {
+  const project = required(p.get('project'), 'project');
+  const spider = required(p.get('spider'), 'spider');
+  checkName('project', project);
+  checkName('spider', spider);
+  const jobid = p.get('jobid');
+  if (jobid !== undefined) checkName('jobid', jobid);
+  // _version needs no check: it is stored sanitised (common/names.ts), so it cannot form a path.
+  const version = p.get('_version');
+  return {
+    project,
+    spider,
+    version: version ?? null,
+    jobid: jobid ?? null,
+    priority: parsePriority(p.get('priority')),
+    settings: parseSettings(p.getAll('setting')),
+    args: spiderArgs(p),
+  };
+}
+
+/** The pairs a client posts to schedule.json for a request (the inverse of decodeSchedule). */
+export function encodeSchedule(r: ScheduleParams): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [['project', r.project], ['spider', r.spider], ['priority', String(r.priority)]];
+  if (r.jobid !== null) pairs.push(['jobid', r.jobid]);
+  if (r.version !== null) pairs.push(['_version', r.version]);
+  for (const [k, v] of Object.entries(r.settings)) pairs.push(['setting', `${k}=${v}`]);
+  for (const [k, v] of Object.entries(r.args)) {
+    if (SCHEDULE_RESERVED.has(k)) throw new ApiError(`spider argument name '${k}' is reserved by schedule.json`);
+    pairs.push([k, v]);
+  }
+  return pairs;
+}

@@ -1,0 +1,41 @@
+import { jobItemsPath, jobLogPath } from '../../slave/http/html_views.ts';
+import type { Master } from '../master.ts';
+import type { RunRow } from '../runs/run_store.ts';
+
+/** One run as the master's Scrapyd surface shows it (/jobs and listjobs.json). */
+export interface ScrapydJobRow {
+  run: RunRow;
+  /** From the node's last listjobs.json; null when not running or not known. */
+  pid: number | null;
+  /** Paths on the master (which serves every node's /logs/ and /items/), or null: no such file. */
+  logUrl: string | null;
+  itemsUrl: string | null;
+}
+
+/** Scrapyd keeps this many finished jobs in /jobs and listjobs.json (finished_to_keep). */
+export const FINISHED_TO_KEEP = 100;
+
+/**
+ * The cluster's runs in Scrapyd's three lists. Links exist when the node said so in its last
+ * listjobs.json; for runs it no longer lists, a started run has a log and a run that counted
+ * items has an items file.
+ */
+export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] } {
+  const mine = (r: RunRow) => project === undefined || r.project === project;
+  const row = (r: RunRow, running: boolean): ScrapydJobRow => {
+    const facts = m.nodeJobs.get(r.node_id, r.job);
+    const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
+    const hasItems = facts ? facts.itemsUrl !== null : (r.items_count ?? 0) > 0;
+    return {
+      run: r,
+      pid: running ? facts?.pid ?? null : null,
+      logUrl: hasLog ? jobLogPath(r.project, r.spider, r.job) : null,
+      itemsUrl: hasItems ? jobItemsPath(r.project, r.spider, r.job) : null,
+    };
+  };
+  return {
+    pending: m.runs.pendingList().filter(mine).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
+    running: m.runs.runningList().filter(mine).map((r) => row(r, true)),
+    finished: m.runs.finishedList(project === undefined ? FINISHED_TO_KEEP : 10 * FINISHED_TO_KEEP).filter(mine).slice(0, FINISHED_TO_KEEP).map((r) => row(r, false)),
+  };
+}
