@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionConfig = NonNullable<ParseArgsConfig['options']>[string];
 
 // One table per program describes every setting once: its flag, its environment variable, its
 // config-file key, its type, default and help. Precedence: flag > environment > config file > default.
@@ -16,6 +18,8 @@ export interface OptionSpec {
   min?: number;
   /** Extra config-file keys accepted for this option (e.g. Scrapyd's 'http_port'). */
   aliases?: readonly string[];
+  /** A string flag that may be repeated: the values are joined with ',' (as the environment and file give them). */
+  multiple?: boolean;
 }
 
 export class OptionError extends Error {}
@@ -67,7 +71,7 @@ export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: 
   const { values } = parseArgs({
     args: argv,
     options: Object.fromEntries([
-      ...specs.map((s) => [s.flag, { type: s.type === 'bool' ? 'boolean' : 'string' }] as const),
+      ...specs.map((s): [string, ParseArgsOptionConfig] => [s.flag, s.multiple ? { type: 'string', multiple: true } : { type: s.type === 'bool' ? 'boolean' : 'string' }]),
       ['config', { type: 'string' }],
       ['help', { type: 'boolean' }],
     ]),
@@ -85,7 +89,7 @@ export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: 
     const key = spec.flag.replace(/-/g, '_');
     const fileKey = [key, spec.flag, ...(spec.aliases ?? [])].find((k) => fileValues[k] !== undefined);
     if (flagValue !== undefined) {
-      out[key] = typeof flagValue === 'boolean' ? flagValue : convert(spec, String(flagValue), 'flag');
+      out[key] = typeof flagValue === 'boolean' ? flagValue : convert(spec, Array.isArray(flagValue) ? flagValue.join(',') : String(flagValue), 'flag');
     } else if (env[spec.env] !== undefined && env[spec.env] !== '') {
       out[key] = convert(spec, env[spec.env]!, `$${spec.env}`);
     } else if (fileKey !== undefined) {

@@ -271,6 +271,36 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, COALESCE(ended_at, 0) FROM runs WHERE ended_at IS NOT NULL;
   CREATE INDEX runs_ended ON runs (ended_at);
   `,
+  // Spider services (desired state: N replicas kept running), node labels for their placement,
+  // and the service a run is a replica of.
+  `
+  ALTER TABLE nodes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';   -- JSON {name: value}
+  CREATE TABLE services (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT NOT NULL UNIQUE,
+    project         TEXT NOT NULL,
+    spider          TEXT NOT NULL,
+    version         TEXT,                      -- pinned version; NULL = the newest, rolled when a newer one is deployed
+    args            TEXT NOT NULL DEFAULT '{}',
+    settings        TEXT NOT NULL DEFAULT '{}',
+    replicas        INTEGER NOT NULL,
+    max_per_node    INTEGER,                   -- NULL = no limit
+    labels          TEXT NOT NULL DEFAULT '{}',-- JSON {name: value}: only nodes carrying all of them
+    max_unavailable INTEGER NOT NULL DEFAULT 1,-- replicas restarted at once per node during a roll
+    max_runtime     INTEGER,                   -- seconds, passed to each replica run when runs take limits
+    max_memory      INTEGER,                   -- MiB, likewise
+    stable_version  TEXT,                      -- the version every replica ran at the end of the last finished roll
+    paused_version  TEXT,                      -- a version whose roll was stopped because its replicas crashed
+    status          TEXT NOT NULL DEFAULT 'converging',
+    status_detail   TEXT,
+    status_since    INTEGER NOT NULL,
+    created_by      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+  );
+  ALTER TABLE runs ADD COLUMN service_id INTEGER;
+  CREATE INDEX runs_service ON runs (service_id, state);
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

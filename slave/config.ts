@@ -1,7 +1,8 @@
 import type { LogParserVersion } from './logs/logparser_json.ts';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { parseLabelList } from '../common/labels.ts';
+import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -26,6 +27,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
+  { flag: 'label', env: 'SPIDERPLANE_LABELS', type: 'string', default: null, multiple: true, help: "a label NAME=VALUE announced to the master, which spider services can require (repeatable; the environment and config file take a comma-separated list)" },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
 ];
 
@@ -53,6 +55,17 @@ export interface SlaveConfig {
   clusterToken: string | null;
   advertiseUrl: string | null;
   logparserVersion: LogParserVersion;
+  /** --label NAME=VALUE pairs, announced to the master for service placement. */
+  labels: Record<string, string>;
+}
+
+/** --label values ('region=eu,tier=a') as an object; a malformed pair is an OptionError. */
+export function parseLabels(raw: string | null): Record<string, string> {
+  try {
+    return parseLabelList(raw);
+  } catch (e) {
+    throw new OptionError(`--label: ${(e as Error).message}`);
+  }
 }
 
 const MIB = 1024 * 1024;
@@ -89,5 +102,6 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
     logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',
+    labels: parseLabels(str('label')),
   };
 }

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { nameProblem } from '../../common/names.ts';
+import { checkLabelObject } from '../../common/labels.ts';
 import type { Target, TargetMode } from '../runs/dispatcher.ts';
 
 /** A request the API refuses: HTTP status and a message that says what to change. */
@@ -95,6 +96,15 @@ export class Fields {
       out[key] = String(val);
     }
     return out;
+  }
+
+  /** Node labels {name: value} (see common/labels.ts). */
+  labels(k: string): Record<string, string> {
+    try {
+      return checkLabelObject(this.body[k], k);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
   }
 
   target(k: string): Target {

@@ -12,7 +12,7 @@ export function runView(r: RunRow, jobOf?: (id: number) => string | undefined) {
     schedule_id: r.schedule_id, attempt: r.attempt, retries_left: r.retries_left, retry_of: r.retry_of,
     created_at: r.created_at, dispatched_at: r.dispatched_at, started_at: r.started_at, ended_at: r.ended_at,
     exit_code: r.exit_code, items_count: r.items_count, error_count: r.error_count, cancel_requested: r.cancel_requested === 1,
-    note: r.note, created_by: r.created_by,
+    note: r.note, created_by: r.created_by, service_id: r.service_id ?? null,
   };
 }
 

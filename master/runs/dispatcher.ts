@@ -25,6 +25,8 @@ export interface DispatchRequest {
   excludeNodeIds?: ReadonlySet<number>;
   /** keep this job id (the master's schedule.json with an explicit jobid) */
   jobid?: string;
+  /** the spider service this run is a replica of */
+  serviceId?: number;
 }
 
 /** Refused before anything was sent: the message says why (Scrapyd's wording where one exists). */
@@ -108,6 +110,7 @@ export class Dispatcher {
       job: jobid ?? randomUUID().replace(/-/g, ''), project: req.project, spider: req.spider, version, args: req.args, settings: req.settings,
       priority: req.priority, node_id: node.id, node: node.name, schedule_id: req.scheduleId, retry_of: req.retryOf?.id ?? null,
       attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
+      service_id: req.serviceId ?? null,
     });
     this.balancer.recordDispatch(node.id);
     try {
