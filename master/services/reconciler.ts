@@ -95,8 +95,10 @@ export class ServiceReconciler extends EventEmitter {
 
   /** Resolves when a pass has run after this call (tests and the API's ?wait). */
   async settle(): Promise<void> {
-    this.kick();
     while (this.running) await this.running;
+    if (this.stopped) return;
+    this.kick();
+    await this.running;
   }
 
   /** Every node believed online has answered since the master started, or the offline window is over. */
