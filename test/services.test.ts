@@ -8,9 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startMaster, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
-import { startSlave, tempDir, waitFor, getJson, type SlaveHandle } from './helpers/slave_process.ts';
+import { startMaster, ADMIN, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
+import { startSlave, tempDir, waitFor, getJson, ROOT, type SlaveHandle } from './helpers/slave_process.ts';
 import { uploadVersion } from './helpers/master_slave_pair.ts';
 import { buildZip } from './helpers/fixtures.ts';
 
@@ -92,6 +93,20 @@ async function waitDistribution(svcName: string, want: Record<string, number>, t
   return { ms: Date.now() - t0, svc };
 }
 
+/** The CLI (bin/spiderplane.mjs) against the master, as the admin. */
+function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPIDERPLANE_'))) as Record<string, string>;
+  const env = { ...clean, SPIDERPLANE_URL: master.url, SPIDERPLANE_USER: ADMIN.user, SPIDERPLANE_PASSWORD: ADMIN.password };
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'spiderplane.mjs'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('error', reject);
+    p.once('exit', (code) => resolve({ code, out }));
+  });
+}
+
 before(async () => {
   master = await startMaster({ args: MASTER_ARGS });
   await Promise.all([startNode('a', ['region=eu']), startNode('b', ['region=eu']), startNode('c', ['region=us', 'tier=gold'])]);
@@ -146,6 +161,34 @@ describe('spider services', () => {
     assert.equal((await master.api('POST', '/api/services', { name: 'x', project: PROJECT, spider: 'worker' }, viewer)).status, 403);
     assert.equal((await master.api('POST', '/api/services/1/scale', { replicas: 1 }, viewer)).status, 403);
     assert.equal((await master.api('GET', '/api/services/none')).status, 404);
+  });
+
+  test('CLI: service create (labels, at most 1 per node), ls, scale, update, rm', async () => {
+    const created = await cli(['service', 'create', 'eu-one', PROJECT, 'worker', '--replicas', '3', '--label', 'region=eu', '--max-per-node', '1', '-a', 'queue=q1']);
+    assert.equal(created.code, 0, created.out);
+    assert.match(created.out, /created eu-one: /);
+    await waitDistribution('eu-one', { a: 1, b: 1, c: 0 });
+    const s = await waitFor('unplaced reported', async () => { const x = await service('eu-one'); return x.status.startsWith('unplaced') ? x : undefined; }, 30_000);
+    assert.equal(s.status, 'unplaced: at most 1 per node');
+    assert.equal(s.unplaced, 1);
+    const ls = await cli(['service', 'ls']);
+    assert.equal(ls.code, 0, ls.out);
+    assert.match(ls.out, /eu-one\s+svc\/worker\s+newest\s+2\/3\s+unplaced: at most 1 per node\s+a:1 b:1/);
+    const upd = await cli(['service', 'update', 'eu-one', '--replicas', '1']);
+    assert.equal(upd.code, 0, upd.out);
+    await waitFor('one eu-one replica left', async () => {
+      const real = Object.values(await onSlaves()).reduce((a, x) => a + x.running.length + x.pending.length, 0);
+      return real === 1 && (await service('eu-one')).status === 'running' ? true : undefined;
+    }, 60_000);
+    const scaled = await cli(['service', 'scale', 'eu-one=0']);
+    assert.equal(scaled.code, 0, scaled.out);
+    await waitDistribution('eu-one', { a: 0, b: 0, c: 0 });
+    const bad = await cli(['service', 'scale', 'eu-one', 'many']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /whole number/);
+    const rm = await cli(['service', 'rm', 'eu-one']);
+    assert.equal(rm.code, 0, rm.out);
+    assert.equal((await master.api('GET', '/api/services/eu-one')).status, 404);
   });
 
   test('placement by label: replicas only on nodes carrying it', async () => {
