@@ -14,6 +14,7 @@ import { startMaster, ADMIN, CLUSTER_TOKEN, type MasterHandle } from './helpers/
 import { startSlave, tempDir, waitFor, getJson, ROOT, type SlaveHandle } from './helpers/slave_process.ts';
 import { uploadVersion } from './helpers/master_slave_pair.ts';
 import { buildZip } from './helpers/fixtures.ts';
+import { loginByHttp } from './helpers/browser.ts';
 
 const MASTER_ARGS = ['--heartbeat-interval', '0.5', '--offline-after', '3', '--heartbeat-timeout', '1'];
 const TOKEN_HEADER = { Authorization: `Bearer ${CLUSTER_TOKEN}` };
@@ -223,6 +224,41 @@ describe('spider services', () => {
     const zero = await waitDistribution('workers', { a: 0, b: 0, c: 0 }, 30_000);
     console.log(`# scale 12 -> 0 converged in ${zero.ms} ms`);
     await waitFor('status scaled to 0', async () => ((await service('workers')).status === 'scaled to 0' ? true : undefined), 30_000);
+  });
+
+  test('web UI: the Services page shows desired vs running per node; the scale form needs its CSRF token', async () => {
+    const { cookie } = await loginByHttp(master.url, ADMIN.user, ADMIN.password);
+    const get = async () => {
+      const r = await fetch(`${master.url}/services`, { headers: { Cookie: cookie }, redirect: 'manual' });
+      assert.equal(r.status, 200);
+      return r.text();
+    };
+    const html = await get();
+    assert.match(html, /<a href="\/services" class="active">Services<\/a>/, 'a nav entry');
+    assert.match(html, /<h2>workers<\/h2>/);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+    assert.ok(csrf);
+    const id = (await service('workers')).id;
+    const post = (body: Record<string, string>) => fetch(`${master.url}/services/${id}/scale`, {
+      method: 'POST', redirect: 'manual', headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body),
+    });
+    const forged = await post({ replicas: '5' });
+    assert.equal(forged.status, 403, 'no CSRF token: refused');
+    assert.equal((await service('workers')).replicas, 0);
+    const scaled = await post({ replicas: '3', _csrf: csrf! });
+    assert.equal(scaled.status, 302, await scaled.text());
+    assert.equal((await service('workers')).replicas, 3);
+    await waitDistribution('workers', { a: 1, b: 1, c: 1 });
+    const after = await waitFor('the page to show 3 / 3 running', async () => { const h = await get(); return /<strong>3<\/strong> \/ 3 running/.test(h) ? h : undefined; }, 30_000);
+    // per node: desired 1, running 1
+    assert.match(after, /<td><a href="\/nodes\/a">a<\/a><\/td>\s*<td class="num">1<\/td>\s*<td class="num">1<\/td>/);
+    // the create form: a bad label is refused with the reason, on the page
+    const bad = await fetch(`${master.url}/services`, {
+      method: 'POST', redirect: 'manual', headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf!, name: 'form-svc', project: PROJECT, spider: 'worker', replicas: '1', labels: 'region' }),
+    });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /label &#39;region&#39; must look like NAME=VALUE|label 'region' must look like NAME=VALUE/);
   });
 
   test('kill -9 of a slave: its replicas are restored on the others; when it returns, the surplus is stopped', async () => {

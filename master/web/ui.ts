@@ -10,6 +10,7 @@ import { mountProjectPages } from './pages/project_pages.ts';
 import { mountSchedulePages } from './pages/schedule_pages.ts';
 import { mountJobPages } from './pages/job_pages.ts';
 import { mountAlertPages } from './pages/alert_pages.ts';
+import { mountServicePages } from './pages/service_pages.ts';
 
 /** Headers every page gets: no inline script or style may run, no framing, no sniffing. */
 export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
@@ -33,7 +34,7 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   env.addGlobal('asset', function (this: { ctx: { prefix?: string } }, name: string) {
     return assets.url(this.ctx.prefix ?? '', name);
   });
-  env.addGlobal('extraNav', [{ href: '/alerts', label: 'Alerts' }]);
+  env.addGlobal('extraNav', [{ href: '/services', label: 'Services' }, { href: '/alerts', label: 'Alerts' }]);
   const pc: PageContext = { m, env, router };
   mountAccountPages(pc);
   mountClusterPages(pc);
@@ -41,6 +42,7 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   mountSchedulePages(pc);
   mountJobPages(pc);
   mountAlertPages(pc);
+  mountServicePages(pc);
   return { pages: pc, assets };
 }
 
