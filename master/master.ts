@@ -23,7 +23,7 @@ import { UserStore } from './auth/users.ts';
 import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
-import { ServiceStore } from './services/service_store.ts';
+import { ServiceStore, type ServiceRow } from './services/service_store.ts';
 import { ServiceReconciler } from './services/reconciler.ts';
 
 export class NodeProblem extends Error {}
@@ -95,6 +95,9 @@ export class Master {
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
       tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
     });
+    this.reconciler.on('status', (s: ServiceRow) => this.alerts.onServiceStatus({
+      id: s.id, name: s.name, project: s.project, spider: s.spider, status: s.status, detail: s.status_detail, since: s.status_since,
+    }));
     this.tracker.on('finished', (run: RunRow) => { if (run.service_id) this.reconciler.kick(); });
     this.tracker.on('lost', (run: RunRow) => { if (run.service_id) this.reconciler.kick(); });
   }

@@ -66,6 +66,10 @@ async function ok<T = Record<string, unknown>>(method: string, path: string, bod
 
 const service = async (ref: string) => (await ok<{ service: ServiceView }>('GET', `/api/services/${ref}`)).service;
 
+async function firings(state: string): Promise<Array<{ title: string; state: string }>> {
+  return (await ok<{ firings: Array<{ title: string; state: string }> }>('GET', `/api/alerts/firings?state=${state}`)).firings;
+}
+
 /** What really runs: the worker jobs each live slave lists as running (and pending). */
 async function onSlaves(): Promise<Record<string, { running: string[]; pending: string[] }>> {
   const out: Record<string, { running: string[]; pending: string[] }> = {};
@@ -132,6 +136,7 @@ after(async () => {
 
 describe('spider services', () => {
   test('labels: announced by the slave (--label), set on a node by the API; bad input refused', async () => {
+    await ok('POST', '/api/alerts/rules', { name: 'services failing', kind: 'service_failing' }, 201);
     const nodes = (await ok<{ nodes: Array<{ name: string; labels: Record<string, string> }> }>('GET', '/api/nodes')).nodes;
     assert.deepEqual(nodes.find((n) => n.name === 'c')?.labels, { region: 'us', tier: 'gold' });
     assert.deepEqual(nodes.find((n) => n.name === 'a')?.labels, { region: 'eu' });
@@ -311,6 +316,7 @@ describe('spider services', () => {
     }, 90_000);
     assert.equal(paused.paused_version, '3');
     assert.equal(paused.stable_version, '2');
+    await waitFor('a firing for the paused roll', async () => (await firings('firing')).some((f) => f.title === 'service workers roll paused: new version crashing') ? true : undefined, 30_000);
     // the gaps are refilled on version 2: six run again, none on 3
     await waitFor('six replicas on version 2 again', async () => {
       const s = await service('workers');
@@ -322,6 +328,18 @@ describe('spider services', () => {
     const pinned = await ok<{ service: ServiceView }>('PUT', '/api/services/workers', { version: '2' });
     assert.equal(pinned.service.version, '2');
     await waitFor('status running on the pinned version', async () => ((await service('workers')).status === 'running' ? true : undefined), 60_000);
+    await waitFor('the firing resolved', async () => (await firings('resolved')).some((f) => f.title === 'service workers roll paused: new version crashing') ? true : undefined, 30_000);
+  });
+
+  test('a replica that crashes again and again: crash-looping (alerted), restarted with backoff, not in a tight loop', async () => {
+    await ok('POST', '/api/services', { name: 'crasher', project: PROJECT, spider: 'worker', version: '3', replicas: 2, placement: { labels: { region: 'eu' } } }, 201);
+    const looping = await waitFor('crash-looping', async () => { const s = await service('crasher'); return s.status === 'crash-looping' ? s : undefined; }, 90_000);
+    assert.match(looping.status_detail ?? '', /quick exits in 300 s/);
+    await waitFor('a firing for the crash loop', async () => (await firings('firing')).some((f) => f.title === 'service crasher crash-looping') ? true : undefined, 30_000);
+    // every replica run is kept (logs, exit status) and tagged; with backoff there are few of them
+    const runs = (await ok<{ runs: Array<{ service_id: number | null; state: string; outcome: string | null }> }>('GET', `/api/runs?project=${PROJECT}&limit=1000`)).runs.filter((r) => r.service_id === looping.id);
+    assert.ok(runs.length >= 5 && runs.length <= 12, `runs of the crashing service: ${runs.length}`);
+    await ok('DELETE', '/api/services/crasher');
   });
 
   test('removing a service stops its replicas', async () => {

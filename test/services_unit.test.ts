@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_PLAN_OPTIONS, planService, type PlanExit, type PlanNode, type PlanOptions, type PlanReplica, type PlanService } from '../master/services/reconcile_plan.ts';
 import { labelsMatch, parseLabelList } from '../common/labels.ts';
+import { evaluateServiceStatus, type AlertRule } from '../master/alerts/rule_engine.ts';
 
 const NOW = 1_000_000;
 const opts: PlanOptions = { ...DEFAULT_PLAN_OPTIONS, now: NOW };
@@ -244,5 +245,25 @@ describe('labels', () => {
     assert.ok(labelsMatch({ region: 'eu', tier: 'a' }, { region: 'eu' }));
     assert.ok(!labelsMatch({ region: 'us' }, { region: 'eu' }));
     assert.ok(labelsMatch({}, {}));
+  });
+});
+
+describe('alert rule service_failing', () => {
+  const rule = (over: Partial<AlertRule> = {}): AlertRule => ({
+    id: 7, name: 'svc', kind: 'service_failing', threshold: null, duration_seconds: 0, scope: 'all', scope_node: null, scope_project: null, scope_spider: null,
+    recipients: [], enabled: true, created_at: 0, updated_at: 0, ...over,
+  });
+  const status = (st: string) => ({ id: 3, name: 'workers', project: 'p', spider: 's', status: st, detail: '0/6 running', since: 5 });
+  test('fires once when crash-looping or the roll is paused, resolves when running again; scoped by project', () => {
+    const fired = evaluateServiceStatus([rule()], status('crash-looping'), new Map());
+    assert.equal(fired.fire.length, 1);
+    assert.equal(fired.fire[0]!.title, 'service workers crash-looping');
+    assert.equal(fired.fire[0]!.subjectKey, 'service:3');
+    const open = new Map([[7, new Set(['service:3'])]]);
+    assert.equal(evaluateServiceStatus([rule()], status('roll paused: new version crashing'), open).fire.length, 0, 'already open');
+    assert.equal(evaluateServiceStatus([rule()], status('rolling'), open).resolve.length, 1);
+    assert.equal(evaluateServiceStatus([rule()], status('running'), new Map()).fire.length, 0);
+    assert.equal(evaluateServiceStatus([rule({ scope: 'project', scope_project: 'other' })], status('crash-looping'), new Map()).fire.length, 0);
+    assert.equal(evaluateServiceStatus([rule({ kind: 'job_failed' })], status('crash-looping'), new Map()).fire.length, 0);
   });
 });
