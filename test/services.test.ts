@@ -283,21 +283,33 @@ describe('spider services', () => {
     assert.deepEqual(now.c!.running.sort(), orphans.sort(), 'c keeps its re-adopted replicas; the surplus was stopped on a and b');
   });
 
-  test('a master restart neither loses nor duplicates replicas', async () => {
+  test('a master restart neither loses nor duplicates replicas (one that died meanwhile is replaced once)', async () => {
     const beforeJobs = await onSlaves();
     const all = Object.values(beforeJobs).flatMap((x) => x.running).sort();
     assert.equal(all.length, 6);
     const port = new URL(master.url).port;
     const dataDir = master.dataDir;
     assert.equal(await master.stop(), 0);
+    // While the master is down, one replica on a dies: the new master must replace exactly that one.
+    const listed = (await getJson(slaves.get('a')!.url, '/listjobs.json', { project: PROJECT }, TOKEN_HEADER)) as unknown as Listed;
+    const victim = listed.running[0]!;
+    process.kill(-victim.pid, 'SIGKILL');
+    await waitFor('the slave to record the dead replica', async () => {
+      const l = (await getJson(slaves.get('a')!.url, '/listjobs.json', { project: PROJECT }, TOKEN_HEADER)) as unknown as Listed;
+      return l.running.some((j) => j.id === victim.id) ? undefined : true;
+    }, 30_000);
     master = await startMaster({ dataDir, args: [...MASTER_ARGS, '--port', port] });
-    // Wait until the new master has seen every node a few times and judged the service.
-    const seen = async () => (await ok<{ nodes: Array<{ status: string; last_heartbeat_at: number | null }> }>('GET', '/api/nodes')).nodes;
+    await waitDistribution('workers', { a: 2, b: 2, c: 2 });
+    // Wait until the new master has heard every node a few times and judged the service running.
     const restartAt = Date.now();
+    const seen = async () => (await ok<{ nodes: Array<{ status: string; last_heartbeat_at: number | null }> }>('GET', '/api/nodes')).nodes;
     await waitFor('every node heard by the new master', async () => ((await seen()).every((n) => n.status === 'online' && (n.last_heartbeat_at ?? 0) > restartAt + 1500) ? true : undefined), 60_000);
     await waitFor('the service judged running by the new master', async () => ((await service('workers')).status === 'running' ? true : undefined), 60_000);
-    const afterJobs = await onSlaves();
-    assert.deepEqual(Object.values(afterJobs).flatMap((x) => [...x.running, ...x.pending]).sort(), all, 'the same six replicas, no new one');
+    const afterJobs = Object.values(await onSlaves()).flatMap((x) => [...x.running, ...x.pending]).sort();
+    assert.equal(afterJobs.length, 6, 'six replicas, not seven');
+    assert.deepEqual(afterJobs.filter((j) => all.includes(j)), all.filter((j) => j !== victim.id), 'the five survivors are kept, not restarted');
+    const dead = (await ok<{ run: { state: string; service_id: number | null } }>('GET', `/api/runs/${victim.id}`)).run;
+    assert.equal(dead.state, 'finished', 'the dead replica is recorded as ended');
   });
 
   test('a new version rolls the service; a version whose replicas crash pauses the roll on the old one', async () => {
