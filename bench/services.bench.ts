@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { buildZip } from '../test/helpers/fixtures.ts';
 import { getJson, startSlave, tempDir, waitFor, type SlaveHandle } from '../test/helpers/slave_process.ts';
 import { startMaster, CLUSTER_TOKEN, ADMIN, basic, type MasterHandle } from '../test/helpers/master_process.ts';
+import { DEFAULT_PLAN_OPTIONS, planService, type PlanNode, type PlanReplica } from '../master/services/reconcile_plan.ts';
 
 const REPLICAS = Number(process.argv[2] ?? 60);
 /** `npx tsx bench/services.bench.ts 500 noroll`: only the scale up and down (a roll of 500 at 1 per node takes minutes). */
@@ -41,7 +42,21 @@ async function runningOnSlaves(slaves: SlaveHandle[]): Promise<number> {
 
 interface Svc { running: number; pending: number; status: string; nodes: Array<{ versions: Record<string, number> }> }
 
+/** The pure planner alone on a big cluster: one reconcile pass must never hold the event loop long. */
+function plannerFigures(): void {
+  const nodes: PlanNode[] = Array.from({ length: 50 }, (_, i) => ({ id: i, name: `n${i}`, observed: true, eligible: true, misplacedReason: null, holds: new Set(['1', '2']), freeSlots: 1000 }));
+  const reps: PlanReplica[] = Array.from({ length: 5000 }, (_, i) => ({ job: `j${i}`, nodeId: i % 50, version: '1', state: 'running', createdAt: 0, startedAt: 1, stopping: false }));
+  const out: string[] = [];
+  for (const [label, replicas, target, list] of [['0 -> 5000', 5000, '1', []], ['5000 -> 0', 0, '1', reps], ['roll of 5000', 5000, '2', reps]] as const) {
+    const t0 = performance.now();
+    planService({ replicas, maxPerNode: null, maxUnavailable: 1, targetVersion: target, stableVersion: '1', pausedVersion: null }, nodes, list, [], { ...DEFAULT_PLAN_OPTIONS, now: Date.now() });
+    out.push(`${label} ${(performance.now() - t0).toFixed(1)} ms`);
+  }
+  console.log(`planner, 50 nodes: ${out.join(', ')}`);
+}
+
 async function main(): Promise<void> {
+  plannerFigures();
   const master = await startMaster({ args: ['--heartbeat-interval', '1', '--offline-after', '10'] });
   const slaves = await Promise.all(Array.from({ length: NODES }, (_, i) => startSlave({
     args: ['--master', master.url, '--cluster-token', CLUSTER_TOKEN, '--node-name', `s${i + 1}`, '--max-proc', String(Math.ceil(REPLICAS / NODES) + 10), '--on-shutdown', 'stop'],

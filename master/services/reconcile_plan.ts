@@ -144,7 +144,12 @@ export function planService(svc: PlanService, nodes: readonly PlanNode[], replic
   let live = active.filter((r) => !stopped.has(r.job));
   const perNode = (list: readonly PlanReplica[]) => {
     const m = new Map<number, PlanReplica[]>();
-    for (const r of list) if (r.nodeId !== null) m.set(r.nodeId, [...(m.get(r.nodeId) ?? []), r]);
+    for (const r of list) {
+      if (r.nodeId === null) continue;
+      const g = m.get(r.nodeId);
+      if (g) g.push(r);
+      else m.set(r.nodeId, [r]);
+    }
     return m;
   };
   // Which copy to give up first: an old version, then one not yet running, then the youngest.
@@ -164,14 +169,19 @@ export function planService(svc: PlanService, nodes: readonly PlanNode[], replic
 
   // ---- surplus: stop from the nodes holding the most (only observed ones: the rest are unknown) ----
   let surplus = live.length - svc.replicas;
-  while (surplus > 0) {
-    const groups = [...perNode(live.filter((r) => r.nodeId === null || byId.get(r.nodeId)?.observed !== false))];
-    if (!groups.length) break;
-    groups.sort((a, b) => b[1].length - a[1].length || ([...a[1]].sort(stopOrder)[0]!.version === startVersion ? 1 : 0) - ([...b[1]].sort(stopOrder)[0]!.version === startVersion ? 1 : 0));
-    const victim = [...groups[0]![1]].sort(stopOrder)[0]!;
-    doStop(victim, svc.replicas === 0 ? 'scaled to 0' : `surplus: ${svc.replicas} wanted`);
-    live = live.filter((r) => r.job !== victim.job);
-    surplus--;
+  if (surplus > 0) {
+    const groups = [...perNode(live.filter((r) => r.nodeId === null || byId.get(r.nodeId)?.observed !== false)).values()].map((g) => g.sort(stopOrder));
+    while (surplus > 0) {
+      let best: PlanReplica[] | null = null;
+      for (const g of groups) {
+        if (!g.length) continue;
+        if (!best || g.length > best.length || (g.length === best.length && g[0]!.version !== startVersion && best[0]!.version === startVersion)) best = g;
+      }
+      if (!best) break;
+      doStop(best.shift()!, svc.replicas === 0 ? 'scaled to 0' : `surplus: ${svc.replicas} wanted`);
+      surplus--;
+    }
+    live = live.filter((r) => !stopped.has(r.job));
   }
 
   // ---- roll: per node, replace at most max_unavailable at a time ----

@@ -112,7 +112,12 @@ export class ServiceReconciler extends EventEmitter {
     const services = this.services.all();
     const activeRuns = this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
-    for (const r of activeRuns) if (r.service_id !== null) replicasOf.set(r.service_id, [...(replicasOf.get(r.service_id) ?? []), r]);
+    for (const r of activeRuns) {
+      if (r.service_id === null) continue;
+      const list = replicasOf.get(r.service_id);
+      if (list) list.push(r);
+      else replicasOf.set(r.service_id, [r]);
+    }
 
     // Replicas of services that no longer exist are stopped.
     const orphanStops: RunRow[] = [];
@@ -130,6 +135,7 @@ export class ServiceReconciler extends EventEmitter {
     const free = new Map(allNodes.map((n) => [n.id, (n.max_proc ?? DEFAULT_CAPACITY) - Math.max(n.running + n.pending, ours.get(n.id) ?? 0)]));
 
     const starts: Array<{ svc: ServiceRow; node: NodeRow; version: string }> = [];
+    const nodeById = new Map(allNodes.map((n) => [n.id, n]));
     const stops: Array<{ run: RunRow; reason: string }> = orphanStops.map((r) => ({ run: r, reason: 'its service was removed' }));
     const planOpts: PlanOptions = { ...DEFAULT_PLAN_OPTIONS, ...this.opts.plan, now };
 
@@ -164,7 +170,7 @@ export class ServiceReconciler extends EventEmitter {
       this.lastPlans.set(svc.id, plan);
       for (const s of plan.start) {
         free.set(s.nodeId, (free.get(s.nodeId) ?? 0) - 1);
-        starts.push({ svc, node: allNodes.find((n) => n.id === s.nodeId)!, version: s.version });
+        starts.push({ svc, node: nodeById.get(s.nodeId)!, version: s.version });
       }
       const byJob = new Map(list.map((r) => [r.job, r]));
       for (const s of plan.stop) stops.push({ run: byJob.get(s.job)!, reason: s.reason });
@@ -202,7 +208,11 @@ export class ServiceReconciler extends EventEmitter {
   /** Starts on every node at once, up to PER_NODE_CONCURRENCY in flight per node. */
   private async startReplicas(list: Array<{ svc: ServiceRow; node: NodeRow; version: string }>): Promise<void> {
     const perNode = new Map<number, typeof list>();
-    for (const s of list) perNode.set(s.node.id, [...(perNode.get(s.node.id) ?? []), s]);
+    for (const s of list) {
+      const q = perNode.get(s.node.id);
+      if (q) q.push(s);
+      else perNode.set(s.node.id, [s]);
+    }
     await Promise.all([...perNode.values()].map(async (queue) => {
       const worker = async () => {
         for (let s = queue.shift(); s; s = queue.shift()) await this.startOne(s.svc, s.node, s.version);
