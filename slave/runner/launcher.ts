@@ -5,7 +5,7 @@ import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { JobStore, JobRow } from '../jobs/job_store.ts';
-import type { PackageStore } from '../packages/package_store.ts';
+import { ensureNodeBoundary, type PackageStore } from '../packages/package_store.ts';
 import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
@@ -93,6 +93,8 @@ export class Launcher extends EventEmitter {
       spec = scrapyCommand(this.launchInfo(row, paths), pkg, python, this.packages.workDir(row.project));
     } else {
       spec = genericCommand(this.launchInfo(row, paths), pkg);
+      // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
+      try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
     }
     mkdirSync(paths.logDir, { recursive: true });
     mkdirSync(paths.itemsDir, { recursive: true });
