@@ -27,6 +27,9 @@ export interface SlaveJob {
   created_time: string;
   start_time: string | null;
   end_time: string | null;
+  /** start_time and end_time as exact epoch seconds (UTC, microseconds): no timezone to guess. */
+  start_timestamp: number | null;
+  end_timestamp: number | null;
   duration_seconds: number | null;
   exit_code: number | null;
   signal: string | null;
