@@ -8,6 +8,8 @@ import type { SlaveJob } from '../../common/types.ts';
 import { nodeJobTimes, type NodeJobTimes } from './node_times.ts';
 
 const DUPLICATE_WINDOW_MS = 7 * 24 * 3600_000;
+/** How long a finished job's record on its node may stay incomplete before the master takes it as it is. */
+const INCOMPLETE_RECORD_WAIT_MS = 60_000;
 
 /**
  * Keeps the master's runs in step with what nodes report, and fails runs over when their node
@@ -84,6 +86,11 @@ export class RunTracker extends EventEmitter {
   private async finish(node: NodeRow, run: RunRow, listed?: NodeJobTimes): Promise<void> {
     const details: SlaveJob | null = node.extensions ? await this.clientFor(node).jobDetails(run.job).catch(() => null) : null;
     const now = Date.now();
+    // The slave lists a job finished the moment its process ends and completes the record (items,
+    // errors, the final outcome) right after: take it at the next heartbeat, unless that never comes.
+    const incomplete = details !== null && details.state === 'finished' && details.error_count === null && details.pid !== null;
+    const endedAgo = details?.end_timestamp ? now - details.end_timestamp * 1000 : Infinity;
+    if (incomplete && endedAgo < INCOMPLETE_RECORD_WAIT_MS) return;
     const times = nodeJobTimes(details ?? listed ?? {}, { createdAt: run.created_at, now });
     const ended = this.runs.update(run, {
       state: 'finished',
