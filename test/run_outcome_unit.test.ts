@@ -38,7 +38,7 @@ test('alert rule job_finished_with_errors fires on that outcome, recovers on a c
   const rules = [rule({}), rule({ id: 2, kind: 'job_failed' }), rule({ id: 3, kind: 'job_no_items', threshold: 0 })];
   const ev = evaluateRun(rules, run({}), new Map());
   assert.deepEqual(ev.fire.map((h) => [h.ruleId, h.title]), [[1, 'job p/s finished with errors'], [3, 'job p/s scraped no items']]);
-  assert.match(ev.fire[0]!.detail, /2 errors logged on n1/);
+  assert.match(ev.fire[0]!.detail ?? '', /2 errors logged on n1/);
   const open = new Map([[1, new Set(['spider:p/s'])], [2, new Set(['spider:p/s'])]]);
   const again = evaluateRun(rules, run({ job: 'j2', items_count: 3 }), open);
   assert.equal(again.fire.length, 0);

@@ -1,12 +1,13 @@
-// A run's Started/Ended/Duration on the master are the node's, not when the master noticed: a real
-// master and a real slave, a spider held running until the test releases it (a known minimum
-// run time), and a spider that ends within one heartbeat.
-// Run: npx tsx --test test/master_job_times.test.ts
+// What the master records of a run, with a real master and a real slave. Started/Ended/Duration
+// are the node's, not when the master noticed: a spider held running until the test releases it
+// (a known minimum run time), and a spider that ends within one heartbeat. A run that exited 0 but
+// finished with errors is recorded so, and an alert rule counts it.
+// Run: npx tsx --test test/master_run_record.test.ts
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { startMaster, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
-import { tempDir, getJson, type SlaveHandle } from './helpers/slave_process.ts';
+import { tempDir, getJson, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { joinSlave, deployNodePackage, waitRunState, sleep, type RunView } from './helpers/master_slave_pair.ts';
 import { parseScrapydTime, type JobRecord } from './helpers/runner_checks.ts';
 import { gate } from './helpers/gates.ts';
@@ -81,4 +82,23 @@ test('a run shorter than a heartbeat still has Started before Ended, as the node
   const rec = await slaveJob(job);
   assert.equal(rec.outcome, 'succeeded');
   assertNodeTimes(run, rec);
+});
+
+test('a run that exited 0 with no items after a run with some: finished_with_errors on the master, and an alert rule fires', async () => {
+  const created = await master.api<{ rule: { id: number } }>('POST', '/api/alerts/rules', {
+    kind: 'job_finished_with_errors', scope: 'spider', project: 'gen', spider: 'count', recipients: ['ops@example.com'],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  // The held run of the first test scraped 3 items; this one scrapes none.
+  const job = await startRun('count', { n: '0', interval_ms: '10' });
+  const run = await waitRunState(master, job, (r) => r.state === 'finished', 'finished');
+  assert.equal(run.exit_code, 0);
+  assert.equal(run.outcome, 'finished_with_errors');
+  assert.equal(run.note, 'finished with errors: no items, where the previous run scraped 3');
+  const firing = await waitFor('the job_finished_with_errors alert', async () => {
+    const r = await master.api<{ firings: Array<{ rule_id: number; title: string; detail: string | null }> }>('GET', '/api/alerts/firings?state=firing');
+    return r.body.firings?.find((f) => f.rule_id === created.body.rule.id);
+  });
+  assert.equal(firing.title, 'job gen/count finished with errors');
+  assert.match(firing.detail ?? '', /no items, where the previous run scraped 3 on n1/);
 });
