@@ -230,7 +230,7 @@ describe('jobs: schedule, listjobs, status, cancel (max_proc 1)', () => {
 
   test('schedule: a slow job takes the only slot; others stay pending in priority order', async () => {
     finishedBefore = (json(await rawGet(base, '/listjobs.json')) as unknown as ListJobs).finished.length;
-    const slot = await rawPost(base, '/schedule.json', { project: 'demo', spider: 'slow', jobid: 'slot-1', seconds: '30' });
+    const slot = await rawPost(base, '/schedule.json', { project: 'demo', spider: 'slow', jobid: 'slot-1', seconds: '3600' });
     assertApiHeaders(slot, 'POST', 'schedule');
     assert.equal(slot.text, '{"jobid": "slot-1", "status": "ok", "node_name": "testnode"}\n');
     await waitForState(base, 'slot-1', 'running');

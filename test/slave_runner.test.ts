@@ -391,7 +391,7 @@ describe('scrapy egg, queue and persistence (--max-proc 1 --cancel-grace 1)', ()
   });
 
   test('cancel a running scrapy job: SIGINT, graceful stop, outcome cancelled', async () => {
-    const id = await schedule(d.url, [['project', 'demo'], ['spider', 'slow'], ['seconds', '30']]);
+    const id = await schedule(d.url, [['project', 'demo'], ['spider', 'slow'], ['seconds', '3600']]);
     await running(d.url, id);
     await waitForLog(d.url, 'demo', 'slow', id, /slow tick 1 /, 60_000);
     assert.equal(await cancel(d.url, 'demo', id), 'running');
