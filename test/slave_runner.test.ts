@@ -526,7 +526,7 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
   async function countJob(holdAt: number[]): Promise<{ id: string; pid: number; items: string; g: Gate }> {
     const g = gate();
     gateDirs.push(g.dir);
-    const args = Object.entries({ n: '30', interval_ms: '50', ...g.args(...holdAt) });
+    const args = Object.entries({ n: '30', interval_ms: '10', ...g.args(...holdAt) });
     const id = await schedule(d.url, [['project', 'nodepkg'], ['spider', 'count'], ...args]);
     const r = await running(d.url, id);
     const items = itemsFile(dataDir, 'nodepkg', 'count', id);
