@@ -3,10 +3,13 @@
 export type JobState = 'pending' | 'running' | 'finished';
 
 /**
- * How a finished job ended. 'lost': the slave died while it ran and the process was gone on
- * restart; 'unknown': a re-adopted orphan whose exit status could not be observed.
+ * How a finished job ended. 'succeeded': exit status 0 and nothing wrong in its log;
+ * 'finished_with_errors': exit status 0, but it logged errors, Scrapy closed it for another reason
+ * than 'finished', or it scraped no items where the spider's previous run scraped some (the note
+ * says which); 'lost': the slave died while it ran and the process was gone on restart;
+ * 'unknown': a re-adopted orphan whose exit status could not be observed.
  */
-export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'unknown';
+export type JobOutcome = 'succeeded' | 'finished_with_errors' | 'failed' | 'cancelled' | 'lost' | 'unknown';
 
 export type PackageKind = 'scrapy-egg' | 'generic';
 
@@ -27,6 +30,9 @@ export interface SlaveJob {
   created_time: string;
   start_time: string | null;
   end_time: string | null;
+  /** start_time and end_time as exact epoch seconds (UTC, microseconds): no timezone to guess. */
+  start_timestamp: number | null;
+  end_timestamp: number | null;
   duration_seconds: number | null;
   exit_code: number | null;
   signal: string | null;

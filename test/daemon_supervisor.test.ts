@@ -96,13 +96,13 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
   });
 
   test('both programs run and the slave joins the master', async () => {
-    await waitFor('the slave online at the master', async () => ((await node())?.status === 'online' ? true : undefined), 30_000, 200)
+    await waitFor('the slave online at the master', async () => ((await node())?.status === 'online' ? true : undefined), 60_000, 200)
       .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     // RUNNING once each has stayed up for startsecs
     await waitFor('both programs RUNNING', async () => {
       const status = await ctl('status');
       return /spiderplane:spiderplane-master\s+RUNNING/.test(status) && /spiderplane:spiderplane-slave\s+RUNNING/.test(status) ? true : undefined;
-    }, 20_000, 200);
+    }, 60_000, 200);
   });
 
   test('kill -9 of the slave: supervisord restarts it and the master sees it come back', async () => {
@@ -120,7 +120,7 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       if (n && (n.status !== 'online' || n.last_error)) sawOutage = true;
       const pid = await slavePid();
       return pid && pid !== oldPid ? pid : undefined;
-    }, 30_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    }, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     assert.match(readFileSync(`/proc/${newPid}/cmdline`, 'utf8'), /run_slave\.ts/);
 
     const back = await waitFor('the restarted slave online at the master', async () => {
@@ -130,10 +130,10 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       const fresh = n && n.status === 'online' && !n.last_error && (n.last_heartbeat_at ?? 0) > killedAt
         && (n.metrics?.daemon_uptime_seconds ?? Infinity) <= (Date.now() - killedAt) / 1000 + 1;
       return fresh ? n : undefined;
-    }, 30_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    }, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     assert.equal(back.status, 'online');
     assert.ok(sawOutage, 'the master saw the slave down (a failed heartbeat or offline) before it came back');
-    await waitFor('the restarted slave RUNNING for supervisord', async () => (/RUNNING/.test(await ctl('status', 'spiderplane:spiderplane-slave')) ? true : undefined), 20_000, 200);
+    await waitFor('the restarted slave RUNNING for supervisord', async () => (/RUNNING/.test(await ctl('status', 'spiderplane:spiderplane-slave')) ? true : undefined), 60_000, 200);
     // supervisord's own log records the unexpected exit and the restart
     const svLog = readFileSync(join(work, 'supervisord.log'), 'utf8');
     assert.match(svLog, /spiderplane-slave.*(terminated by SIGKILL|exit status)/, svLog);

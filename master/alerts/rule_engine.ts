@@ -3,7 +3,7 @@
 // is cheap to test and to benchmark (bench/alerts.bench.ts).
 
 export const NODE_KINDS = ['node_offline', 'cpu', 'memory', 'disk', 'network_rx', 'network_tx'] as const;
-export const RUN_KINDS = ['job_failed', 'job_errors', 'job_no_items'] as const;
+export const RUN_KINDS = ['job_failed', 'job_finished_with_errors', 'job_errors', 'job_no_items'] as const;
 export const ALERT_KINDS = [...NODE_KINDS, ...RUN_KINDS, 'job_too_long', 'schedule_missed'] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 export type RunKind = (typeof RUN_KINDS)[number];
@@ -44,7 +44,7 @@ export interface RunFacts {
   project: string;
   spider: string;
   node: string | null;
-  /** 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'unknown' | … */
+  /** 'succeeded' | 'finished_with_errors' | 'failed' | 'cancelled' | 'lost' | 'unknown' | … */
   outcome: string | null;
   exit_code: number | null;
   items_count: number | null;
@@ -257,6 +257,13 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
         title = `job ${name} ${run.outcome === 'lost' ? 'lost' : 'failed'}`;
         detail = run.outcome === 'lost' ? run.note ?? `lost with its node ${run.node ?? ''}` : `exit code ${run.exit_code ?? '?'} on ${run.node ?? '?'}${run.note ? ` (${run.note})` : ''}`;
         value = run.exit_code;
+      } else if (clean || run.outcome === 'finished_with_errors') breach = false; // it exited 0
+    } else if (rule.kind === 'job_finished_with_errors') {
+      if (run.outcome === 'finished_with_errors') {
+        breach = true;
+        title = `job ${name} finished with errors`;
+        detail = `${run.note ?? 'finished with errors'} on ${run.node ?? '?'}`;
+        value = run.error_count;
       } else if (clean) breach = false;
     } else if (rule.kind === 'job_errors') {
       if (run.error_count !== null && run.outcome !== 'cancelled' && run.outcome !== 'lost') {
@@ -266,7 +273,7 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
         detail = `${run.error_count} ERROR/CRITICAL lines (rule: over ${rule.threshold ?? 0})`;
       }
     } else if (rule.kind === 'job_no_items') {
-      if (run.items_count !== null && (run.outcome === 'succeeded' || run.outcome === 'failed')) {
+      if (run.items_count !== null && (run.outcome === 'succeeded' || run.outcome === 'finished_with_errors' || run.outcome === 'failed')) {
         value = run.items_count;
         breach = run.items_count <= (rule.threshold ?? 0);
         title = run.items_count === 0 ? `job ${name} scraped no items` : `job ${name} scraped only ${run.items_count} items`;
@@ -276,7 +283,7 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
     if (breach === true && !isOpen) {
       out.fire.push({ ruleId: rule.id, subjectKey, title, link, value, threshold: rule.threshold, since: run.ended_at, detail, job: run.job });
     } else if (breach === false && isOpen) {
-      out.resolve.push({ ruleId: rule.id, subjectKey, value, detail: `run ${run.job} of ${name} ${rule.kind === 'job_failed' ? 'succeeded' : `is fine (${value ?? ''})`}` });
+      out.resolve.push({ ruleId: rule.id, subjectKey, value, detail: `run ${run.job} of ${name} ${rule.kind === 'job_failed' || rule.kind === 'job_finished_with_errors' ? 'succeeded' : `is fine (${value ?? ''})`}` });
     }
   }
   return out;

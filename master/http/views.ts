@@ -2,7 +2,7 @@ import type { RunRow } from '../runs/run_store.ts';
 import type { ScheduleRow } from '../schedules/schedule_store.ts';
 import type { Target } from '../runs/dispatcher.ts';
 
-/** How a run looks in the API: parsed args and settings, times as epoch ms of the master's clock. */
+/** How a run looks in the API: parsed args and settings, times as epoch ms (started_at/ended_at as the node measured them; the others on the master's clock). */
 export function runView(r: RunRow, jobOf?: (id: number) => string | undefined) {
   return {
     /** the job id of the run this one re-runs (retry_of is the master's internal row id) */

@@ -28,6 +28,7 @@ export function toSlaveJob(r: JobRow, pid: number | null): SlaveJob {
     id: r.id, project: r.project, spider: r.spider, version: r.version, run_version: r.run_version, state: r.state,
     priority: r.priority, args: JSON.parse(r.args) as Record<string, string>, settings: JSON.parse(r.settings) as Record<string, string>,
     pid: r.state === 'running' ? pid ?? r.pid : r.pid, created_time: formatScrapydTime(r.created_at), start_time: t(r.start_time), end_time: t(r.end_time),
+    start_timestamp: r.start_time, end_timestamp: ended ? r.end_time : null,
     duration_seconds: r.start_time === null ? null : Math.round(((ended ? r.end_time ?? r.start_time : Date.now() / 1000) - r.start_time) * 1000) / 1000,
     exit_code: r.exit_code, signal: r.signal, outcome: r.outcome, items_count: r.items_count, error_count: r.error_count,
     log_url: r.log_exists ? logUrl(r) : null, items_url: r.items_exists ? itemsUrl(r) : null, note: r.note,

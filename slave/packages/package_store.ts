@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
@@ -11,6 +12,22 @@ import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from '../.
 import { listEggSpiders } from '../runner/python.ts';
 
 export class PackageError extends Error {}
+
+/** What an unpacked package without a package.json of its own gets at its root. */
+export const NODE_BOUNDARY = '{ "type": "commonjs" }\n';
+
+/**
+ * Gives an unpacked generic package a Node module boundary: Node takes a .js file's module kind
+ * from the nearest package.json above it, which — with the data folder inside a Node project, as in
+ * the quick start — would be the daemon's own ("type": "module"), and require() would break. A
+ * package that ships its own package.json keeps it. Returns whether one was written.
+ */
+export function ensureNodeBoundary(dir: string): boolean {
+  const file = join(dir, 'package.json');
+  if (existsSync(file)) return false;
+  writeFileSync(file, NODE_BOUNDARY);
+  return true;
+}
 
 export interface VersionRow {
   project: string;
@@ -127,6 +144,7 @@ export class PackageStore {
       await mkdir(join(dir, '..'), { recursive: true });
       try {
         await extractZip(data, staging, this.zipLimits);
+        ensureNodeBoundary(staging);
       } catch (e) {
         if (e instanceof ZipRejected) throw new PackageError(e.message);
         throw e;

@@ -5,7 +5,7 @@ import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { JobStore, JobRow } from '../jobs/job_store.ts';
-import type { PackageStore } from '../packages/package_store.ts';
+import { ensureNodeBoundary, type PackageStore } from '../packages/package_store.ts';
 import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
@@ -13,6 +13,7 @@ import { sanitizeVersion } from '../../common/names.ts';
 import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
+import { judgeOutcome } from '../jobs/outcome.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -93,6 +94,8 @@ export class Launcher extends EventEmitter {
       spec = scrapyCommand(this.launchInfo(row, paths), pkg, python, this.packages.workDir(row.project));
     } else {
       spec = genericCommand(this.launchInfo(row, paths), pkg);
+      // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
+      try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
     }
     mkdirSync(paths.logDir, { recursive: true });
     mkdirSync(paths.itemsDir, { recursive: true });
@@ -174,10 +177,20 @@ export class Launcher extends EventEmitter {
     const items = await countLines(paths.itemsPath);
     const row = this.jobs.get(uid);
     if (!row) return;
+    const stats = summary?.stats as { finish_reason?: unknown; crawler_stats?: Record<string, unknown> } | undefined;
+    const scrapyErrors = stats?.crawler_stats?.['log_count/ERROR'];
+    const judged = judgeOutcome(row.outcome ?? 'failed', {
+      errorCount: summary?.errorCount ?? 0,
+      scrapyErrorCount: typeof scrapyErrors === 'number' ? scrapyErrors : null,
+      finishReason: typeof stats?.finish_reason === 'string' ? stats.finish_reason : null,
+      items,
+      previousItems: row.outcome === 'succeeded' ? this.jobs.previousItems(row) : null,
+    });
     this.jobs.markFinished(uid, {
-      end_time: row.end_time ?? nowSeconds(), exit_code: row.exit_code, signal: row.signal, outcome: row.outcome ?? 'failed',
+      end_time: row.end_time ?? nowSeconds(), exit_code: row.exit_code, signal: row.signal, outcome: judged.outcome,
       items_count: items, error_count: summary?.errorCount ?? 0, items_exists: items !== null,
-      log_exists: await exists(paths.logPath), stats: summary ? JSON.stringify(summary.stats) : null, note: row.note,
+      log_exists: await exists(paths.logPath), stats: summary ? JSON.stringify(summary.stats) : null,
+      note: judged.why ? (row.note ? `${row.note}; ${judged.why}` : judged.why) : row.note,
     });
     if (summary) this.emit('errors', uid, summary.errors);
     this.jobs.pruneFinished(this.opts.historyToKeep);

@@ -26,7 +26,7 @@ export async function startDaemon(what: string, script: string, args: string[], 
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${what} did not start in 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => rej(new Error(`${what} did not start in 90 s:\n${out}`)), 30_000);
     proc.stdout!.on('data', () => {
       const m = listening.exec(out);
       if (m) { clearTimeout(timer); res(m[1]!); }

@@ -47,7 +47,7 @@ export async function uploadEgg(base: string, project: string, version: string, 
 }
 
 /** Polls until check returns a value other than undefined (or throws after timeoutMs). */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -68,6 +68,6 @@ export async function jobState(base: string, job: string): Promise<string | null
   return (await getJson(base, '/status.json', { job })).currstate as string | null;
 }
 
-export async function waitForState(base: string, job: string, state: string, timeoutMs = 30_000): Promise<void> {
+export async function waitForState(base: string, job: string, state: string, timeoutMs = 60_000): Promise<void> {
   await waitFor(`job ${job} to be ${state}`, async () => ((await jobState(base, job)) === state ? true : undefined), timeoutMs);
 }
