@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { parseSpiderEnvOptions, SpiderEnvError, type SpiderEnvConfig } from './runner/spider_env.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -25,6 +26,9 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
+  { flag: 'run-as', env: 'SPIDERPLANE_RUN_AS', type: 'string', default: null, help: 'user spiders run as when the daemon runs as root (default spiderplane-run, else nobody with a warning); a non-root daemon runs them as itself' },
+  { flag: 'spider-env', env: 'SPIDERPLANE_SPIDER_ENV', type: 'list', default: [], help: 'NAME=VALUE added to every spider\'s environment (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
+  { flag: 'spider-env-pass', env: 'SPIDERPLANE_SPIDER_ENV_PASS', type: 'list', default: [], help: 'NAME of a variable of the daemon\'s environment copied to spiders (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
 ];
 
 export interface SlaveConfig {
@@ -50,6 +54,9 @@ export interface SlaveConfig {
   master: string | null;
   clusterToken: string | null;
   advertiseUrl: string | null;
+  /** null = the default (spiderplane-run, else nobody). */
+  runAs: string | null;
+  spiderEnv: SpiderEnvConfig;
 }
 
 const MIB = 1024 * 1024;
@@ -61,7 +68,14 @@ export function loadSlaveConfig(argv: string[], env: NodeJS.ProcessEnv = process
 
 /** Builds a full config from partial values (used by tests and the master's --local-slave). */
 export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
-  const { o, str } = withDefaults(SLAVE_OPTIONS, v);
+  const { o, str, list } = withDefaults(SLAVE_OPTIONS, v);
+  let spiderEnv: SpiderEnvConfig;
+  try {
+    spiderEnv = parseSpiderEnvOptions(list('spider_env'), list('spider_env_pass'));
+  } catch (e) {
+    if (e instanceof SpiderEnvError) throw new OptionError(e.message);
+    throw e;
+  }
   return {
     bind: String(o.bind),
     port: Number(o.port),
@@ -85,5 +99,7 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     master: str('master'),
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
+    runAs: str('run_as'),
+    spiderEnv,
   };
 }

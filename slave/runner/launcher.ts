@@ -13,6 +13,7 @@ import { sanitizeVersion } from '../../common/names.ts';
 import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
+import type { SpiderSandbox } from './sandbox.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -51,6 +52,7 @@ export class Launcher extends EventEmitter {
     private readonly files: JobFiles,
     private readonly logs: LogMonitor,
     private readonly python: () => string | null,
+    private readonly sandbox: SpiderSandbox,
     private readonly opts: LauncherOptions,
   ) {
     super();
@@ -81,7 +83,24 @@ export class Launcher extends EventEmitter {
       return;
     }
     const paths = this.files.paths(row.project, row.spider, row.id);
+    const workDir = this.packages.workDir(row.project);
     let spec: SpawnSpec;
+    try {
+      // The spider writes its items and work files as the run-as user; its log is opened here
+      // and handed over as stdout/stderr, so the logs folder stays the daemon's.
+      mkdirSync(workDir, { recursive: true });
+      this.sandbox.ownFolder(workDir);
+      mkdirSync(paths.logDir, { recursive: true });
+      mkdirSync(paths.itemsDir, { recursive: true });
+      this.sandbox.ownFolder(paths.itemsDir);
+      this.sandbox.ownFile(paths.itemsPath);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: could not prepare the job's folders: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
+    const info = this.launchInfo(row, paths, workDir);
+    const baseEnv = this.sandbox.baseEnv(workDir);
     if (pkg.kind === 'scrapy-egg') {
       const python = this.python();
       if (!python) {
@@ -89,19 +108,16 @@ export class Launcher extends EventEmitter {
         this.emit('finished', row.uid);
         return;
       }
-      mkdirSync(this.packages.workDir(row.project), { recursive: true });
-      spec = scrapyCommand(this.launchInfo(row, paths), pkg, python, this.packages.workDir(row.project));
+      spec = scrapyCommand(info, pkg, python, baseEnv);
     } else {
-      spec = genericCommand(this.launchInfo(row, paths), pkg);
+      spec = genericCommand(info, pkg, baseEnv);
     }
-    mkdirSync(paths.logDir, { recursive: true });
-    mkdirSync(paths.itemsDir, { recursive: true });
     // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
     // and it keeps logging even if this daemon dies.
     const logFd = openSync(paths.logPath, 'a');
     let child;
     try {
-      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true });
+      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true, ...this.sandbox.spawnIdentity() });
     } finally {
       closeSync(logFd);
     }
@@ -129,11 +145,11 @@ export class Launcher extends EventEmitter {
     this.emit('started', row.uid);
   }
 
-  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }) {
+  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }, workDir: string) {
     return {
       uid: row.uid, id: row.id, project: row.project, spider: row.spider, requestedVersion: row.version,
       args: JSON.parse(row.args) as Record<string, string>, settings: JSON.parse(row.settings) as Record<string, string>,
-      itemsPath: paths.itemsPath, logPath: paths.logPath,
+      itemsPath: paths.itemsPath, logPath: paths.logPath, workDir,
     };
   }
 
