@@ -10,6 +10,7 @@ import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { sanitizeVersion } from '../../common/names.ts';
+import { checkSettingPaths } from '../../common/scrapy_setting_paths.ts';
 import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
@@ -100,6 +101,14 @@ export class Launcher extends EventEmitter {
       return;
     }
     const info = this.launchInfo(row, paths, workDir);
+    try {
+      // schedule.json refuses these already; a job queued before that check existed is caught here.
+      checkSettingPaths(info.settings, workDir);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
     const baseEnv = this.sandbox.baseEnv(workDir);
     if (pkg.kind === 'scrapy-egg') {
       const python = this.python();
