@@ -71,7 +71,7 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
     }, join(work, 'etc', 'slave.env'));
     const env = [
       `SPIDERPLANE_ROOT="${ROOT}"`, `SPIDERPLANE_ETC="${join(work, 'etc')}"`, `SPIDERPLANE_LOG_DIR="${join(work, 'log')}"`,
-      `SPIDERPLANE_RUN_AS="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
+      `SPIDERPLANE_DAEMON_USER="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
     ].join(',');
     writeFileSync(conf, [
       '[supervisord]', 'nodaemon=true', `logfile=${join(work, 'supervisord.log')}`, `pidfile=${join(work, 'supervisord.pid')}`,
