@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -93,6 +94,7 @@ export class Launcher extends EventEmitter {
       this.sandbox.ownFolder(workDir);
       mkdirSync(paths.logDir, { recursive: true });
       mkdirSync(paths.itemsDir, { recursive: true });
+      chmodSync(dirname(paths.itemsDir), 0o711); // items/PROJECT: passable whatever the daemon's umask
       this.sandbox.ownFolder(paths.itemsDir);
       this.sandbox.ownFile(paths.itemsPath);
     } catch (e) {
