@@ -6,6 +6,8 @@ import { loadMasterConfig } from './master/config.ts';
 import { Master } from './master/master.ts';
 import { Slave } from './slave/slave.ts';
 import { slaveConfig } from './slave/config.ts';
+import { RunAsError } from './slave/runner/run_as.ts';
+import { DataDirError } from './slave/runner/data_layout.ts';
 
 async function main(): Promise<void> {
   const config = optionsOrExit(() => loadMasterConfig(process.argv.slice(2)));
@@ -34,6 +36,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('[spiderplane-master] failed to start:', err);
+  // A refusal of the --local-slave that names its fix (run-as user, data folder): no stack trace.
+  const refusal = err instanceof RunAsError || err instanceof DataDirError;
+  console.error('[spiderplane-master] failed to start:', refusal ? (err as Error).message : err);
   process.exit(1);
 });
