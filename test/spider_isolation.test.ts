@@ -5,7 +5,7 @@
 // Run: npx tsx --test --test-concurrency=1 test/spider_isolation.test.ts
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSlave, tempDir, uploadEgg, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
@@ -72,7 +72,7 @@ function expectedUid(): number {
 
 interface Probe { lines: string[]; env: Map<string, string>; probe: Map<string, string>; log: string }
 
-async function runProbe(url: string, headers: Record<string, string>, args: Array<[string, string]>): Promise<Probe> {
+async function runProbe(url: string, headers: Record<string, string>, args: Array<[string, string]>, uid = expectedUid()): Promise<Probe> {
   const up = await uploadEgg(url, 'iso', '1', pkg, headers);
   assert.equal(up.status, 'ok', JSON.stringify(up));
   const body = new URLSearchParams([['project', 'iso'], ['spider', 'probe'], ...args]);
@@ -94,7 +94,7 @@ async function runProbe(url: string, headers: Record<string, string>, args: Arra
     if (m) probe.set(m[1]!, m[2]!);
   }
   const items = await (await fetch(`${url}/items/iso/probe/${r.jobid}.jl`, { headers })).text();
-  assert.deepEqual(jsonLines(items), [{ uid: expectedUid() }], 'the spider wrote its items file as the run-as user');
+  assert.deepEqual(jsonLines(items), [{ uid }], 'the spider wrote its items file as the run-as user');
   return { lines, env, probe, log };
 }
 
@@ -160,7 +160,8 @@ describe('a master with --local-slave started as root, secrets in its environmen
 
   before(async () => {
     master = await startDaemon('master', 'run_master.ts', ['--port', '0', '--data-dir', masterData, '--local-slave', '--local-slave-port', '0', '--admin-user', 'admin'],
-      { ...SECRETS, SPIDERPLANE_SMTP_HOST: '127.0.0.1', SPIDERPLANE_SMTP_PORT: '9', SPIDERPLANE_SMTP_SECURE: 'none', SPIDERPLANE_SMTP_USER: 'mailer' },
+      { ...SECRETS, SPIDERPLANE_SMTP_HOST: '127.0.0.1', SPIDERPLANE_SMTP_PORT: '9', SPIDERPLANE_SMTP_SECURE: 'none', SPIDERPLANE_SMTP_USER: 'mailer',
+        SPIDERPLANE_SPIDER_ENV: 'LOCAL_EXTRA=from-the-master-env' },
       /\[spiderplane-master\] listening on (http:\/\/[^\s]+)/);
     daemons.push(master);
     slaveUrl = await waitFor('the local slave', () => /local slave listening on (http:\/\/[^\s]+)/.exec(master.output())?.[1], 60_000);
@@ -172,11 +173,37 @@ describe('a master with --local-slave started as root, secrets in its environmen
     const p = await runProbe(slaveUrl, { Authorization: `Bearer ${SECRETS.SPIDERPLANE_CLUSTER_TOKEN}` },
       [['daemon_pid', String(master.proc.pid)], ['data', join(root, 'slave')], ['master_data', masterData]]);
     assertNoSecret(p);
+    assert.equal(p.env.get('LOCAL_EXTRA'), 'from-the-master-env', 'the local slave takes SPIDERPLANE_SPIDER_ENV');
     assert.match(p.probe.get('environ')!, /^DENIED .*Permission denied/);
     assert.match(p.probe.get('masterdb')!, /^DENIED .*Permission denied/);
     assert.match(p.probe.get('slavedb')!, /^DENIED .*Permission denied/);
     assert.equal(statSync(masterData).mode & 0o777, 0o700);
     assert.equal(statSync(join(masterData, 'master.db')).mode & 0o777, 0o600);
+  });
+});
+
+describe('a daemon that is not root', { skip }, () => {
+  const nobody = lookupUser('nobody');
+  const dir = tempDir('spiderplane-isolation-nonroot-');
+  const as = { uid: nobody?.uid ?? 65534, gid: nobody?.gid ?? 65534 };
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('runs spiders as itself, says so in its log, and still gives them only the allow-listed environment', async () => {
+    chownSync(dir, as.uid, as.gid);
+    const data = join(dir, 'data');
+    const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', data, '--node-name', 'testnode'],
+      { ...SECRETS, HOME: dir }, /listening on (http:\/\/[^\s]+)/, as);
+    daemons.push(d);
+    assert.match(d.output(), new RegExp(`spiders run as this daemon's own user \\S+ \\(uid ${as.uid}\\): they can read what the daemon can`));
+    const p = await runProbe(d.url, { Authorization: `Bearer ${SECRETS.SPIDERPLANE_CLUSTER_TOKEN}` }, [['daemon_pid', String(d.proc.pid)], ['data', data]], as.uid);
+    assertNoSecret(p);
+    // what the log warns about: the same user may read the daemon's process environment
+    assert.equal(p.probe.get('environ'), 'READ');
+  });
+
+  test('refuses --run-as another user, since only root can switch', async () => {
+    await assert.rejects(startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', join(dir, 'data2'), '--run-as', 'root'], { HOME: dir }, /listening on (http:\/\/[^\s]+)/, as),
+      /exited with 1 before listening[\s\S]*only a daemon started as root can run spiders as another user/);
   });
 });
 
