@@ -44,6 +44,15 @@ if touch "$HOME/probe-home" 2>/dev/null; then echo "PROBE write_home=ok"; else e
 printf '{"uid":%s}\\n' "$(id -u)" >> "$SPIDERPLANE_ITEMS_FILE"
 `;
 
+/** A spider that puts, where the daemon reads and serves its items, links to the daemon's files and a FIFO. */
+const PLANT = `#!/bin/sh
+for a in "$@"; do case "$a" in --data=*) DATA="\${a#*=}";; esac; done
+dir=$(dirname "$SPIDERPLANE_ITEMS_FILE")
+ln -sf "$DATA/slave.db" "$SPIDERPLANE_ITEMS_FILE" && echo "planted items link"
+ln -sfn / "$dir/escape" && echo "planted folder link"
+mkfifo "$dir/fifo.jl" && echo "planted fifo"
+`;
+
 const JOB_VARS = new Set(['SCRAPY_PROJECT', 'SCRAPY_SPIDER', 'SCRAPY_JOB', 'SCRAPYD_EGG_VERSION', 'SPIDERPLANE_PROJECT', 'SPIDERPLANE_SPIDER',
   'SPIDERPLANE_JOB', 'SPIDERPLANE_JOB_UID', 'SPIDERPLANE_VERSION', 'SPIDERPLANE_ITEMS_FILE', 'SPIDERPLANE_LOG_FILE', 'SPIDERPLANE_ARGS',
   'SPIDERPLANE_SETTINGS', 'SPIDERPLANE_WORK_DIR']);
@@ -54,8 +63,9 @@ const daemons: DaemonHandle[] = [];
 
 before(async () => {
   pkg = readFileSync(await buildZip(join(work, 'probe.zip'), {
-    'spiderplane.json': JSON.stringify({ spiders: { probe: { command: ['/bin/sh', 'probe.sh'], env: { FROM_MANIFEST: 'yes' } } } }),
+    'spiderplane.json': JSON.stringify({ spiders: { probe: { command: ['/bin/sh', 'probe.sh'], env: { FROM_MANIFEST: 'yes' } }, plant: { command: ['/bin/sh', 'plant.sh'] } } }),
     'probe.sh': PROBE,
+    'plant.sh': PLANT,
   }));
 });
 
@@ -137,6 +147,23 @@ describe('a standalone slave started as root with its secrets in the environment
     assert.equal(p.env.get('SPIDERPLANE_PROJECT'), 'iso');
     assert.ok(p.env.get('PATH'), 'PATH is kept');
     assert.ok(!p.env.has('PYTHONPATH') || p.env.get('PYTHONPATH') === undefined);
+  });
+
+  test('links and FIFOs a spider puts in its items folder are never read nor served by the daemon', async () => {
+    const jobid = ((await (await fetch(`${slave.url}/schedule.json`, { method: 'POST', headers: auth, body: new URLSearchParams([['project', 'iso'], ['spider', 'plant'], ['data', slave.dataDir]]) })).json()) as { jobid: string }).jobid;
+    const fin = await waitFor('plant job recorded', async () => {
+      const j = (await (await fetch(`${slave.url}/jobs.json?job=${jobid}`, { headers: auth })).json()) as { jobs?: Array<{ state: string; error_count: number | null; items_count: number | null }> };
+      const row = j.jobs?.[0];
+      return row && row.state === 'finished' && row.error_count !== null ? row : undefined;
+    }, 60_000, 200);
+    const log = await (await fetch(`${slave.url}/logs/iso/plant/${jobid}.log`, { headers: auth })).text();
+    assert.match(log, /planted items link[\s\S]*planted folder link[\s\S]*planted fifo/, log);
+    assert.equal(fin.items_count, null, 'a symlinked items file is not counted');
+    for (const path of [`/items/iso/plant/${jobid}.jl`, '/items/iso/plant/escape/etc/passwd', '/items/iso/plant/escape/', '/items/iso/plant/fifo.jl']) {
+      const r = await fetch(`${slave.url}${path}`, { headers: auth, signal: AbortSignal.timeout(20_000) });
+      const body = await r.text();
+      assert.equal(r.status, 404, `${path} answered ${r.status}: ${body.slice(0, 200)}`);
+    }
   });
 
   test('the daemon\'s /proc/PID/environ and slave.db are unreadable (EACCES), its data folder unlistable', async () => {

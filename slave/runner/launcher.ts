@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createReadStream } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
@@ -16,6 +15,7 @@ import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
 import type { SpiderSandbox } from './sandbox.ts';
+import { openSpiderFile } from '../jobs/spider_file.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -198,7 +198,7 @@ export class Launcher extends EventEmitter {
       this.logs.watch(uid, { project: ended.project, spider: ended.spider, job: ended.id, logPath: paths.logPath });
     }
     const summary = await this.logs.finish(uid);
-    const items = await countLines(paths.itemsPath);
+    const items = await countLines(paths.itemsPath, this.files.itemsDir);
     const row = this.jobs.get(uid);
     if (!row) return;
     this.jobs.markFinished(uid, {
@@ -315,12 +315,17 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Counts JSON lines without holding the file in memory; null when there is no file. */
-async function countLines(path: string): Promise<number | null> {
-  if (!(await exists(path))) return null;
+/**
+ * Counts JSON lines without holding the file in memory; null when there is no file. The file is the
+ * spider's: read only if it is a regular file inside the items tree (never through a symlink, FIFO
+ * or device it may have put in its place).
+ */
+async function countLines(path: string, root: string): Promise<number | null> {
+  const fh = await openSpiderFile(path, root);
+  if (!fh) return null;
   let lines = 0;
   let last = 0x0a;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of fh.createReadStream() as AsyncIterable<Buffer>) {
     for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
     if (chunk.length) last = chunk[chunk.length - 1]!;
   }
