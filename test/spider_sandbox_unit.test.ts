@@ -5,7 +5,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSpiderEnvOptions, spiderBaseEnv, SpiderEnvError } from '../slave/runner/spider_env.ts';
 import { resolveRunAs, RunAsError, type PasswdEntry } from '../slave/runner/run_as.ts';
-import { canTraverse, unreachableReason } from '../slave/runner/data_layout.ts';
+import { canTraverse, giveToRunAs, unreachableReason } from '../slave/runner/data_layout.ts';
+import { lstatSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers/slave_process.ts';
 import { checkSettingPaths, SettingPathError } from '../common/scrapy_setting_paths.ts';
 import { loadSlaveConfig } from '../slave/config.ts';
 import { OptionError } from '../common/options.ts';
@@ -109,6 +112,30 @@ describe('data folder reachable by the run-as user', () => {
     assert.match(why!, /--data-dir/);
     modes['/root'] = 0o711;
     assert.equal(unreachableReason('/root/repo/data/slave', who, (p) => ({ mode: 0o40000 | modes[p]!, uid: 0, gid: 0 })), null);
+  });
+});
+
+describe('handing a folder to the run-as user', { skip: process.getuid?.() !== 0 && 'needs root to chown' }, () => {
+  test('an older root-owned work folder is handed over with its content; symlinks are changed, never followed', () => {
+    const dir = tempDir('spiderplane-chown-');
+    try {
+      const outside = join(dir, 'outside.txt');
+      writeFileSync(outside, 'the daemon\'s');
+      const work = join(dir, 'work', 'demo');
+      mkdirSync(join(work, '.scrapy', 'httpcache'), { recursive: true });
+      writeFileSync(join(work, '.scrapy', 'httpcache', 'entry'), 'x');
+      symlinkSync(outside, join(work, 'link'));
+      const who = { uid: 65534, gid: 65534, name: 'nobody' };
+      giveToRunAs(work, who);
+      for (const p of [work, join(work, '.scrapy'), join(work, '.scrapy', 'httpcache'), join(work, '.scrapy', 'httpcache', 'entry'), join(work, 'link')]) {
+        const st = lstatSync(p);
+        assert.deepEqual([st.uid, st.gid], [65534, 65534], p);
+      }
+      assert.equal(statSync(outside).uid, 0, 'the link\'s target keeps its owner');
+      assert.throws(() => giveToRunAs(join(work, 'link'), who), /not a folder/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
