@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -16,6 +16,7 @@ import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts
 import type { JobFiles } from '../jobs/job_files.ts';
 import type { SpiderSandbox } from './sandbox.ts';
 import { openSpiderFile } from '../jobs/spider_file.ts';
+import { setMode } from '../../common/private_files.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -94,7 +95,7 @@ export class Launcher extends EventEmitter {
       this.sandbox.ownFolder(workDir);
       mkdirSync(paths.logDir, { recursive: true });
       mkdirSync(paths.itemsDir, { recursive: true });
-      chmodSync(dirname(paths.itemsDir), 0o711); // items/PROJECT: passable whatever the daemon's umask
+      setMode(dirname(paths.itemsDir), 0o711); // items/PROJECT: passable whatever the daemon's umask
       this.sandbox.ownFolder(paths.itemsDir);
       this.sandbox.ownFile(paths.itemsPath);
     } catch (e) {
