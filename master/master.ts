@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
+import { privateDatabaseFile, privateDir } from '../common/private_files.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Db } from '../common/sqlite.ts';
@@ -100,6 +101,9 @@ export class Master {
 
   static async start(config: MasterConfig): Promise<Master> {
     mkdirSync(join(config.dataDir, 'packages'), { recursive: true });
+    // Users, sessions and the cluster token live here: never readable by spiders (--local-slave).
+    privateDir(config.dataDir);
+    privateDatabaseFile(join(config.dataDir, 'master.db'));
     const master = new Master(config, openMasterDb(config.dataDir));
     await master.ensureAdmin();
     const app = createMasterApp(master);

@@ -1,7 +1,8 @@
 import type { LogParserVersion } from './logs/logparser_json.ts';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { parseSpiderEnvOptions, SpiderEnvError, type SpiderEnvConfig } from './runner/spider_env.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -27,6 +28,9 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
+  { flag: 'run-as', env: 'SPIDERPLANE_RUN_AS', type: 'string', default: null, help: 'user spiders run as when the daemon runs as root (default spiderplane-run, else nobody with a warning); a non-root daemon runs them as itself' },
+  { flag: 'spider-env', env: 'SPIDERPLANE_SPIDER_ENV', type: 'list', default: [], help: 'NAME=VALUE added to every spider\'s environment (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
+  { flag: 'spider-env-pass', env: 'SPIDERPLANE_SPIDER_ENV_PASS', type: 'list', default: [], help: 'NAME of a variable of the daemon\'s environment copied to spiders (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
 ];
 
 export interface SlaveConfig {
@@ -53,6 +57,9 @@ export interface SlaveConfig {
   clusterToken: string | null;
   advertiseUrl: string | null;
   logparserVersion: LogParserVersion;
+  /** null = the default (spiderplane-run, else nobody). */
+  runAs: string | null;
+  spiderEnv: SpiderEnvConfig;
 }
 
 const MIB = 1024 * 1024;
@@ -64,7 +71,14 @@ export function loadSlaveConfig(argv: string[], env: NodeJS.ProcessEnv = process
 
 /** Builds a full config from partial values (used by tests and the master's --local-slave). */
 export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
-  const { o, str } = withDefaults(SLAVE_OPTIONS, v);
+  const { o, str, list } = withDefaults(SLAVE_OPTIONS, v);
+  let spiderEnv: SpiderEnvConfig;
+  try {
+    spiderEnv = parseSpiderEnvOptions(list('spider_env'), list('spider_env_pass'));
+  } catch (e) {
+    if (e instanceof SpiderEnvError) throw new OptionError(e.message);
+    throw e;
+  }
   return {
     bind: String(o.bind),
     port: Number(o.port),
@@ -89,5 +103,7 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
     logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',
+    runAs: str('run_as'),
+    spiderEnv,
   };
 }

@@ -4,6 +4,7 @@ import type { JobState } from '../common/types.ts';
 import { sanitizeVersion } from '../common/names.ts';
 import { checkName } from '../common/http/scrapyd_params.ts';
 import { ApiError } from '../common/http/scrapyd_protocol.ts';
+import { checkSettingPaths, SettingPathError } from '../common/scrapy_setting_paths.ts';
 import { jobItemsPath, jobLogPath } from './http/html_views.ts';
 import type { JobRow, JobStore } from './jobs/job_store.ts';
 import type { JobFiles } from './jobs/job_files.ts';
@@ -65,6 +66,12 @@ export class SlaveCore {
     const pkg = this.packages.resolve(r.project, version);
     if (!pkg) throw new ApiError(`version '${r.version}' not found`);
     if (!pkg.spiders.includes(r.spider)) throw new ApiError(`spider '${r.spider}' not found`);
+    try {
+      checkSettingPaths(r.settings, this.packages.workDir(r.project));
+    } catch (e) {
+      if (e instanceof SettingPathError) throw new ApiError(e.message);
+      throw e;
+    }
     const id = r.jobid === null ? randomUUID().replace(/-/g, '') : checkName('jobid', r.jobid);
     this.jobs.enqueue({ id, project: r.project, spider: r.spider, version: r.version, priority: r.priority, args: r.args, settings: r.settings });
     this.launcher.kick();

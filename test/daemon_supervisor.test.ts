@@ -13,6 +13,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from './helpers/slave_process.ts';
 import { basic } from './helpers/master_process.ts';
+import { lookupUser } from '../slave/runner/run_as.ts';
 import { DAEMON_DIR, envFileWith, execFileP, exitOf, freePort, killGroupOf } from './helpers/daemon_tools.ts';
 
 const SUPERVISORD = '/usr/bin/supervisord';
@@ -68,10 +69,13 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       SPIDERPLANE_SLAVE_BIND: '127.0.0.1', SPIDERPLANE_SLAVE_PORT: String(slavePort), SPIDERPLANE_ADVERTISE_URL: `http://127.0.0.1:${slavePort}`,
       SPIDERPLANE_NODE_NAME: NODE, SPIDERPLANE_SLAVE_DATA_DIR: join(work, 'slave'), SPIDERPLANE_MASTER: masterUrl, SPIDERPLANE_CLUSTER_TOKEN: TOKEN,
       SPIDERPLANE_MAX_PROC: '2', SPIDERPLANE_METRICS_INTERVAL: '1',
+      // the shipped file names spiderplane-run (scripts/install.sh creates it); a machine set up
+      // without it runs the test's spiders as nobody
+      SPIDERPLANE_RUN_AS: lookupUser('spiderplane-run') ? 'spiderplane-run' : 'nobody',
     }, join(work, 'etc', 'slave.env'));
     const env = [
       `SPIDERPLANE_ROOT="${ROOT}"`, `SPIDERPLANE_ETC="${join(work, 'etc')}"`, `SPIDERPLANE_LOG_DIR="${join(work, 'log')}"`,
-      `SPIDERPLANE_RUN_AS="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
+      `SPIDERPLANE_DAEMON_USER="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
     ].join(',');
     writeFileSync(conf, [
       '[supervisord]', 'nodaemon=true', `logfile=${join(work, 'supervisord.log')}`, `pidfile=${join(work, 'supervisord.pid')}`,

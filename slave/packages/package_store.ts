@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
@@ -10,6 +10,7 @@ import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimit
 import { scrapySettingsModule } from '../../common/packages/egg.ts';
 import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
 import { listEggSpiders } from '../runner/python.ts';
+import type { SpiderSandbox } from '../runner/sandbox.ts';
 
 export class PackageError extends Error {}
 
@@ -64,6 +65,7 @@ export class PackageStore {
     private readonly dataDir: string,
     private readonly zipLimits: ZipLimits,
     private readonly python: () => Promise<string | null>,
+    private readonly sandbox: SpiderSandbox,
   ) {
     this.s = {
       projects: db.prepare(`SELECT project FROM versions GROUP BY project ORDER BY MIN(uploaded_at), project`),
@@ -142,6 +144,7 @@ export class PackageStore {
       const dir = this.genericDir(project, version);
       const staging = `${dir}.incoming-${process.pid}-${Date.now()}`;
       await mkdir(join(dir, '..'), { recursive: true });
+      await chmod(join(dir, '..'), 0o755); // spiders (the run-as user) read packages whatever the daemon's umask
       try {
         await extractZip(data, staging, this.zipLimits);
         ensureNodeBoundary(staging);
@@ -168,12 +171,15 @@ export class PackageStore {
     if (!python) throw new PackageError('no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
     const egg = this.eggPath(project, version);
     await mkdir(join(egg, '..'), { recursive: true });
+    await chmod(join(egg, '..'), 0o755); // spiders (the run-as user) read eggs whatever the daemon's umask
     const staging = `${egg}.incoming-${process.pid}-${Date.now()}`;
     await writeFile(staging, data);
+    await chmod(staging, 0o644);
     let spiders: string[];
     try {
       await mkdir(this.workDir(project), { recursive: true });
-      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project));
+      this.sandbox.ownFolder(this.workDir(project));
+      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox);
     } catch (e) {
       await rm(staging, { force: true });
       throw new PackageError((e as Error).message);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { dirname } from 'node:path';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
@@ -10,10 +10,14 @@ import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { sanitizeVersion } from '../../common/names.ts';
+import { checkSettingPaths } from '../../common/scrapy_setting_paths.ts';
 import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
 import { judgeOutcome } from '../jobs/outcome.ts';
+import type { SpiderSandbox } from './sandbox.ts';
+import { openSpiderFile } from '../jobs/spider_file.ts';
+import { setMode } from '../../common/private_files.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -52,6 +56,7 @@ export class Launcher extends EventEmitter {
     private readonly files: JobFiles,
     private readonly logs: LogMonitor,
     private readonly python: () => string | null,
+    private readonly sandbox: SpiderSandbox,
     private readonly opts: LauncherOptions,
   ) {
     super();
@@ -82,7 +87,33 @@ export class Launcher extends EventEmitter {
       return;
     }
     const paths = this.files.paths(row.project, row.spider, row.id);
+    const workDir = this.packages.workDir(row.project);
     let spec: SpawnSpec;
+    try {
+      // The spider writes its items and work files as the run-as user; its log is opened here
+      // and handed over as stdout/stderr, so the logs folder stays the daemon's.
+      mkdirSync(workDir, { recursive: true });
+      this.sandbox.ownFolder(workDir);
+      mkdirSync(paths.logDir, { recursive: true });
+      mkdirSync(paths.itemsDir, { recursive: true });
+      setMode(dirname(paths.itemsDir), 0o711); // items/PROJECT: passable whatever the daemon's umask
+      this.sandbox.ownFolder(paths.itemsDir);
+      this.sandbox.ownFile(paths.itemsPath);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: could not prepare the job's folders: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
+    const info = this.launchInfo(row, paths, workDir);
+    try {
+      // schedule.json refuses these already; a job queued before that check existed is caught here.
+      checkSettingPaths(info.settings, workDir);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
+    const baseEnv = this.sandbox.baseEnv(workDir);
     if (pkg.kind === 'scrapy-egg') {
       const python = this.python();
       if (!python) {
@@ -90,21 +121,18 @@ export class Launcher extends EventEmitter {
         this.emit('finished', row.uid);
         return;
       }
-      mkdirSync(this.packages.workDir(row.project), { recursive: true });
-      spec = scrapyCommand(this.launchInfo(row, paths), pkg, python, this.packages.workDir(row.project));
+      spec = scrapyCommand(info, pkg, python, baseEnv);
     } else {
-      spec = genericCommand(this.launchInfo(row, paths), pkg);
+      spec = genericCommand(info, pkg, baseEnv);
       // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
       try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
     }
-    mkdirSync(paths.logDir, { recursive: true });
-    mkdirSync(paths.itemsDir, { recursive: true });
     // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
     // and it keeps logging even if this daemon dies.
     const logFd = openSync(paths.logPath, 'a');
     let child;
     try {
-      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true });
+      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true, ...this.sandbox.spawnIdentity() });
     } finally {
       closeSync(logFd);
     }
@@ -132,11 +160,11 @@ export class Launcher extends EventEmitter {
     this.emit('started', row.uid);
   }
 
-  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }) {
+  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }, workDir: string) {
     return {
       uid: row.uid, id: row.id, project: row.project, spider: row.spider, requestedVersion: row.version,
       args: JSON.parse(row.args) as Record<string, string>, settings: JSON.parse(row.settings) as Record<string, string>,
-      itemsPath: paths.itemsPath, logPath: paths.logPath,
+      itemsPath: paths.itemsPath, logPath: paths.logPath, workDir,
     };
   }
 
@@ -174,7 +202,7 @@ export class Launcher extends EventEmitter {
       this.logs.watch(uid, { project: ended.project, spider: ended.spider, job: ended.id, logPath: paths.logPath });
     }
     const summary = await this.logs.finish(uid);
-    const items = await countLines(paths.itemsPath);
+    const items = await countLines(paths.itemsPath, this.files.itemsDir);
     const row = this.jobs.get(uid);
     if (!row) return;
     const stats = summary?.stats as { finish_reason?: unknown; crawler_stats?: Record<string, unknown> } | undefined;
@@ -301,12 +329,17 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Counts JSON lines without holding the file in memory; null when there is no file. */
-async function countLines(path: string): Promise<number | null> {
-  if (!(await exists(path))) return null;
+/**
+ * Counts JSON lines without holding the file in memory; null when there is no file. The file is the
+ * spider's: read only if it is a regular file inside the items tree (never through a symlink, FIFO
+ * or device it may have put in its place).
+ */
+async function countLines(path: string, root: string): Promise<number | null> {
+  const fh = await openSpiderFile(path, root);
+  if (!fh) return null;
   let lines = 0;
   let last = 0x0a;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of fh.createReadStream() as AsyncIterable<Buffer>) {
     for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
     if (chunk.length) last = chunk[chunk.length - 1]!;
   }

@@ -17,9 +17,10 @@ export interface DaemonHandle {
   kill9: () => Promise<void>;
 }
 
-export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp): Promise<DaemonHandle> {
+/** `as` starts the program as another user (the test runs as root), e.g. to see a non-root daemon. */
+export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp, as?: { uid: number; gid: number }): Promise<DaemonHandle> {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as,
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
