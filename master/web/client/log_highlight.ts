@@ -44,9 +44,9 @@ export class LogHighlighter {
     }
     const plain = PLAIN_LEVEL.exec(line);
     if (plain && (plain[1] !== undefined || plain[2] !== undefined)) {
-      const cls = levelClass(plain[1] ?? plain[2]!);
-      this.mode = cls === 'l-error' || cls === 'l-critical' ? 'record' : 'none';
-      return cls;
+      // A plain line is one line: what follows is only highlighted if it is a traceback or stack.
+      this.mode = 'none';
+      return levelClass(plain[1] ?? plain[2]!);
     }
     if (TIMESTAMPED.test(line)) {
       this.mode = 'none';
