@@ -16,6 +16,13 @@ function format(unit: Unit, v: number | null | undefined): string {
   return formatCount(v);
 }
 
+function markWindow(u: uPlot, target: HTMLElement): void {
+  const x = u.scales.x;
+  if (x?.min === undefined || x.max === undefined) return;
+  target.dataset.xMin = String(x.min);
+  target.dataset.xMax = String(x.max);
+}
+
 /**
  * One chart over the whole requested window: the x axis is [from, to] (seconds, as uPlot wants), so
  * a single point sits at its time instead of being stretched over years; an empty chart says why.
@@ -42,6 +49,8 @@ function chart(target: HTMLElement, series: Series, times: number[], frame: Char
       { stroke: '#6b7280', grid: { stroke: '#eef0f4' } },
       { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, size: unit === 'rate' ? 74 : 48, values: (_u, splits) => splits.map((v) => format(unit, v)) },
     ],
+    // The drawn x window, on the element: what a test (or a curious user) can check.
+    hooks: { setScale: [(u, key) => { if (key === 'x') markWindow(u, target); }], ready: [(u) => markWindow(u, target)] },
     series: [{}, ...series.map((s, i) => ({
       label: s.label, stroke: colorFor(s.label, i), width: 1.5, spanGaps: true,
       ...(sparse ? { points: { show: true, size: 6 } } : {}), value: (_u: uPlot, v: number | null) => format(unit, v),
