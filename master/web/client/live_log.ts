@@ -67,7 +67,7 @@ export function liveLog(): void {
     showDuration();
     dot?.classList.remove('live');
     const reason = parse<{ reason?: string }>(ev).reason;
-    if (status) status.textContent = `The run is ${reason ?? 'over'}: the whole log is shown.`;
+    if (status) status.textContent = `The run is over (${reason ?? 'ended'}): the whole log is shown.`;
     if (box.childElementCount === 0) box.append(el('span', { class: 'muted' }, '(the log is empty)'));
     for (const p of document.querySelectorAll<HTMLElement>('[data-stats-empty], [data-errors-empty], [data-items-empty]')) {
       if (p.textContent === 'Loading…') p.textContent = 'The node did not answer.';
