@@ -76,3 +76,13 @@ test('the slave counts a plain "ERROR something" line as an error', () => {
   assert.deepEqual(p.errors().map((e) => e.message), ['ERROR something broke']);
   assert.equal(p.errorCount(), 1);
 });
+
+test('alert titles count in words: "logged 1 error", "logged 2 errors"', async () => {
+  const { evaluateRun } = await import('../master/alerts/rule_engine.ts');
+  const rule = { id: 1, name: 'r', kind: 'job_errors' as const, threshold: 0, duration_seconds: 0, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null, recipients: [], enabled: true, created_at: 0, updated_at: 0 };
+  const run = { job: 'j1', project: 'p', spider: 's', node: 'n1', outcome: 'succeeded', exit_code: 0, items_count: 3, error_count: 1, note: null, ended_at: 5 };
+  const one = evaluateRun([rule], run, new Map()).fire[0]!;
+  assert.equal(one.title, 'job p/s logged 1 error');
+  assert.match(one.detail ?? '', /^1 ERROR\/CRITICAL line \(/);
+  assert.equal(evaluateRun([rule], { ...run, error_count: 2 }, new Map()).fire[0]!.title, 'job p/s logged 2 errors');
+});

@@ -90,7 +90,7 @@ export function liveLog(): void {
     }
     const badge = document.querySelector('[data-job-state] .badge');
     const shown = s.state === 'finished' ? String(s.outcome ?? 'finished') : String(s.state);
-    if (badge) { badge.className = `badge ${shown}`; badge.textContent = shown; }
+    if (badge) { badge.className = `badge ${shown}`; badge.textContent = shown.replace(/_/g, ' '); }
     started = s.started_at;
     ended = s.ended_at;
     showDuration();
