@@ -15,7 +15,7 @@ import { buildDemoEgg, buildNodePackage } from './helpers/fixtures.ts';
 import { launchBrowser, newContext, loginWithForm, submitAndWait, cookieHeader, csrfOf, type PageProblems } from './helpers/browser.ts';
 import { formatDuration } from '../master/web/render.ts';
 
-const LOG_STATUS = '[data-log-status]';
+const LOG_STATUS = "[data-log-status]";
 
 describe('the admin UI follows what happens, live and in words', { timeout: 240_000 }, () => {
   let master: MasterHandle;
@@ -284,5 +284,45 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
   test('no page raised an error (no 404 from the live job page), no unexpected dialog', () => {
     assert.deepEqual(problems.errors, []);
     assert.deepEqual(problems.dialogs.filter((d) => !/confirm: Set a new password for op1/.test(d)), []);
+  });
+});
+
+describe('the job page does not wait for the next heartbeat to show what the log already says', { timeout: 150_000 }, () => {
+  let master: MasterHandle;
+  let slave: SlaveHandle;
+  let browser: Browser;
+  const work = tempDir('spiderplane-ui-nudge-');
+  const problems: PageProblems = { errors: [], dialogs: [] };
+
+  before(async () => {
+    // Heartbeats every 5 minutes: without help, the master would learn of the run's start and end
+    // only then, and the badge would say "pending" under a log that already says "Spider closed".
+    const [m, egg, b] = await Promise.all([startMaster({ args: ['--heartbeat-interval', '300', '--offline-after', '900'] }), buildDemoEgg(work), launchBrowser()]);
+    master = m;
+    browser = b;
+    slave = await joinSlave(master, 'n1');
+    assert.equal((await uploadVersion(master, 'demo', 'r1', await readFile(egg))).status, 201);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await slave?.stop().catch(() => undefined);
+    await master?.stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('the badge turns to the outcome soon after the log shows the spider closed', async () => {
+    const ctx = await newContext(browser, problems, 'admin');
+    const page = await ctx.newPage();
+    await loginWithForm(page, master.url, ADMIN.user, ADMIN.password);
+    const r = await master.api<{ runs: RunView[] }>('POST', '/api/runs', { project: 'demo', spider: 'quick' });
+    const job = r.body.runs[0]!.job;
+    await page.goto(`${master.url}/jobs/${job}`);
+    await page.waitForFunction(() => /Spider closed/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    // Well before the next heartbeat (5 min), the stream asked the node and the page shows the end.
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent === 'succeeded', undefined, { timeout: 90_000 });
+    assert.match(await page.textContent(LOG_STATUS) ?? '', /The run is over \(succeeded\)/);
+    assert.deepEqual(problems.errors, []);
+    await ctx.close();
   });
 });

@@ -71,7 +71,7 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
     }
   };
 
-  /** New log bytes from the node; false when the node did not answer. */
+  /** New log text from the node ('' when nothing new, or when the node did not answer). */
   const pullLog = async (client: NodeClient, run: RunRow): Promise<string> => {
     const path = `/logs/${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}.log`;
     const res = await client.raw(path, undefined, { Range: offset < 0 ? `bytes=-${FIRST_TAIL_BYTES}` : `bytes=${offset}-` }).catch(() => null);
@@ -161,7 +161,12 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
       stream.write(': keep-alive\n\n');
       lastWrite = Date.now();
     }
-    timer = setTimeout(() => void tick(), POLL_MS);
+    timer = setTimeout(safeTick, POLL_MS);
   };
-  timer = setTimeout(() => void tick(), 0);
+  // A failed round (the database closing at shutdown, say) ends this stream, never the process.
+  const safeTick = () => void tick().catch((e: unknown) => {
+    console.error(`[spiderplane-master] log stream of ${job}: ${(e as Error).message}`);
+    finish();
+  });
+  timer = setTimeout(safeTick, 0);
 }
