@@ -12,7 +12,7 @@ import { startMaster, basic, ADMIN, type MasterHandle } from './helpers/master_p
 import { tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { joinSlave, deployNodePackage, uploadVersion, waitNodeStatus, waitRunState, type NodeView, type RunView } from './helpers/master_slave_pair.ts';
 import { buildDemoEgg, buildNodePackage } from './helpers/fixtures.ts';
-import { launchBrowser, newContext, loginWithForm, submitAndWait, cookieHeader, csrfOf, type PageProblems } from './helpers/browser.ts';
+import { launchBrowser, newContext, loginWithForm, submitAndWait, cookieHeader, csrfOf, screenshot, type PageProblems } from './helpers/browser.ts';
 import { formatDuration } from '../master/web/render.ts';
 
 const LOG_STATUS = "[data-log-status]";
@@ -272,6 +272,7 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     assert.equal(await n2row.locator('[data-node-status="offline"]').count(), 1);
     assert.ok(await n2row.locator('[data-stale]').count() >= 1, 'its last CPU is greyed, not shown as current');
     assert.match(await n2row.textContent() ?? '', /last seen/);
+    await screenshot(page, 'nodes-offline-1280');
     const n1row = page.locator('table.list tbody tr', { has: page.locator('a[href="/nodes/n1"]') });
     assert.equal(await n1row.locator('[data-stale]').count(), 0);
     await page.goto(`${base()}/projects`);
@@ -279,6 +280,7 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     assert.equal((await gen.locator('[data-on-nodes]').textContent())?.replace(/\s+/g, ' ').trim(), 'on 2 of 2 nodes, 1 offline');
     await page.goto(`${base()}/nodes/n2`);
     assert.match(await page.textContent('[data-stale-note]') ?? '', /Not current/);
+    await screenshot(page, 'node-offline-1280');
   });
 
   test('no page raised an error (no 404 from the live job page), no unexpected dialog', () => {
