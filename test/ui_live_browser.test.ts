@@ -272,6 +272,7 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     assert.equal(await n2row.locator('[data-node-status="offline"]').count(), 1);
     assert.ok(await n2row.locator('[data-stale]').count() >= 1, 'its last CPU is greyed, not shown as current');
     assert.match(await n2row.textContent() ?? '', /last seen/);
+    assert.doesNotMatch(await n2row.textContent() ?? '', /">|UTC"/, 'no markup leaks into the text');
     await screenshot(page, 'nodes-offline-1280');
     const n1row = page.locator('table.list tbody tr', { has: page.locator('a[href="/nodes/n1"]') });
     assert.equal(await n1row.locator('[data-stale]').count(), 0);
