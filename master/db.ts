@@ -271,6 +271,11 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, COALESCE(ended_at, 0) FROM runs WHERE ended_at IS NOT NULL;
   CREATE INDEX runs_ended ON runs (ended_at);
   `,
+  // When a node's heartbeats started failing (NULL while they succeed): the UI shows "not answering
+  // since …" between the first failed heartbeat and the offline verdict.
+  `
+  ALTER TABLE nodes ADD COLUMN failing_since INTEGER;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

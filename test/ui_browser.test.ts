@@ -106,7 +106,7 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     assert.match(await page.textContent('table.list tbody tr') ?? '', /r1[\s\S]*n1/, 'version r1 is on n1');
     await screenshot(page, 'project');
     await page.goto(base() + '/projects');
-    assert.match(await page.textContent('table.list') ?? '', /demo[\s\S]*r1[\s\S]*Scrapy egg[\s\S]*1 \/ 1/);
+    assert.match(await page.textContent('table.list') ?? '', /demo[\s\S]*r1[\s\S]*Scrapy egg[\s\S]*on 1 of 1 node\b/);
     await screenshot(page, 'projects');
   });
 

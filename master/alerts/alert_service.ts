@@ -205,9 +205,11 @@ export class AlertService {
     this.db.transaction(() => {
       if (this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(DEFAULTS_KEY)) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
-      this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
-      this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
-      this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
+      // A kind the user already watches cluster-wide gets no second (duplicate) rule.
+      const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
+      if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
+      if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
+      if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
       this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?)`).run(DEFAULTS_KEY, String(Date.now()));
     })();
   }

@@ -269,14 +269,14 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
       if (run.error_count !== null && run.outcome !== 'cancelled' && run.outcome !== 'lost') {
         value = run.error_count;
         breach = run.error_count > (rule.threshold ?? 0);
-        title = `job ${name} logged ${run.error_count} errors`;
-        detail = `${run.error_count} ERROR/CRITICAL lines (rule: over ${rule.threshold ?? 0})`;
+        title = `job ${name} logged ${run.error_count} error${run.error_count === 1 ? '' : 's'}`;
+        detail = `${run.error_count} ERROR/CRITICAL line${run.error_count === 1 ? '' : 's'} (rule: over ${rule.threshold ?? 0})`;
       }
     } else if (rule.kind === 'job_no_items') {
       if (run.items_count !== null && (run.outcome === 'succeeded' || run.outcome === 'finished_with_errors' || run.outcome === 'failed')) {
         value = run.items_count;
         breach = run.items_count <= (rule.threshold ?? 0);
-        title = run.items_count === 0 ? `job ${name} scraped no items` : `job ${name} scraped only ${run.items_count} items`;
+        title = run.items_count === 0 ? `job ${name} scraped no items` : `job ${name} scraped only ${run.items_count} item${run.items_count === 1 ? '' : 's'}`;
         detail = `${run.items_count} items (rule: at most ${rule.threshold ?? 0})`;
       }
     }

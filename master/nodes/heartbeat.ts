@@ -77,7 +77,7 @@ export class Heartbeat extends EventEmitter {
       }
       this.emit('heartbeat', { node: this.registry.byId(nodeId)!, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
-      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message);
+      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message, requestedAt);
     } finally {
       this.inFlight.delete(nodeId);
     }

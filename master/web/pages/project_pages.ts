@@ -25,7 +25,9 @@ export function mountProjectPages(pc: PageContext): void {
   const listVars = (ctx: Context) => {
     const all = projectSummaries();
     const p = pageOf(ctx, all.length, 50);
-    return { projects: all.slice(p.offset, p.offset + p.limit), page: p, pageBase: baseQuery(ctx, []), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length };
+    const nodes = m.nodes.all();
+    // One denominator for every row: all known nodes, with how many of them are not online.
+    return { projects: all.slice(p.offset, p.offset + p.limit), page: p, pageBase: baseQuery(ctx, []), totalNodes: nodes.length, offlineNodes: nodes.filter((n) => n.status !== 'online').length };
   };
 
   page(pc, '/projects', 'viewer', (ctx) => {
@@ -46,7 +48,8 @@ export function mountProjectPages(pc: PageContext): void {
     try {
       await m.repo.add(project, sanitizeVersion(version), file!, user.username);
     } catch (e) {
-      if (e instanceof PackageRejected) return fail(e.message);
+      // The message is shared with the Scrapyd API, whose users may need a curl tip; a browser does not.
+      if (e instanceof PackageRejected) return fail(e.message.replace(/\s*\(if using curl[^)]*\)\s*$/, '').replace(/^egg is not a ZIP file$/, 'This file is not a ZIP archive: upload a Scrapy egg (.egg) or a zip package (.zip).'));
       throw e;
     }
     const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
