@@ -36,8 +36,8 @@ export function mountProjectPages(pc: PageContext): void {
     const project = (form.get('project') ?? '').trim();
     const version = (form.get('version') ?? '').trim();
     const file = form.files.get('egg');
-    const fail = (text: string) => {
-      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, 400);
+    const fail = (text: string, status = 400) => {
+      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, status);
     };
     const problem = !project ? 'Give the project a name.' : nameProblem(project) ? `The project name ${nameProblem(project)}.` :
       !version ? 'Give the version a name.' : nameProblem(sanitizeVersion(version)) ? `The version ${nameProblem(sanitizeVersion(version))}.` :
@@ -46,7 +46,7 @@ export function mountProjectPages(pc: PageContext): void {
     try {
       await m.repo.add(project, sanitizeVersion(version), file!, user.username);
     } catch (e) {
-      if (e instanceof PackageRejected) return fail(e.message);
+      if (e instanceof PackageRejected) return fail(e.message, e.status);
       throw e;
     }
     const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
