@@ -1,4 +1,5 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
@@ -101,6 +102,8 @@ export class PackageRepo {
   }
 
   read(project: string, version: string): Promise<Buffer> { return readFile(this.file(project, version)); }
+  /** The stored package as a file-backed Blob: sent to nodes without being read into memory first. */
+  blob(project: string, version: string): Promise<Blob> { return openAsBlob(this.file(project, version)); }
 
   get(project: string, version: string): VersionRow | undefined { return this.s.get.get(project, version) as VersionRow | undefined; }
   all(): VersionRow[] { return this.s.all.all() as VersionRow[]; }
