@@ -47,7 +47,9 @@ function bombLikePackage(mib: number): Buffer {
 
 async function startMaster(dataDir: string): Promise<{ url: string; proc: ChildProcess }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'run_master.ts'), '--port', '0', '--data-dir', dataDir,
-    '--admin-user', ADMIN.user, '--admin-password', ADMIN.password, '--max-upload-mb', '200'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    '--admin-user', ADMIN.user, '--admin-password', ADMIN.password, '--max-upload-mb', '200'], {
+    cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SPIDERPLANE_LAG_SAMPLE_MS: '5' }, // a precise worst stall
+  });
   if (values.nice !== undefined) setPriority(proc.pid!, Number(values.nice)); // Linux: that thread only (the event loop)
   const url = await new Promise<string>((res, rej) => {
     let out = '';

@@ -6,7 +6,10 @@
  *  - A sampler timer asks to run every SAMPLE_MS; how late it actually runs is the loop's lag at
  *    that moment (what perf_hooks.monitorEventLoopDelay measures, but with samples we can merge
  *    into a sliding window). p50, p99 and max cover the last WINDOW_MS, so a stall stays visible in
- *    /metrics for a minute after it happened.
+ *    /metrics for a minute after it happened. A stall is measured to within one sampling interval
+ *    (a stall of X ms shows as X - SAMPLE_MS to X): 50 ms by default, a trade between precision and
+ *    the cost of waking an idle daemon (~20 wake-ups a second); SPIDERPLANE_LAG_SAMPLE_MS changes
+ *    it (bench/upload_stall.bench.ts uses 5 for a precise worst stall).
  *  - stalledMs() is a monotonic total of the time the loop was held up by more than STALL_MS at a
  *    time — a long synchronous task, a GC pause, or the whole process stopped (SIGSTOP, a VM
  *    paused): the sampler's drift shows all of them once the process runs again. It includes a
@@ -16,8 +19,13 @@
  */
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 
-/** How often the sampler wants to run. */
-const SAMPLE_MS = 20;
+/** How often the sampler wants to run (ms). */
+export const SAMPLE_MS = sampleMsFrom(process.env.SPIDERPLANE_LAG_SAMPLE_MS);
+
+function sampleMsFrom(raw: string | undefined): number {
+  const n = Number(raw);
+  return raw !== undefined && Number.isFinite(n) && n >= 1 && n <= 1000 ? n : 50;
+}
 /** Lateness from which a sample counts as a stall of the loop (its whole lateness is counted). */
 export const STALL_MS = 100;
 /** p50/p99/max cover this much of the recent past. */
