@@ -9,8 +9,9 @@
  *  - A task's bytes reach its worker in CHUNK_BYTES pieces, each copied and transferred, with the
  *    event loop free between pieces: one structured clone of a 200 MiB upload holds the loop for
  *    ~70 ms, a piece ~3 ms.
- *  - A worker that crashes, or runs a task longer than the task timeout, is terminated and replaced;
- *    only its own task fails. An error thrown by the task reaches the caller as WorkerTaskError with
+ *  - A worker that crashes, or runs a task longer than the task timeout (counted from when the
+ *    worker is ready: starting one is not the task's time), is terminated and replaced; only its
+ *    own task fails. An error thrown by the task reaches the caller as WorkerTaskError with
  *    the original error's name and message.
  *  - Workers are unref'd while idle (they never keep a process alive) and exit after idleMs.
  *
@@ -29,6 +30,7 @@ export type ToWorker =
 
 /** Worker → main thread. */
 export type FromWorker =
+  | { kind: 'ready' }
   | { kind: 'done'; result: unknown }
   | { kind: 'failed'; name: string; message: string };
 
@@ -68,6 +70,8 @@ interface Task {
 
 interface Slot {
   worker: Worker;
+  /** The worker has loaded its module and listens. */
+  ready: boolean;
   task: Task | null;
   idleTimer: NodeJS.Timeout | null;
   taskTimer: NodeJS.Timeout | null;
@@ -123,9 +127,13 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const worker = new Worker(SHIM, { workerData: { entry: this.opts.entry.href } });
-    const slot: Slot = { worker, task: null, idleTimer: null, taskTimer: null };
+    const slot: Slot = { worker, ready: false, task: null, idleTimer: null, taskTimer: null };
     this.slots.add(slot);
-    worker.on('message', (m: FromWorker) => this.finish(slot, m));
+    worker.on('message', (m: FromWorker) => {
+      if (m.kind !== 'ready') return this.finish(slot, m);
+      slot.ready = true;
+      if (slot.task) this.armTimeout(slot);
+    });
     worker.on('error', (e) => void this.retire(slot, new Error(`the worker failed: ${e.message}`)));
     worker.on('exit', (code) => void this.retire(slot, new Error(`the worker exited with code ${code}`)));
     return slot;
@@ -136,7 +144,7 @@ export class WorkerPool {
     if (slot.idleTimer) clearTimeout(slot.idleTimer);
     slot.idleTimer = null;
     slot.worker.ref();
-    slot.taskTimer = setTimeout(() => void this.retire(slot, new Error(`the task took longer than ${this.opts.taskTimeoutMs / 1000} s and was stopped`)), this.opts.taskTimeoutMs);
+    if (slot.ready) this.armTimeout(slot); // else once it is: messages wait in its port meanwhile
     try {
       const post = (m: ToWorker, transfer: ArrayBuffer[] = []) => slot.worker.postMessage(m, transfer);
       if (task.bytes) {
@@ -157,7 +165,12 @@ export class WorkerPool {
     }
   }
 
-  private finish(slot: Slot, m: FromWorker): void {
+  private armTimeout(slot: Slot): void {
+    if (slot.taskTimer) clearTimeout(slot.taskTimer);
+    slot.taskTimer = setTimeout(() => void this.retire(slot, new Error(`the task took longer than ${this.opts.taskTimeoutMs / 1000} s and was stopped`)), this.opts.taskTimeoutMs);
+  }
+
+  private finish(slot: Slot, m: Exclude<FromWorker, { kind: 'ready' }>): void {
     const task = slot.task;
     if (!task) return;
     this.release(slot);

@@ -38,4 +38,5 @@ export function serveTasks(handlers: Record<string, TaskHandler>): void {
         (e: unknown) => answer({ kind: 'failed', name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) }),
       );
   });
+  answer({ kind: 'ready' });
 }
