@@ -1,4 +1,5 @@
 // Types shared by the master and the slave: what travels between them over HTTP.
+import type { LagFigures } from './event_loop_lag.ts';
 
 export type JobState = 'pending' | 'running' | 'finished';
 
@@ -65,6 +66,8 @@ export interface NodeMetrics {
   running: number;
   pending: number;
   max_proc: number;
+  /** The slave daemon's own event-loop lag over the last minute (absent from older slaves). */
+  event_loop_lag?: LagFigures;
 }
 
 export interface SpiderError {

@@ -495,7 +495,7 @@ describe('extensions', () => {
     const r = await rawGet(base, '/metrics.json');
     assertApiHeaders(r, 'GET', 'metrics.json');
     const m = json(r);
-    assert.deepEqual(Object.keys(m), ['time', 'cpu_percent', 'cpu_count', 'load', 'memory', 'disks', 'network', 'uptime_seconds', 'daemon_uptime_seconds', 'running', 'pending', 'max_proc', 'status', 'node_name']);
+    assert.deepEqual(Object.keys(m), ['time', 'cpu_percent', 'cpu_count', 'load', 'memory', 'disks', 'network', 'uptime_seconds', 'daemon_uptime_seconds', 'running', 'pending', 'max_proc', 'event_loop_lag', 'status', 'node_name']);
     assert.ok(m['cpu_percent'] === null || (typeof m['cpu_percent'] === 'number' && m['cpu_percent'] >= 0 && m['cpu_percent'] <= 100));
     assert.ok(typeof m['cpu_count'] === 'number' && m['cpu_count'] >= 1);
     const load = m['load'] as number[];
@@ -513,6 +513,9 @@ describe('extensions', () => {
     assert.equal(m['running'], 0);
     assert.equal(m['pending'], 0);
     assert.equal(m['max_proc'], 1);
+    const lag = m['event_loop_lag'] as Record<string, number>;
+    assert.deepEqual(Object.keys(lag), ['p50_ms', 'p99_ms', 'max_ms', 'window_seconds', 'stalled_ms_total', 'stall_threshold_ms']);
+    assert.ok(lag['p50_ms']! >= 0 && lag['p50_ms']! <= lag['p99_ms']! && lag['p99_ms']! <= lag['max_ms']!, JSON.stringify(lag));
     assert.equal(m['status'], 'ok');
     assert.equal(m['node_name'], 'testnode');
   });
@@ -526,7 +529,7 @@ describe('extensions', () => {
     const samples = new Map<string, number>();
     for (const line of lines) {
       if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
-        assert.match(line, /^# (HELP [a-z0-9_]+ .+|TYPE [a-z0-9_]+ gauge)$/);
+        assert.match(line, /^# (HELP [a-z0-9_]+ .+|TYPE [a-z0-9_]+ (gauge|counter))$/);
         continue;
       }
       const m = /^([a-z0-9_]+)\{node="testnode"(?:,mount="[^"]*")?\} (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/.exec(line);
@@ -540,9 +543,11 @@ describe('extensions', () => {
     assert.ok(samples.has('spiderplane_uptime_seconds'));
     assert.ok(samples.has('spiderplane_load1'));
     assert.ok(samples.has('spiderplane_disk_used_percent'));
+    for (const q of ['p50', 'p99', 'max']) assert.ok(samples.get(`spiderplane_event_loop_lag_${q}_seconds`)! >= 0, `event-loop lag ${q}`);
+    assert.ok(samples.get('spiderplane_event_loop_stalled_seconds_total')! >= 0);
     // Each metric has its HELP and TYPE.
     for (const name of samples.keys()) {
-      assert.ok(lines.includes(`# TYPE ${name} gauge`), `TYPE of ${name}`);
+      assert.ok(lines.includes(`# TYPE ${name} ${name.endsWith('_total') ? 'counter' : 'gauge'}`), `TYPE of ${name}`);
       assert.ok(lines.some((l) => l.startsWith(`# HELP ${name} `)), `HELP of ${name}`);
     }
   });

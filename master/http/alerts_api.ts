@@ -11,6 +11,7 @@ import type { NodeMetrics } from '../../common/types.ts';
 import { requireRole } from './auth.ts';
 import { bad, HttpError, intQuery, readJson, strQuery } from './input.ts';
 import { jsonRoute } from './json_route.ts';
+import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
 export function firingView(f: FiringRow) {
   return {
@@ -161,7 +162,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),
-      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(),
+      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
     });
   });
 }

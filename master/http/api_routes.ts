@@ -15,6 +15,7 @@ import { bad, Fields, HttpError, intQuery, readJson, strQuery } from './input.ts
 import { jsonRoute } from './json_route.ts';
 import { runView, scheduleView } from './views.ts';
 import { streamRunLog } from './log_stream.ts';
+import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
 function checkName(kind: string, v: string): string {
   const problem = nameProblem(v);
@@ -41,6 +42,7 @@ export function mountApi(router: Router, m: Master): void {
       runs: m.runs.counts(),
       projects: m.repo.projects().length,
       schedules: m.schedules.all().length,
+      event_loop_lag: eventLoopLag().figures(),
     };
   });
 

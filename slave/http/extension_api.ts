@@ -6,6 +6,19 @@ import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { JobRow } from '../jobs/job_store.ts';
 import type { SystemMetrics } from '../metrics/system_metrics.ts';
+import { eventLoopLag, type LagFigures } from '../../common/event_loop_lag.ts';
+
+/** Event-loop lag in Prometheus text: p50, p99 and max over the window, and the stalled-time counter. */
+export function lagPrometheusLines(prefix: string, lag: LagFigures, labels: string): string[] {
+  const l = labels ? `{${labels}}` : '';
+  const window = `over the last ${lag.window_seconds} s, in seconds`;
+  return [
+    `# HELP ${prefix}_event_loop_lag_p50_seconds Median event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_p50_seconds gauge`, `${prefix}_event_loop_lag_p50_seconds${l} ${lag.p50_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_lag_p99_seconds 99th percentile of the event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_p99_seconds gauge`, `${prefix}_event_loop_lag_p99_seconds${l} ${lag.p99_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_lag_max_seconds Longest event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_max_seconds gauge`, `${prefix}_event_loop_lag_max_seconds${l} ${lag.max_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_stalled_seconds_total Time the event loop was held up by ${lag.stall_threshold_ms} ms or more at a time.`, `# TYPE ${prefix}_event_loop_stalled_seconds_total counter`, `${prefix}_event_loop_stalled_seconds_total${l} ${lag.stalled_ms_total / 1000}`,
+  ];
+}
 
 function intParam(ctx: Context, name: string, def: number, max: number): number {
   const raw = ctx.query[name];
@@ -56,6 +69,7 @@ export function prometheusText(m: NodeMetrics, node: string): string {
   gauge('spiderplane_jobs_running', 'Spiders running now.', m.running);
   gauge('spiderplane_jobs_pending', 'Jobs waiting for a slot.', m.pending);
   gauge('spiderplane_max_proc', 'Most spiders run at once.', m.max_proc);
+  if (m.event_loop_lag) lines.push(...lagPrometheusLines('spiderplane', m.event_loop_lag, label));
   if (m.disks.length) {
     lines.push('# HELP spiderplane_disk_used_percent Disk use per mount in percent.', '# TYPE spiderplane_disk_used_percent gauge');
     for (const d of m.disks) lines.push(`spiderplane_disk_used_percent{${label},mount="${d.mount.replace(/["\\]/g, '\\$&')}"} ${d.used_percent}`);
@@ -65,9 +79,10 @@ export function prometheusText(m: NodeMetrics, node: string): string {
 
 /** spiderplane's own endpoints, beside the Scrapyd-compatible ones, in the same envelope. */
 export function mountExtensionApi(router: Router, core: SlaveCore, metrics: SystemMetrics, nodeName: () => string): void {
+  const lag = eventLoopLag(); // started now, so its window covers the daemon from its start
   const nodeMetrics = (): NodeMetrics => {
     const c = core.jobs.counts();
-    return { ...metrics.current(), running: c.running, pending: c.pending, max_proc: core.launcher.maxProc };
+    return { ...metrics.current(), running: c.running, pending: c.pending, max_proc: core.launcher.maxProc, event_loop_lag: lag.figures() };
   };
 
   router.all('/metrics.json', scrapydEndpoint(nodeName, 'GET', () => ({ ...nodeMetrics() })));

@@ -38,8 +38,8 @@ export function mountProjectPages(pc: PageContext): void {
     const project = (form.get('project') ?? '').trim();
     const version = (form.get('version') ?? '').trim();
     const file = form.files.get('egg');
-    const fail = (text: string) => {
-      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, 400);
+    const fail = (text: string, status = 400) => {
+      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, status);
     };
     const problem = !project ? 'Give the project a name.' : nameProblem(project) ? `The project name ${nameProblem(project)}.` :
       !version ? 'Give the version a name.' : nameProblem(sanitizeVersion(version)) ? `The version ${nameProblem(sanitizeVersion(version))}.` :
@@ -49,7 +49,7 @@ export function mountProjectPages(pc: PageContext): void {
       await m.repo.add(project, sanitizeVersion(version), file!, user.username);
     } catch (e) {
       // The message is shared with the Scrapyd API, whose users may need a curl tip; a browser does not.
-      if (e instanceof PackageRejected) return fail(e.message.replace(/\s*\(if using curl[^)]*\)\s*$/, '').replace(/^egg is not a ZIP file$/, 'This file is not a ZIP archive: upload a Scrapy egg (.egg) or a zip package (.zip).'));
+      if (e instanceof PackageRejected) return fail(e.message.replace(/\s*\(if using curl[^)]*\)\s*$/, '').replace(/^egg is not a ZIP file$/, 'This file is not a ZIP archive: upload a Scrapy egg (.egg) or a zip package (.zip).'), e.status);
       throw e;
     }
     const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
