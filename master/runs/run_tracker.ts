@@ -4,6 +4,7 @@ import type { NodeClient } from '../nodes/node_client.ts';
 import type { HeartbeatResult } from '../nodes/heartbeat.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { RunRow, RunStore } from './run_store.ts';
+import { policyOfRun } from './run_policy.ts';
 
 const DUPLICATE_WINDOW_MS = 7 * 24 * 3600_000;
 
@@ -83,7 +84,8 @@ export class RunTracker extends EventEmitter {
       error_count: details?.error_count ?? null,
       note: details?.note ?? run.note,
     });
-    this.emit('finished', ended);
+    if (details?.limit_hit) this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
+    this.emit('finished', this.runs.get(run.id) ?? ended);
   }
 
   /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
@@ -97,6 +99,7 @@ export class RunTracker extends EventEmitter {
           project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
           settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
           scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
+          policy: policyOfRun(run), retryNumber: run.retry_number,
         });
         if (next) {
           this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
