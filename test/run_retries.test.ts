@@ -1,0 +1,181 @@
+// Retries on failure and limits through the master, with a real master, two real slaves, real
+// spider processes and a real SMTP receiver: a failing spider with retries: 2 runs three times,
+// on alternating nodes, and the alerts say "retry 1 of 2 in … s" and "gave up after 2 retries";
+// a run stopped at its max_runtime counts as a failure and is retried on the other node; a
+// cancelled run is never retried; a schedule carries the limits; a retry due while the master was
+// down (claimed but never dispatched, even) runs once after it restarts.
+// Run: npx tsx --test --test-concurrency=1 test/run_retries.test.ts
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
+import { FAST_MASTER_ARGS, joinSlave, uploadVersion, waitRunState, type RunView } from './helpers/master_slave_pair.ts';
+import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
+import { buildLimitPackage } from './helpers/limit_spiders.ts';
+
+const OPS = 'ops@example.com';
+const work = tempDir('spiderplane-retries-test-');
+const dataDir = tempDir('spiderplane-retries-master-');
+let smtp: SmtpHandle;
+let master: MasterHandle;
+const slaves: SlaveHandle[] = [];
+
+const masterArgs = () => [...FAST_MASTER_ARGS, '--smtp-host', '127.0.0.1', '--smtp-port', String(smtp.port), '--smtp-secure', 'none',
+  '--alert-to', OPS, '--alert-group-seconds', '0.2', '--alert-group-wait', '0.1'];
+
+type Run = RunView & { retry_of_job: string | null; attempt: number; retry_number: number; retries: number; retry_at: number | null;
+  ended_at: number | null; note: string | null; max_runtime: number | null; max_memory: number | null; limit_hit: { kind: string; limit: number; reached: number } | null };
+
+before(async () => {
+  smtp = await startSmtp();
+  master = await startMaster({ dataDir, args: masterArgs() });
+  slaves.push(await joinSlave(master, 'n1', ['--cancel-grace', '1']));
+  slaves.push(await joinSlave(master, 'n2', ['--cancel-grace', '1']));
+  const r = await uploadVersion(master, 'lim', '1', await buildLimitPackage(work));
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+});
+
+after(async () => {
+  await master?.stop().catch(() => undefined);
+  for (const s of slaves) await s.stop().catch(() => undefined);
+  await smtp?.stop();
+});
+
+async function runs(spider: string): Promise<Run[]> {
+  const r = await master.api<{ runs: Run[] }>('GET', `/api/runs?project=lim&spider=${spider}&limit=100`);
+  return r.body.runs;
+}
+
+/** The chain that starts at `job`: the run, its retry, the retry's retry… */
+async function chain(spider: string, job: string): Promise<Run[]> {
+  const all = await runs(spider);
+  const out: Run[] = [];
+  let cur = all.find((r) => r.job === job);
+  while (cur) {
+    out.push(cur);
+    const j: string = cur.job;
+    cur = all.find((r) => r.retry_of_job === j);
+  }
+  return out;
+}
+
+const ended = (r: Run) => ['finished', 'failed', 'lost'].includes(r.state);
+
+async function start(body: Record<string, unknown>): Promise<Run> {
+  const r = await master.api<{ runs: Run[] }>('POST', '/api/runs', { project: 'lim', ...body });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.runs[0]!;
+}
+
+describe('retries on failure', () => {
+  test('a failing spider with retries: 2 runs three times on alternating nodes, and the alert says it gave up', async () => {
+    const first = await start({ spider: 'fail', retries: 2, retry_delay: 0.3 });
+    const done = await waitFor('three failed runs', async () => {
+      const c = await chain('fail', first.job);
+      return c.length === 3 && c.every(ended) ? c : undefined;
+    }, 60_000, 200);
+    assert.deepEqual(done.map((r) => r.outcome), ['failed', 'failed', 'failed']);
+    assert.deepEqual(done.map((r) => r.retry_number), [0, 1, 2]);
+    assert.deepEqual(done.map((r) => r.attempt), [1, 2, 3]);
+    assert.deepEqual(done.map((r) => r.retries), [2, 2, 2]);
+    assert.equal(done[1]!.retry_of_job, done[0]!.job);
+    assert.equal(done[2]!.retry_of_job, done[1]!.job);
+    assert.notEqual(done[0]!.node, done[1]!.node, 'the first retry ran on the other node');
+    assert.notEqual(done[1]!.node, done[2]!.node, 'the second retry ran on the other node');
+    assert.equal(done[2]!.retry_at, null, 'no retry left after the last');
+    assert.ok(done[0]!.retry_at !== null && done[0]!.retry_at >= done[0]!.ended_at!, 'the retry was due after the failure');
+
+    const mails = await waitFor('the gave-up mail', () => {
+      const all = smtp.mails.filter((m) => m.text.includes('lim/fail'));
+      return all.some((m) => /gave up after 2 retries/.test(m.text)) && all.some((m) => /retry 1 of 2 in \d+ s/.test(m.text)) ? all : undefined;
+    }, 30_000, 100);
+    assert.ok(mails.some((m) => /retry 1 of 2 in \d+ s/.test(m.subject + m.text)), mails.map((m) => m.subject).join(' | '));
+    // The retry in between (2 of 2 pending) does not mail again: one mail per chain while it retries.
+    assert.equal(smtp.mails.filter((m) => /retry 2 of 2 in/.test(m.text)).length, 0);
+    const firings = await master.api<{ firings: Array<{ title: string; state: string }> }>('GET', '/api/alerts/firings?limit=50');
+    assert.ok(firings.body.firings.some((f) => /lim\/fail failed, gave up after 2 retries/.test(f.title) && f.state === 'firing'), JSON.stringify(firings.body));
+  });
+
+  test('a run stopped at its max_runtime is a failure: outcome timeout on the master, retried on the other node', async () => {
+    const first = await start({ spider: 'hang', max_runtime: 2, retries: 1, retry_delay: 0.2 });
+    assert.equal(first.max_runtime, 2);
+    const done = await waitFor('two timed-out runs', async () => {
+      const c = await chain('hang', first.job);
+      return c.length === 2 && c.every(ended) ? c : undefined;
+    }, 60_000, 200);
+    for (const r of done) {
+      assert.equal(r.outcome, 'timeout', JSON.stringify(r));
+      assert.equal(r.limit_hit?.kind, 'timeout');
+      assert.equal(r.limit_hit?.limit, 2);
+      assert.match(r.note ?? '', /max_runtime of 2 s/);
+      assert.equal(r.max_runtime, 2, 'the retry keeps the limit');
+    }
+    assert.notEqual(done[0]!.node, done[1]!.node);
+    await waitFor('the timeout alert', () => smtp.mails.find((m) => /lim\/hang timed out, gave up after 1 retry/.test(m.text)), 30_000, 100);
+  });
+
+  test('a run over its max_memory ends with outcome memory on the master, with the figure reached', async () => {
+    const first = await start({ spider: 'hog', max_memory: 64 });
+    const r = await waitRunState(master, first.job, (x) => x.state === 'finished', 'finished', 60_000) as Run;
+    assert.equal(r.outcome, 'memory', JSON.stringify(r));
+    assert.equal(r.limit_hit?.limit, 64);
+    assert.ok(r.limit_hit!.reached > 64);
+    assert.equal(r.max_memory, 64);
+  });
+
+  test('a cancelled run is never retried', async () => {
+    const victim = await start({ spider: 'idle', retries: 2, retry_delay: 0.2 });
+    await waitRunState(master, victim.job, (x) => x.state === 'running', 'running', 30_000);
+    assert.equal((await master.api('POST', `/api/runs/${victim.job}/cancel`)).status, 200);
+    const cancelled = await waitRunState(master, victim.job, (x) => x.state === 'finished', 'finished', 30_000) as Run;
+    assert.equal(cancelled.outcome, 'cancelled');
+    // A barrier: a failing run with a shorter delay, started after the cancel, gets its retry;
+    // by then the cancelled one would have had its retry too.
+    const probe = await start({ spider: 'fail', retries: 1, retry_delay: 0.2 });
+    await waitFor('the probe to be retried', async () => ((await chain('fail', probe.job)).length === 2 ? true : undefined), 30_000, 200);
+    const after = await chain('idle', victim.job);
+    assert.equal(after.length, 1, 'no retry of the cancelled run');
+    assert.equal(after[0]!.retry_at, null);
+  });
+
+  test('a schedule carries limits and retries to its runs', async () => {
+    const created = await master.api<{ schedule: Record<string, unknown> & { id: number } }>('POST', '/api/schedules', {
+      project: 'lim', spider: 'hang', cron: '0 0 1 1 *', max_runtime: 2, max_memory: 512, nice: 5, retries: 0, retry_delay: 10,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const s = created.body.schedule;
+    assert.deepEqual([s.max_runtime, s.max_memory, s.nice, s.retries, s.retry_delay], [2, 512, 5, 0, 10]);
+    const bad = await master.api<{ error: string }>('POST', '/api/schedules', { project: 'lim', spider: 'hang', cron: '0 0 1 1 *', nice: 30 });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(bad.body), /'nice' must be at most 19/);
+    const ran = await master.api<{ runs: Run[] }>('POST', `/api/schedules/${s.id}/run`);
+    assert.equal(ran.status, 200, JSON.stringify(ran.body));
+    const r = await waitRunState(master, ran.body.runs[0]!.job, (x) => x.state === 'finished', 'finished', 60_000) as Run;
+    assert.equal(r.outcome, 'timeout');
+    assert.equal(r.max_memory, 512);
+  });
+
+  test('a retry due while the master is down runs once after it restarts (even one claimed but never dispatched)', async () => {
+    const first = await start({ spider: 'fail', retries: 1, retry_delay: 3 });
+    const planned = await waitFor('the retry to be planned', async () => {
+      const c = await chain('fail', first.job);
+      return c.length === 1 && c[0]!.retry_at !== null ? c[0] : undefined;
+    }, 30_000, 100);
+    await master.kill9();
+    // As if the master had claimed the retry and died before dispatching it.
+    const db = new Database(join(dataDir, 'master.db'));
+    db.prepare(`UPDATE runs SET retry_claimed_at = ? WHERE job = ?`).run(Date.now(), first.job);
+    db.close();
+    master = await startMaster({ dataDir, args: masterArgs() });
+    const c = await waitFor('the retry after the restart', async () => {
+      const x = await chain('fail', first.job);
+      return x.length === 2 && x.every(ended) ? x : undefined;
+    }, 60_000, 200);
+    assert.ok(c[1]!.created_at >= planned.retry_at!, 'not before it was due');
+    // Once: the retry that ran is the one the failed run's note names, and there is no other.
+    assert.match((await chain('fail', first.job))[0]!.note ?? '', new RegExp(`retry 1 of 1: ${c[1]!.job}`));
+    assert.equal((await runs('fail')).filter((r) => r.retry_of_job === first.job).length, 1);
+  });
+});
