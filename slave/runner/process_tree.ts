@@ -83,11 +83,15 @@ export function treeRss(table: ReadonlyMap<number, ProcInfo>, leader: number, ch
     total += p.rss;
   };
   for (const [pid, p] of table) if (p.pgrp === leader) add(pid);
+  // Walk down from the leader; `walked` is apart from `seen` (a group member's own children count too).
+  const walked = new Set<number>();
   const stack = [leader];
   while (stack.length) {
     const pid = stack.pop()!;
+    if (walked.has(pid)) continue;
+    walked.add(pid);
     add(pid);
-    for (const k of kids.get(pid) ?? []) if (!seen.has(k)) stack.push(k);
+    for (const k of kids.get(pid) ?? []) stack.push(k);
   }
   return total;
 }
