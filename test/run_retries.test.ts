@@ -9,8 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { startMaster, type MasterHandle } from './helpers/master_process.ts';
-import { tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ADMIN, startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { ROOT, tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { FAST_MASTER_ARGS, joinSlave, uploadVersion, waitRunState, type RunView } from './helpers/master_slave_pair.ts';
 import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
 import { buildLimitPackage } from './helpers/limit_spiders.ts';
@@ -155,6 +157,21 @@ describe('retries on failure', () => {
     const r = await waitRunState(master, ran.body.runs[0]!.job, (x) => x.state === 'finished', 'finished', 60_000) as Run;
     assert.equal(r.outcome, 'timeout');
     assert.equal(r.max_memory, 512);
+  });
+
+  test('the CLI passes --max-runtime/--max-memory/--nice/--retries/--retry-delay on run and schedule', async () => {
+    const cli = async (...args: string[]) => {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args,
+        '--url', master.url, '--user', ADMIN.user, '--password', ADMIN.password, '--json'], { cwd: ROOT });
+      return JSON.parse(stdout) as Record<string, unknown>;
+    };
+    const ran = await cli('run', 'lim', 'hang', '--max-runtime', '2', '--nice', '4') as { runs: Run[] };
+    assert.equal(ran.runs[0]!.max_runtime, 2);
+    const r = await waitRunState(master, ran.runs[0]!.job, (x) => x.state === 'finished', 'finished', 60_000) as Run;
+    assert.equal(r.outcome, 'timeout');
+    const sched = await cli('schedule', 'lim', 'idle', '--cron', '0 0 1 1 *', '--max-memory', '128', '--retries', '3', '--retry-delay', '30') as { schedule: Record<string, unknown> };
+    assert.deepEqual([sched.schedule.max_memory, sched.schedule.retries, sched.schedule.retry_delay, sched.schedule.max_runtime], [128, 3, 30, null]);
+    await assert.rejects(cli('run', 'lim', 'hang', '--retries', 'many'), /--retries must be a number/);
   });
 
   test('a retry due while the master is down runs once after it restarts (even one claimed but never dispatched)', async () => {
