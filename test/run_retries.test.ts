@@ -16,6 +16,7 @@ import { ROOT, tempDir, waitFor, type SlaveHandle } from './helpers/slave_proces
 import { FAST_MASTER_ARGS, joinSlave, uploadVersion, waitRunState, type RunView } from './helpers/master_slave_pair.ts';
 import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
 import { buildLimitPackage } from './helpers/limit_spiders.ts';
+import { loginByHttp } from './helpers/browser.ts';
 
 const OPS = 'ops@example.com';
 const work = tempDir('spiderplane-retries-test-');
@@ -23,6 +24,8 @@ const dataDir = tempDir('spiderplane-retries-master-');
 let smtp: SmtpHandle;
 let master: MasterHandle;
 const slaves: SlaveHandle[] = [];
+/** Chains the UI test looks at, from the tests before it. */
+const seen: { failChain?: Run[]; timeoutChain?: Run[] } = {};
 
 const masterArgs = () => [...FAST_MASTER_ARGS, '--smtp-host', '127.0.0.1', '--smtp-port', String(smtp.port), '--smtp-secure', 'none',
   '--alert-to', OPS, '--alert-group-seconds', '0.2', '--alert-group-wait', '0.1'];
@@ -78,6 +81,7 @@ describe('retries on failure', () => {
       const c = await chain('fail', first.job);
       return c.length === 3 && c.every(ended) ? c : undefined;
     }, 60_000, 200);
+    seen.failChain = done;
     assert.deepEqual(done.map((r) => r.outcome), ['failed', 'failed', 'failed']);
     assert.deepEqual(done.map((r) => r.retry_number), [0, 1, 2]);
     assert.deepEqual(done.map((r) => r.attempt), [1, 2, 3]);
@@ -107,6 +111,7 @@ describe('retries on failure', () => {
       const c = await chain('hang', first.job);
       return c.length === 2 && c.every(ended) ? c : undefined;
     }, 60_000, 200);
+    seen.timeoutChain = done;
     for (const r of done) {
       assert.equal(r.outcome, 'timeout', JSON.stringify(r));
       assert.equal(r.limit_hit?.kind, 'timeout');
@@ -172,6 +177,55 @@ describe('retries on failure', () => {
     const sched = await cli('schedule', 'lim', 'idle', '--cron', '0 0 1 1 *', '--max-memory', '128', '--retries', '3', '--retry-delay', '30') as { schedule: Record<string, unknown> };
     assert.deepEqual([sched.schedule.max_memory, sched.schedule.retries, sched.schedule.retry_delay, sched.schedule.max_runtime], [128, 3, 30, null]);
     await assert.rejects(cli('run', 'lim', 'hang', '--retries', 'many'), /--retries must be a number/);
+  });
+
+  test('web UI: "retry N of M" linked to the first run, the limit in the job page and its log view, the fields in Run now and the schedule editor', async () => {
+    const { cookie } = await loginByHttp(master.url, ADMIN.user, ADMIN.password);
+    const get = async (path: string) => {
+      const r = await fetch(master.url + path, { headers: { Cookie: cookie }, redirect: 'manual' });
+      assert.equal(r.status, 200, path);
+      return r.text();
+    };
+    const post = async (path: string, form: Record<string, string>) => {
+      const html = await get(path === '/schedules' ? '/schedules/new' : '/projects/lim');
+      const csrf = /name="_csrf" value="([^"]*)"/.exec(html)![1]!;
+      const r = await fetch(master.url + path, { method: 'POST', redirect: 'manual', headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, ...form }) });
+      await r.arrayBuffer();
+      return r;
+    };
+    const [root, , last] = seen.failChain!;
+    const list = await get('/jobs?project=lim&spider=fail');
+    assert.match(list, new RegExp(`href="/jobs/${root!.job}"[^>]*data-retry-badge>retry 2 of 2<`), 'the second retry links to the first run');
+    assert.match(list, new RegExp(`href="/jobs/${root!.job}"[^>]*data-retry-badge>retry 1 of 2<`));
+    const lastPage = await get(`/jobs/${last!.job}`);
+    assert.match(lastPage, /data-retry-info>retry 2 of 2/);
+    const timedOut = await get(`/jobs/${seen.timeoutChain![0]!.job}`);
+    assert.match(timedOut, /data-limit-hit><span class="badge timeout">timeout<\/span> ran [\d.]+ s, limit 2 s/);
+    assert.match(timedOut, /data-log-limit>.*over its max_runtime of 2 s/);
+
+    // Run now with limits, from the project page's form.
+    assert.match(await get('/projects/lim'), /name="max_runtime"[\s\S]*name="retries"/);
+    const ran = await post('/projects/lim/run', { spider: 'idle', target_mode: 'auto', priority: '0', max_runtime: '1', nice: '6', retries: '0', retry_delay: '60', max_memory: '' });
+    assert.equal(ran.status, 302);
+    const job = /\/jobs\/([0-9a-f]+)/.exec(ran.headers.get('location') ?? '')?.[1];
+    assert.ok(job, ran.headers.get('location') ?? 'no redirect');
+    const r = await waitRunState(master, job!, (x) => x.state === 'finished', 'finished', 60_000) as Run;
+    assert.equal(r.outcome, 'timeout');
+    assert.deepEqual([r.max_runtime, r.nice, r.max_memory], [1, 6, null]);
+
+    // The schedule editor saves the fields; enabling/disabling from the list keeps them.
+    const saved = await post('/schedules', { cron: '0 0 1 1 *', project: 'lim', spider: 'idle', target_mode: 'auto', priority: '0', overlap: 'skip', missed: 'skip',
+      max_retries: '2', enabled: '1', max_runtime: '', max_memory: '300', nice: '', retries: '4', retry_delay: '15' });
+    assert.equal(saved.status, 302);
+    const id = /\/schedules\/(\d+)/.exec(saved.headers.get('location') ?? '')?.[1];
+    assert.ok(id, saved.headers.get('location') ?? '');
+    const editor = await get(`/schedules/${id}`);
+    assert.match(editor, /name="max_memory" [^>]*value="300"/);
+    assert.match(editor, /name="retries" [^>]*value="4"/);
+    const toggled = await post(`/schedules/${id}/toggle`, {});
+    assert.equal(toggled.status, 302);
+    const api = await master.api<{ schedule: Record<string, unknown> }>('GET', `/api/schedules/${id}`);
+    assert.deepEqual([api.body.schedule.enabled, api.body.schedule.max_memory, api.body.schedule.retries, api.body.schedule.retry_delay, api.body.schedule.max_runtime], [false, 300, 4, 15, null]);
   });
 
   test('a retry due while the master is down runs once after it restarts (even one claimed but never dispatched)', async () => {

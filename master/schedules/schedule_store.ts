@@ -82,7 +82,8 @@ export class ScheduleStore {
   update(id: number, i: ScheduleInput): ScheduleRow | undefined {
     this.db.transaction(() => {
       this.s.update.run({ ...this.row(i), id });
-      this.s.setPolicy.run(JSON.stringify(i.policy ?? {}), id);
+      // An input without a policy (enable/disable from the list) keeps the stored one.
+      if (i.policy !== undefined) this.s.setPolicy.run(JSON.stringify(i.policy), id);
     })();
     return this.get(id);
   }
