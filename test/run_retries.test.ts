@@ -147,6 +147,17 @@ describe('retries on failure', () => {
     assert.equal(after[0]!.retry_at, null);
   });
 
+  test('cancelling a failed run whose retry is waiting drops the retry', async () => {
+    const failed = await start({ spider: 'fail', retries: 2, retry_delay: 20 });
+    await waitFor('the retry to be planned', async () => ((await chain('fail', failed.job))[0]!.retry_at !== null ? true : undefined), 30_000, 100);
+    assert.equal((await master.api('POST', `/api/runs/${failed.job}/cancel`)).status, 200);
+    const [r] = await chain('fail', failed.job);
+    assert.equal(r!.retry_at, null);
+    assert.match(r!.note ?? '', /retry cancelled/);
+    const page = await master.api<{ runs: Run[] }>('GET', '/api/runs?project=lim&spider=fail&limit=100');
+    assert.equal(page.body.runs.filter((x) => x.retry_of_job === failed.job).length, 0);
+  });
+
   test('a schedule carries limits and retries to its runs', async () => {
     const created = await master.api<{ schedule: Record<string, unknown> & { id: number } }>('POST', '/api/schedules', {
       project: 'lim', spider: 'hang', cron: '0 0 1 1 *', max_runtime: 2, max_memory: 512, nice: 5, retries: 0, retry_delay: 10,

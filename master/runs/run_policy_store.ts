@@ -17,7 +17,8 @@ export class RunPolicyStore {
                              retry_delay = @retry_delay, retry_number = @retry_number WHERE id = @id`),
       setLimitHit: db.prepare(`UPDATE runs SET limit_hit = ? WHERE id = ?`),
       planRetry: db.prepare(`UPDATE runs SET retry_at = ?, retry_claimed_at = NULL WHERE id = ?`),
-      due: db.prepare(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? ORDER BY retry_at, id LIMIT 100`),
+      due: db.prepare(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? AND cancel_requested = 0 ORDER BY retry_at, id LIMIT 100`),
+      dropRetry: db.prepare(`UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_claimed_at IS NULL AND retry_at IS NOT NULL`),
       claim: db.prepare(`UPDATE runs SET retry_claimed_at = ? WHERE id = ? AND retry_at IS NOT NULL AND retry_claimed_at IS NULL`),
       release: db.prepare(`UPDATE runs SET retry_claimed_at = NULL WHERE retry_claimed_at IS NOT NULL
                            AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id)`),
@@ -38,6 +39,9 @@ export class RunPolicyStore {
   planRetry(id: number, at: number): void { this.s.planRetry.run(at, id); }
 
   due(now: number): RunRow[] { return this.s.due.all(now) as RunRow[]; }
+
+  /** Cancelling a failed run whose retry is still waiting drops that retry; true when there was one. */
+  dropRetry(id: number): boolean { return this.s.dropRetry.run(id).changes === 1; }
 
   /** True for the one caller that takes this retry. */
   claim(id: number, now: number): boolean { return this.s.claim.run(now, id).changes === 1; }

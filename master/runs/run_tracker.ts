@@ -114,6 +114,11 @@ export class RunTracker extends EventEmitter {
   /** Cancels a run on its node (a pending one never starts; a running one gets SIGINT, then escalation). */
   async cancel(run: RunRow, signal?: string): Promise<string | null> {
     this.runs.markCancelRequested(run.id);
+    // A failed run waiting for its retry: cancelling it drops the retry.
+    if (run.retry_at !== null && this.dispatcher.policies?.dropRetry(run.id)) {
+      this.runs.update(this.runs.get(run.id)!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
+      return null;
+    }
     const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
     if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
     if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {
