@@ -208,6 +208,7 @@ describe('retries on failure', () => {
     const list = await get('/jobs?project=lim&spider=fail');
     assert.match(list, new RegExp(`href="/jobs/${root!.job}"[^>]*data-retry-badge>retry 2 of 2<`), 'the second retry links to the first run');
     assert.match(list, new RegExp(`href="/jobs/${root!.job}"[^>]*data-retry-badge>retry 1 of 2<`));
+    assert.doesNotMatch(list, /data-retry-pending/, 'every retry of the chain has run');
     const lastPage = await get(`/jobs/${last!.job}`);
     assert.match(lastPage, /data-retry-info>retry 2 of 2/);
     const timedOut = await get(`/jobs/${seen.timeoutChain![0]!.job}`);

@@ -17,7 +17,10 @@ export function runView(r: RunRow, jobOf?: (id: number) => string | undefined) {
     note: r.note, created_by: r.created_by,
     // limits (null = the slave's default) and failure retries; retry_number 0 = not a failure retry
     max_runtime: r.max_runtime, max_memory: r.max_memory, nice: r.nice, retries: r.retries, retry_delay: r.retry_delay,
-    retry_number: r.retry_number, retry_at: r.retry_at, limit_hit: r.limit_hit ? (JSON.parse(r.limit_hit) as LimitHit) : null,
+    retry_number: r.retry_number, retry_at: r.retry_at,
+    /** a failed run whose retry is planned and not dispatched yet */
+    retry_pending: r.retry_at !== null && r.retry_claimed_at === null && r.cancel_requested === 0,
+    limit_hit: r.limit_hit ? (JSON.parse(r.limit_hit) as LimitHit) : null,
   };
 }
 
