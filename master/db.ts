@@ -276,6 +276,25 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE nodes ADD COLUMN failing_since INTEGER;
   `,
+  // Limits on a run and retries on failure (issue 14). Limits: NULL = the slave's default, 0 = none.
+  // retries/retry_delay: the failure-retry policy of the run's chain; retry_number: which retry this
+  // run is (0 = the first run); retry_at: when its retry is due (set when it failed and one is left);
+  // retry_claimed_at: the retry was taken by the master (before dispatching, so it happens once).
+  // Schedules keep the same policy as JSON in run_policy.
+  `
+  ALTER TABLE runs ADD COLUMN max_runtime REAL;
+  ALTER TABLE runs ADD COLUMN max_memory REAL;
+  ALTER TABLE runs ADD COLUMN nice INTEGER;
+  ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_delay REAL NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_number INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_at INTEGER;
+  ALTER TABLE runs ADD COLUMN retry_claimed_at INTEGER;
+  ALTER TABLE runs ADD COLUMN limit_hit TEXT;
+  CREATE INDEX runs_retry_due ON runs (retry_at) WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL;
+  CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
+  ALTER TABLE schedules ADD COLUMN run_policy TEXT NOT NULL DEFAULT '{}';
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

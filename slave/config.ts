@@ -20,6 +20,9 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
   { flag: 'max-unzipped-mb', env: 'SPIDERPLANE_MAX_UNZIPPED_MB', type: 'number', default: 1024, min: 0.001, help: 'largest total uncompressed size of a package, in MiB' },
   { flag: 'max-zip-entries', env: 'SPIDERPLANE_MAX_ZIP_ENTRIES', type: 'int', default: 20000, min: 1, help: 'most files in a package' },
+  { flag: 'max-runtime', env: 'SPIDERPLANE_MAX_RUNTIME', type: 'number', default: 0, min: 0, help: 'default limit on a run in seconds: TERM, then KILL after cancel-grace, outcome "timeout" (0 = none; per job: _max_runtime)' },
+  { flag: 'max-memory', env: 'SPIDERPLANE_MAX_MEMORY', type: 'number', default: 0, min: 0, help: 'default limit on the RSS of a run\'s whole process tree in MiB: TERM, then KILL, outcome "memory" (0 = none; per job: _max_memory)' },
+  { flag: 'nice', env: 'SPIDERPLANE_NICE', type: 'int', default: 0, min: 0, help: 'default nice level (0..19, higher values count as 19) spiders start with (per job: _nice)' },
   { flag: 'cancel-grace', env: 'SPIDERPLANE_CANCEL_GRACE', type: 'number', default: 30, min: 0.1, help: 'seconds between the escalation steps of a cancel: INT, then TERM, then KILL' },
   { flag: 'on-shutdown', env: 'SPIDERPLANE_ON_SHUTDOWN', type: 'string', default: 'stop', choices: ['stop', 'leave'], help: "on SIGTERM/SIGINT: 'stop' running spiders gracefully, or 'leave' them running to be re-adopted at the next start" },
   { flag: 'orphans', env: 'SPIDERPLANE_ORPHANS', type: 'string', default: 'adopt', choices: ['adopt', 'kill'], help: "spider processes that outlived a crashed slave: 'adopt' and supervise them, or 'kill' them" },
@@ -50,6 +53,10 @@ export interface SlaveConfig {
   maxUnzippedBytes: number;
   maxZipEntries: number;
   cancelGraceSeconds: number;
+  /** defaults for runs that do not set _max_runtime / _max_memory / _nice (0 = none) */
+  maxRuntimeSeconds: number;
+  maxMemoryMiB: number;
+  nice: number;
   onShutdown: 'stop' | 'leave';
   orphans: 'adopt' | 'kill';
   metricsIntervalSeconds: number;
@@ -96,6 +103,9 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     maxUnzippedBytes: Math.floor(Number(o.max_unzipped_mb) * MIB),
     maxZipEntries: Number(o.max_zip_entries),
     cancelGraceSeconds: Number(o.cancel_grace),
+    maxRuntimeSeconds: Number(o.max_runtime),
+    maxMemoryMiB: Number(o.max_memory),
+    nice: Math.min(19, Number(o.nice)),
     onShutdown: o.on_shutdown === 'leave' ? 'leave' : 'stop',
     orphans: o.orphans === 'kill' ? 'kill' : 'adopt',
     metricsIntervalSeconds: Number(o.metrics_interval),

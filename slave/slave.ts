@@ -12,6 +12,7 @@ import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
 import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
 import { Launcher } from './runner/launcher.ts';
+import { JobLimitStore } from './jobs/job_limits.ts';
 import { findScrapyPython } from './runner/python.ts';
 import { lookupUser, resolveRunAs } from './runner/run_as.ts';
 import { SpiderSandbox } from './runner/sandbox.ts';
@@ -75,6 +76,7 @@ export class Slave {
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+      limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);

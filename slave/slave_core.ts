@@ -19,6 +19,10 @@ export interface ScheduleRequest {
   priority: number;
   args: Record<string, string>;
   settings: Record<string, string>;
+  /** `_max_runtime`, `_max_memory`, `_nice`: absent = the slave's defaults, 0 = none */
+  maxRuntime?: number;
+  maxMemory?: number;
+  nice?: number;
 }
 
 const SIGNALS: Record<string, NodeJS.Signals> = { INT: 'SIGINT', TERM: 'SIGTERM', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT', USR1: 'SIGUSR1', USR2: 'SIGUSR2' };
@@ -73,7 +77,10 @@ export class SlaveCore {
       throw e;
     }
     const id = r.jobid === null ? randomUUID().replace(/-/g, '') : checkName('jobid', r.jobid);
-    this.jobs.enqueue({ id, project: r.project, spider: r.spider, version: r.version, priority: r.priority, args: r.args, settings: r.settings });
+    const uid = this.jobs.enqueue({ id, project: r.project, spider: r.spider, version: r.version, priority: r.priority, args: r.args, settings: r.settings });
+    if (r.maxRuntime !== undefined || r.maxMemory !== undefined || r.nice !== undefined) {
+      this.launcher.setRequestedLimits(uid, { maxRuntime: r.maxRuntime ?? null, maxMemory: r.maxMemory ?? null, nice: r.nice ?? null });
+    }
     this.launcher.kick();
     return id;
   }

@@ -51,7 +51,17 @@ export interface RunFacts {
   error_count: number | null;
   note: string | null;
   ended_at: number;
+  /**
+   * Failure retries of the run's chain: `phrase` is "retry 1 of 3 in 60 s" (pending) or "gave up
+   * after 3 retries"; `chain` is the job id of the chain's first run. Absent: no retries configured.
+   */
+  retry?: { phrase: string; pending: boolean; chain: string } | null;
 }
+
+/** Outcomes the job_failed rule counts as failures (limits that stopped a run included). */
+export const FAILED_OUTCOMES: readonly string[] = ['failed', 'lost', 'timeout', 'memory'];
+
+const FAILED_WORDS: Record<string, string> = { failed: 'failed', lost: 'lost', timeout: 'timed out', memory: 'went over its memory limit' };
 
 export interface RunningRun {
   job: string;
@@ -91,6 +101,8 @@ export interface Recovery {
   subjectKey: string;
   value: number | null;
   detail: string;
+  /** closed without a mail (superseded by another firing, e.g. a retry chain that gave up) */
+  silent?: boolean;
 }
 
 export interface Evaluation {
@@ -244,20 +256,37 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
   const name = `${run.project}/${run.spider}`;
   const link = `/jobs/${encodeURIComponent(run.job)}`;
   const clean = run.outcome === 'succeeded';
+  // A failure whose retry is pending fires under its chain's own key (one mail per chain, saying
+  // when the retry comes); the failure that exhausts the retries fires under the spider's key.
+  const chainKey = (chain: string) => `${subjectKey}#retry:${chain}`;
   for (const rule of rules) {
     if (!rule.enabled || !isRunKind(rule.kind) || !runInScope(rule, run)) continue;
-    const isOpen = open.get(rule.id)?.has(subjectKey) === true;
+    const openKeys = open.get(rule.id);
+    let key = subjectKey;
+    const isOpen = () => openKeys?.has(key) === true;
     let breach: boolean | null = null; // null: this run says nothing either way
     let value: number | null = null;
     let title = '';
     let detail = '';
     if (rule.kind === 'job_failed') {
-      if (run.outcome === 'failed' || run.outcome === 'lost') {
+      if (run.outcome !== null && FAILED_OUTCOMES.includes(run.outcome)) {
         breach = true;
-        title = `job ${name} ${run.outcome === 'lost' ? 'lost' : 'failed'}`;
+        const retry = run.outcome === 'lost' ? null : run.retry ?? null;
+        if (retry?.pending) key = chainKey(retry.chain);
+        title = `job ${name} ${FAILED_WORDS[run.outcome]}${retry ? `, ${retry.phrase}` : ''}`;
         detail = run.outcome === 'lost' ? run.note ?? `lost with its node ${run.node ?? ''}` : `exit code ${run.exit_code ?? '?'} on ${run.node ?? '?'}${run.note ? ` (${run.note})` : ''}`;
+        if (retry) detail += `; ${retry.phrase}`;
         value = run.exit_code;
-      } else if (clean || run.outcome === 'finished_with_errors') breach = false; // it exited 0
+        if (retry && !retry.pending && openKeys?.has(chainKey(retry.chain))) {
+          out.resolve.push({ ruleId: rule.id, subjectKey: chainKey(retry.chain), value, detail: `${retry.phrase}: see the failure alert`, silent: true });
+        }
+      } else if (clean || run.outcome === 'finished_with_errors') {
+        breach = false; // it exited 0
+        // A retry that succeeded closes its chain's alert.
+        for (const k of openKeys ?? []) {
+          if (k.startsWith(`${subjectKey}#retry:`)) out.resolve.push({ ruleId: rule.id, subjectKey: k, value: null, detail: `run ${run.job} of ${name} succeeded${run.retry ? ' on retry' : ''}` });
+        }
+      }
     } else if (rule.kind === 'job_finished_with_errors') {
       if (run.outcome === 'finished_with_errors') {
         breach = true;
@@ -280,9 +309,9 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
         detail = `${run.items_count} items (rule: at most ${rule.threshold ?? 0})`;
       }
     }
-    if (breach === true && !isOpen) {
-      out.fire.push({ ruleId: rule.id, subjectKey, title, link, value, threshold: rule.threshold, since: run.ended_at, detail, job: run.job });
-    } else if (breach === false && isOpen) {
+    if (breach === true && !isOpen()) {
+      out.fire.push({ ruleId: rule.id, subjectKey: key, title, link, value, threshold: rule.threshold, since: run.ended_at, detail, job: run.job });
+    } else if (breach === false && isOpen()) {
       out.resolve.push({ ruleId: rule.id, subjectKey, value, detail: `run ${run.job} of ${name} ${rule.kind === 'job_failed' || rule.kind === 'job_finished_with_errors' ? 'succeeded' : `is fine (${value ?? ''})`}` });
     }
   }

@@ -245,6 +245,9 @@ export class FiringStore {
     })();
   }
 
+  /** Closes one firing without mail (another firing supersedes it). */
+  closeQuietly(rec: Recovery, now = Date.now()): void { this.s.resolve.get({ ...rec, now }); }
+
   /** Closes a rule's firings without mail (the rule was disabled, deleted or changed kind). */
   closeRule(ruleId: number, reason: string): void { this.s.closeRule.run(Date.now(), reason, ruleId); }
 

@@ -30,6 +30,17 @@ export interface RunRow {
   cancel_requested: number;
   note: string | null;
   created_by: string | null;
+  // Limits and failure retries (see run_policy.ts; written by RunPolicyStore).
+  max_runtime: number | null;
+  max_memory: number | null;
+  nice: number | null;
+  retries: number;
+  retry_delay: number;
+  retry_number: number;
+  retry_at: number | null;
+  retry_claimed_at: number | null;
+  /** JSON LimitHit when a limit stopped the run */
+  limit_hit: string | null;
 }
 
 export interface NewRun {

@@ -6,6 +6,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { RunRow, RunStore } from './run_store.ts';
 import type { SlaveJob } from '../../common/types.ts';
 import { nodeJobTimes, type NodeJobTimes } from './node_times.ts';
+import { policyOfRun } from './run_policy.ts';
 
 const DUPLICATE_WINDOW_MS = 7 * 24 * 3600_000;
 /** How long a finished job's record on its node may stay incomplete before the master takes it as it is. */
@@ -102,7 +103,8 @@ export class RunTracker extends EventEmitter {
       error_count: details?.error_count ?? null,
       note: details?.note ?? run.note,
     });
-    this.emit('finished', ended);
+    if (details?.limit_hit) this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
+    this.emit('finished', this.runs.get(run.id) ?? ended);
   }
 
   /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
@@ -116,6 +118,7 @@ export class RunTracker extends EventEmitter {
           project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
           settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
           scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
+          policy: policyOfRun(run), retryNumber: run.retry_number,
         });
         if (next) {
           this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
@@ -130,6 +133,11 @@ export class RunTracker extends EventEmitter {
   /** Cancels a run on its node (a pending one never starts; a running one gets SIGINT, then escalation). */
   async cancel(run: RunRow, signal?: string): Promise<string | null> {
     this.runs.markCancelRequested(run.id);
+    // A failed run waiting for its retry: cancelling it drops the retry.
+    if (run.retry_at !== null && this.dispatcher.policies?.dropRetry(run.id)) {
+      this.runs.update(this.runs.get(run.id)!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
+      return null;
+    }
     const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
     if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
     if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {

@@ -1,10 +1,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { JobState, NodeMetrics, SlaveJob } from '../../common/types.ts';
+import type { JobState, NodeMetrics, RunLimits, SlaveJob } from '../../common/types.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { JobRow } from '../jobs/job_store.ts';
+import { limitColumns } from '../jobs/job_limits.ts';
 import type { SystemMetrics } from '../metrics/system_metrics.ts';
 import { eventLoopLag, type LagFigures } from '../../common/event_loop_lag.ts';
 
@@ -34,7 +35,7 @@ function strParam(ctx: Context, name: string): string | undefined {
   return raw;
 }
 
-export function toSlaveJob(r: JobRow, pid: number | null): SlaveJob {
+export function toSlaveJob(r: JobRow, pid: number | null, limits?: RunLimits): SlaveJob {
   const t = (x: number | null) => (x === null ? null : formatScrapydTime(x));
   const ended = r.state === 'finished';
   return {
@@ -45,6 +46,7 @@ export function toSlaveJob(r: JobRow, pid: number | null): SlaveJob {
     duration_seconds: r.start_time === null ? null : Math.round(((ended ? r.end_time ?? r.start_time : Date.now() / 1000) - r.start_time) * 1000) / 1000,
     exit_code: r.exit_code, signal: r.signal, outcome: r.outcome, items_count: r.items_count, error_count: r.error_count,
     log_url: r.log_exists ? logUrl(r) : null, items_url: r.items_exists ? itemsUrl(r) : null, note: r.note,
+    ...(limits ? { limits } : {}), limit_hit: limitColumns(r).hit,
   };
 }
 
@@ -106,6 +108,6 @@ export function mountExtensionApi(router: Router, core: SlaveCore, metrics: Syst
       state: state as JobState | undefined, project: strParam(ctx, 'project'), spider: strParam(ctx, 'spider'), id: strParam(ctx, 'job'),
       limit: intParam(ctx, 'limit', 100, 10000), offset: intParam(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { jobs: rows.map((r) => toSlaveJob(r, core.launcher.pidOf(r.uid) ?? null)) };
+    return { jobs: rows.map((r) => toSlaveJob(r, core.launcher.pidOf(r.uid) ?? null, core.launcher.limitsOf(r))) };
   }));
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, createReadStream, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -18,6 +18,11 @@ import { judgeOutcome } from '../jobs/outcome.ts';
 import type { SpiderSandbox } from './sandbox.ts';
 import { openSpiderFile } from '../jobs/spider_file.ts';
 import { setMode } from '../../common/private_files.ts';
+import { effectiveLimits, limitColumns, type JobLimitStore, type RequestedLimits } from '../jobs/job_limits.ts';
+import type { LimitHit, RunLimits } from '../../common/types.ts';
+import { describeHit } from './limits.ts';
+import { LimitWatcher } from './limit_watcher.ts';
+import { applyNice } from './nice.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -26,6 +31,8 @@ export interface LauncherOptions {
   historyToKeep: number;
   jobsToKeep: number;
   orphans: 'adopt' | 'kill';
+  /** Limits on a run: where they are stored, and the slave's defaults (--max-runtime, --max-memory, --nice). */
+  limits?: { store: JobLimitStore; defaults: RequestedLimits };
 }
 
 interface Live {
@@ -36,6 +43,11 @@ interface Live {
   ladder: NodeJS.Timeout | null;
   poll: NodeJS.Timeout | null;
   exited: Promise<void>;
+  /** limits in force (null fields = none) and when the job started (epoch seconds) */
+  limits?: RunLimits;
+  startTime?: number;
+  /** set when a limit stopped it: the outcome becomes 'timeout' or 'memory' */
+  limitHit?: LimitHit;
 }
 
 const LADDER: NodeJS.Signals[] = ['SIGTERM', 'SIGKILL'];
@@ -49,6 +61,10 @@ export class Launcher extends EventEmitter {
   /** Records still being completed after their process ended (awaited on shutdown). */
   private readonly completing = new Set<Promise<void>>();
   private stopping = false;
+  private readonly watcher = new LimitWatcher(
+    () => [...this.live.values()].filter((e) => e.limits && e.startTime !== undefined).map((e) => ({ uid: e.uid, pid: e.pid, startTime: e.startTime!, limits: e.limits! })),
+    (uid, hit) => this.stopForLimit(uid, hit),
+  );
 
   constructor(
     private readonly jobs: JobStore,
@@ -147,9 +163,12 @@ export class Launcher extends EventEmitter {
       return;
     }
     const pid = child.pid;
+    const limits = this.limitsOf(row);
+    // Right after spawn, before the spider had time to start children: they inherit it.
+    if (limits.nice !== null) applyNice(pid, limits.nice);
     this.jobs.markRunning(row.uid, { start_time: startTime, pid, proc_start: processStartTime(pid), run_version: pkg.version });
     this.logs.watch(row.uid, { project: row.project, spider: row.spider, job: row.id, logPath: paths.logPath });
-    const entry: Live = { uid: row.uid, pid, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() };
+    const entry: Live = { uid: row.uid, pid, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(), limits, startTime };
     entry.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.recordEnd(row.uid, { code, signal });
@@ -157,6 +176,7 @@ export class Launcher extends EventEmitter {
       });
     });
     this.live.set(row.uid, entry);
+    this.watcher.wake();
     this.emit('started', row.uid);
   }
 
@@ -179,12 +199,15 @@ export class Launcher extends EventEmitter {
     if (entry?.poll) clearInterval(entry.poll);
     const row = this.jobs.get(uid);
     if (!row) return;
-    const outcome: JobOutcome = r.forceOutcome ?? (entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
+    // A limit that stopped it says why, whatever the exit status (the spider may exit 0 on TERM).
+    const hit = r.forceOutcome ? undefined : entry?.limitHit;
+    const outcome: JobOutcome = r.forceOutcome ?? (hit ? hit.kind : entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
     const end = nowSeconds();
     const paths = this.files.paths(row.project, row.spider, row.id);
+    if (hit) this.opts.limits?.store.recordHit(uid, hit);
     this.jobs.markFinished(uid, {
       end_time: end, exit_code: r.code, signal: r.signal, outcome, items_count: null, error_count: null,
-      items_exists: false, log_exists: true, stats: null, note: r.note ?? row.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
+      items_exists: false, log_exists: true, stats: null, note: r.note ?? (hit ? describeHit(hit) : null) ?? row.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
     });
     this.kick();
     const completing: Promise<void> = this.completeRecord(uid, paths)
@@ -253,6 +276,34 @@ export class Launcher extends EventEmitter {
     return true;
   }
 
+  /**
+   * A limit was broken: TERM to the process group, then KILL after the cancel grace (the cancel
+   * ladder from its TERM step), and a line in the job's log saying why.
+   */
+  private stopForLimit(uid: number, hit: LimitHit): void {
+    const entry = this.live.get(uid);
+    if (!entry || entry.limitHit) return;
+    entry.limitHit = hit;
+    const row = this.jobs.get(uid);
+    if (row) {
+      const line = `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane] ERROR: ${describeHit(hit)}; sending SIGTERM, SIGKILL after ${this.opts.cancelGraceSeconds} s\n`;
+      try { appendFileSync(this.files.paths(row.project, row.spider, row.id).logPath, line); } catch { /* the log may be gone: the note still says why */ }
+    }
+    signalGroup(entry.pid, 'SIGTERM');
+    this.armLadder(entry, LADDER.indexOf('SIGTERM') + 1);
+  }
+
+  /** Records what a newly queued job asked for (null = the slave's default). */
+  setRequestedLimits(uid: number, r: RequestedLimits): void {
+    this.opts.limits?.store.set(uid, r);
+  }
+
+  /** The limits a job runs under: its own, else the slave's defaults. */
+  limitsOf(row: JobRow): RunLimits {
+    const none: RequestedLimits = { maxRuntime: null, maxMemory: null, nice: null };
+    return effectiveLimits(limitColumns(row).requested, this.opts.limits?.defaults ?? none);
+  }
+
   private armLadder(entry: Live, step: number): void {
     if (entry.ladder) clearTimeout(entry.ladder);
     if (step >= LADDER.length) return;
@@ -272,7 +323,10 @@ export class Launcher extends EventEmitter {
     const result = { adopted: 0, lost: 0, killed: 0 };
     for (const row of this.jobs.running()) {
       if (row.pid && isSameProcess(row.pid, row.proc_start)) {
-        const entry: Live = { uid: row.uid, pid: row.pid, adopted: true, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() };
+        const entry: Live = {
+          uid: row.uid, pid: row.pid, adopted: true, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(),
+          limits: this.limitsOf(row), startTime: row.start_time ?? nowSeconds(),
+        };
         entry.exited = new Promise((resolve) => {
           entry.poll = setInterval(() => {
             if (isSameProcess(entry.pid, row.proc_start)) return;
@@ -289,6 +343,7 @@ export class Launcher extends EventEmitter {
         } else {
           result.adopted++;
         }
+        this.watcher.wake();
       } else {
         this.live.set(row.uid, { uid: row.uid, pid: 0, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() });
         this.recordEnd(row.uid, { code: null, signal: null, forceOutcome: 'lost', note: 'the slave stopped while this job ran and its process was gone at restart' });
@@ -301,6 +356,7 @@ export class Launcher extends EventEmitter {
   /** 'stop': cancel every running job and wait for it to end; 'leave': let them run on unsupervised until the next start adopts them. */
   async shutdown(mode: 'stop' | 'leave'): Promise<void> {
     this.stopping = true;
+    this.watcher.stop();
     const entries = [...this.live.values()];
     if (mode === 'leave') {
       for (const e of entries) {

@@ -5,7 +5,8 @@ import { Fields, HttpError } from '../../http/input.ts';
 import { nodeView } from '../../nodes/node_registry.ts';
 import type { Context } from 'koa';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
-import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
+import { kvRows, numberOr, optional, policyFields, targetFrom } from '../forms.ts';
+import { readPolicy } from '../../runs/run_policy.ts';
 import { redirect, render } from '../render.ts';
 
 /** Projects, versions, the upload form, deployments with live progress, and "run now". */
@@ -102,11 +103,12 @@ export function mountProjectPages(pc: PageContext): void {
     try {
       const f = new Fields({
         project, spider: form.get('spider'), version: optional(form, 'version'), args: kvRows(form, 'args'), settings: kvRows(form, 'settings'),
-        priority: numberOr(form, 'priority', 0), target: targetFrom(form),
+        priority: numberOr(form, 'priority', 0), target: targetFrom(form), ...policyFields(form),
       });
       const runs = await m.dispatcher.dispatch({
         project, spider: f.name('spider')!, version: f.name('version', false), args: f.stringMap('args'), settings: f.stringMap('settings'),
         priority: f.number('priority', 0), target: f.target('target'), scheduleId: null, retriesLeft: m.config.maxRetries, createdBy: user.username,
+        policy: readPolicy(f),
       });
       if (runs.length === 1) return redirect(ctx, `/jobs/${runs[0]!.job}`, { kind: runs[0]!.state === 'failed' ? 'error' : 'ok', text: runs[0]!.state === 'failed' ? runs[0]!.note ?? 'Dispatch failed.' : `Started on ${runs[0]!.node}.` });
       redirect(ctx, `/jobs?project=${encodeURIComponent(project)}&spider=${encodeURIComponent(form.get('spider') ?? '')}`, { kind: 'ok', text: `Started on ${runs.length} nodes.` });
