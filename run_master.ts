@@ -1,11 +1,15 @@
 // The master (control plane). `tsx run_master.ts --help` lists its options.
 // With --local-slave it also starts a slave in this process that joins it: the one-command setup.
 import { dirname, join } from 'node:path';
-import { optionsOrExit } from './common/options.ts';
+import { optionsOrExit, parseOptions } from './common/options.ts';
 import { loadMasterConfig } from './master/config.ts';
 import { Master } from './master/master.ts';
 import { Slave } from './slave/slave.ts';
-import { slaveConfig } from './slave/config.ts';
+import { SLAVE_OPTIONS, slaveConfig } from './slave/config.ts';
+import { RunAsError } from './slave/runner/run_as.ts';
+import { DataDirError } from './slave/runner/data_layout.ts';
+
+const LOCAL_SLAVE_FROM_ENV = new Set(['run-as', 'spider-env', 'spider-env-pass']);
 
 async function main(): Promise<void> {
   const config = optionsOrExit(() => loadMasterConfig(process.argv.slice(2)));
@@ -16,10 +20,14 @@ async function main(): Promise<void> {
   }
   let slave: Slave | null = null;
   if (config.localSlave) {
-    slave = await Slave.start(slaveConfig({
+    // The spiders' user and environment come from the slave's own variables (SPIDERPLANE_RUN_AS,
+    // SPIDERPLANE_SPIDER_ENV, SPIDERPLANE_SPIDER_ENV_PASS), as for a standalone slave.
+    const localConfig = optionsOrExit(() => slaveConfig({
+      ...parseOptions(SLAVE_OPTIONS.filter((o) => LOCAL_SLAVE_FROM_ENV.has(o.flag)), [], process.env),
       bind: '127.0.0.1', port: config.localSlavePort, data_dir: join(dirname(config.dataDir), 'slave'),
       master: master.url, cluster_token: master.clusterToken,
     }));
+    slave = await Slave.start(localConfig);
     console.log(`[spiderplane-master] local slave listening on ${slave.url}`);
   }
   let stopping = false;
@@ -34,6 +42,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('[spiderplane-master] failed to start:', err);
+  // A refusal of the --local-slave that names its fix (run-as user, data folder): no stack trace.
+  const refusal = err instanceof RunAsError || err instanceof DataDirError;
+  console.error('[spiderplane-master] failed to start:', refusal ? (err as Error).message : err);
   process.exit(1);
 });

@@ -2,6 +2,8 @@
 import { loadSlaveConfig } from './slave/config.ts';
 import { optionsOrExit } from './common/options.ts';
 import { Slave } from './slave/slave.ts';
+import { RunAsError } from './slave/runner/run_as.ts';
+import { DataDirError } from './slave/runner/data_layout.ts';
 
 async function main(): Promise<void> {
   const config = optionsOrExit(() => loadSlaveConfig(process.argv.slice(2)));
@@ -19,6 +21,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('[spiderplane-slave] failed to start:', err);
+  // A refusal that names its fix (run-as user, data folder) is printed without a stack trace.
+  const refusal = err instanceof RunAsError || err instanceof DataDirError;
+  console.error('[spiderplane-slave] failed to start:', refusal ? (err as Error).message : err);
   process.exit(1);
 });

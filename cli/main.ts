@@ -11,11 +11,13 @@ Usage: spiderplane COMMAND [options]
 
 Commands:
   deploy PATH [--project P] [--version V]   upload an .egg/.zip, a folder with spiderplane.json, or a Scrapy project
-  run PROJECT SPIDER [-a k=v]… [-s K=V]… [--target T] [--version V] [--priority N]
+  run PROJECT SPIDER [-a k=v]… [-s K=V]… [--target T] [--version V] [--priority N] [LIMITS]
                                             run a spider now; T = auto | all | node:NAME | nodes:N
   schedule PROJECT SPIDER --cron EXPR [--tz ZONE] [--name N] [-a k=v]… [-s K=V]… [--target T]
-           [--overlap skip|allow] [--missed skip|run_once] [--disabled]
+           [--overlap skip|allow] [--missed skip|run_once] [--disabled] [LIMITS]
                                             create a cron schedule
+  LIMITS: --max-runtime SECONDS  --max-memory MIB  --nice 0..19  (0 = none; omitted = the slave's default)
+          --retries N  --retry-delay SECONDS   re-run a failed/timeout/memory run N times, the delay doubling
   schedules                                 list schedules with their next runs
   jobs [--state S] [--project P] [--spider S] [--node N] [--limit N]
   cancel JOB                                cancel a run
@@ -42,8 +44,8 @@ const { values: opts, positionals } = (() => {
         cron: { type: 'string' }, tz: { type: 'string' }, name: { type: 'string' }, overlap: { type: 'string' }, missed: { type: 'string' },
         disabled: { type: 'boolean' }, state: { type: 'string' }, spider: { type: 'string' }, node: { type: 'string' }, limit: { type: 'string' },
         tail: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, python: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'max-runtime': { type: 'string' }, 'max-memory': { type: 'string' }, nice: { type: 'string' }, retries: { type: 'string' }, 'retry-delay': { type: 'string' },
         replicas: { type: 'string' }, 'max-per-node': { type: 'string' }, label: { type: 'string', multiple: true }, 'max-unavailable': { type: 'string' },
-        'max-runtime': { type: 'string' }, 'max-memory': { type: 'string' },
       },
     });
   } catch (e) {
@@ -150,6 +152,7 @@ async function main(): Promise<void> {
       if (!Number.isFinite(priority)) throw new CliError('--priority must be a number');
       const res = await call<{ runs: Array<Record<string, unknown>> }>('POST', '/api/runs', {
         project, spider, version: opts.version ?? null, args: pairs(opts.arg, '-a'), settings: pairs(opts.setting, '-s'), priority, target: target(opts.target),
+        ...runPolicy(),
       });
       print(res, () => table(res.runs, ['job', 'node', 'state', 'note']));
       return;
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
       const res = await call<{ schedule: Record<string, unknown> & { next_runs: string[] } }>('POST', '/api/schedules', {
         project, spider, cron: opts.cron, timezone: opts.tz ?? null, name: opts.name ?? null, version: opts.version ?? null,
         args: pairs(opts.arg, '-a'), settings: pairs(opts.setting, '-s'), target: target(opts.target), enabled: !opts.disabled,
-        overlap: opts.overlap ?? 'skip', missed: opts.missed ?? 'skip',
+        overlap: opts.overlap ?? 'skip', missed: opts.missed ?? 'skip', ...runPolicy(),
       });
       print(res, () => `schedule ${res.schedule.id} '${res.schedule.name}' created; next runs:\n  ${res.schedule.next_runs.map((d) => new Date(d).toLocaleString()).join('\n  ')}`);
       return;
@@ -208,6 +211,20 @@ async function main(): Promise<void> {
     default:
       throw new CliError(`unknown command '${command}'\n\n${HELP}`);
   }
+}
+
+/** --max-runtime, --max-memory, --nice, --retries, --retry-delay as API fields (only those given; the master checks ranges). */
+function runPolicy(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const flags = [['max-runtime', 'max_runtime'], ['max-memory', 'max_memory'], ['nice', 'nice'], ['retries', 'retries'], ['retry-delay', 'retry_delay']] as const;
+  for (const [flag, field] of flags) {
+    const raw = opts[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new CliError(`--${flag} must be a number, 0 or more`);
+    out[field] = n;
+  }
+  return out;
 }
 
 main().catch((e) => {

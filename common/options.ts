@@ -6,13 +6,15 @@ type ParseArgsOptionConfig = NonNullable<ParseArgsConfig['options']>[string];
 // One table per program describes every setting once: its flag, its environment variable, its
 // config-file key, its type, default and help. Precedence: flag > environment > config file > default.
 
-export type OptionType = 'string' | 'int' | 'number' | 'bool';
+// A 'list' option repeats as a flag (--x A --x B); in the environment or a config file it is a JSON
+// array of strings, or items separated by whitespace.
+export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'list';
 
 export interface OptionSpec {
   flag: string;                 // e.g. 'max-proc'; the config-file key is the same with '_' ('max_proc')
   env: string;                  // e.g. 'SPIDERPLANE_MAX_PROC'
   type: OptionType;
-  default: string | number | boolean | null;
+  default: string | number | boolean | null | readonly string[];
   help: string;
   choices?: readonly string[];
   min?: number;
@@ -24,7 +26,7 @@ export interface OptionSpec {
 
 export class OptionError extends Error {}
 
-export type OptionValues = Record<string, string | number | boolean | null>;
+export type OptionValues = Record<string, string | number | boolean | null | readonly string[]>;
 
 /** Parses an INI file (scrapyd.conf style) or a JSON object into flat key -> string. */
 export function readConfigFile(path: string): Record<string, string> {
@@ -45,9 +47,16 @@ export function readConfigFile(path: string): Record<string, string> {
   return out;
 }
 
-function convert(spec: OptionSpec, raw: string, source: string): string | number | boolean {
+function convert(spec: OptionSpec, raw: string, source: string): string | number | boolean | string[] {
   const where = `${source} for --${spec.flag}`;
   switch (spec.type) {
+    case 'list': {
+      if (!raw.trimStart().startsWith('[')) return raw.split(/\s+/).filter(Boolean);
+      let parsed: unknown;
+      try { parsed = JSON.parse(raw); } catch { throw new OptionError(`${where}: '${raw}' is not a JSON array`); }
+      if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new OptionError(`${where}: expected a JSON array of strings`);
+      return parsed as string[];
+    }
     case 'string':
       if (spec.choices && !spec.choices.includes(raw)) throw new OptionError(`${where}: '${raw}' is not one of ${spec.choices.join(', ')}`);
       return raw;
@@ -68,16 +77,12 @@ function convert(spec: OptionSpec, raw: string, source: string): string | number
 }
 
 export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: NodeJS.ProcessEnv): OptionValues {
-  const { values } = parseArgs({
-    args: argv,
-    options: Object.fromEntries([
-      ...specs.map((s): [string, ParseArgsOptionConfig] => [s.flag, s.multiple ? { type: 'string', multiple: true } : { type: s.type === 'bool' ? 'boolean' : 'string' }]),
-      ['config', { type: 'string' }],
-      ['help', { type: 'boolean' }],
-    ]),
-    strict: true,
-    allowPositionals: false,
-  });
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = Object.fromEntries([
+    ...specs.map((s) => [s.flag, { type: s.type === 'bool' ? 'boolean' : 'string', multiple: s.type === 'list' }] as const),
+    ['config', { type: 'string' }],
+    ['help', { type: 'boolean' }],
+  ]);
+  const values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | Array<string | boolean> | undefined>;
   if (values.help) {
     throw new OptionError(usage(specs));
   }
@@ -89,7 +94,7 @@ export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: 
     const key = spec.flag.replace(/-/g, '_');
     const fileKey = [key, spec.flag, ...(spec.aliases ?? [])].find((k) => fileValues[k] !== undefined);
     if (flagValue !== undefined) {
-      out[key] = typeof flagValue === 'boolean' ? flagValue : convert(spec, Array.isArray(flagValue) ? flagValue.join(',') : String(flagValue), 'flag');
+      out[key] = typeof flagValue === 'boolean' ? flagValue : Array.isArray(flagValue) ? flagValue.map(String) : convert(spec, String(flagValue), 'flag');
     } else if (env[spec.env] !== undefined && env[spec.env] !== '') {
       out[key] = convert(spec, env[spec.env]!, `$${spec.env}`);
     } else if (fileKey !== undefined) {
@@ -102,16 +107,20 @@ export function parseOptions(specs: readonly OptionSpec[], argv: string[], env: 
 }
 
 export function usage(specs: readonly OptionSpec[]): string {
-  const rows = specs.map((s) => `  --${s.flag.padEnd(22)} ${s.help} (env ${s.env}; default ${s.default === null ? 'none' : String(s.default)})`);
+  const rows = specs.map((s) => `  --${s.flag.padEnd(22)} ${s.help} (env ${s.env}; default ${s.default === null || (Array.isArray(s.default) && s.default.length === 0) ? 'none' : String(s.default)})`);
   return ['Options:', ...rows, '  --config FILE           INI (scrapyd.conf style) or JSON file with the same keys (env SPIDERPLANE_CONFIG)'].join('\n');
 }
 
 /** Option values over their defaults, with a reader for optional strings (config builders share it). */
 export function withDefaults(specs: readonly OptionSpec[], values: Record<string, unknown>) {
   const defaults = Object.fromEntries(specs.map((s) => [s.flag.replace(/-/g, '_'), s.default]));
-  const o = { ...defaults, ...values } as Record<string, string | number | boolean | null>;
+  const o = { ...defaults, ...values } as OptionValues;
   const str = (k: string): string | null => (o[k] === null || o[k] === undefined ? null : String(o[k]));
-  return { o, str };
+  const list = (k: string): string[] => {
+    const v = o[k];
+    return Array.isArray(v) ? [...(v as readonly string[])] : v === null || v === undefined ? [] : [String(v)];
+  };
+  return { o, str, list };
 }
 
 /** Parses a program's options, or prints the problem (or --help) and exits with status 2. */

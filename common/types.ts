@@ -1,12 +1,38 @@
 // Types shared by the master and the slave: what travels between them over HTTP.
+import type { LagFigures } from './event_loop_lag.ts';
 
 export type JobState = 'pending' | 'running' | 'finished';
 
 /**
- * How a finished job ended. 'lost': the slave died while it ran and the process was gone on
- * restart; 'unknown': a re-adopted orphan whose exit status could not be observed.
+ * How a finished job ended. 'succeeded': exit status 0 and nothing wrong in its log;
+ * 'finished_with_errors': exit status 0, but it logged errors, Scrapy closed it for another reason
+ * than 'finished', or it scraped no items where the spider's previous run scraped some (the note
+ * says which); 'lost': the slave died while it ran and the process was gone on restart;
+ * 'unknown': a re-adopted orphan whose exit status could not be observed; 'timeout' / 'memory':
+ * stopped by the slave for running past its max_runtime / using more than its max_memory.
  */
-export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'unknown';
+export type JobOutcome = 'succeeded' | 'finished_with_errors' | 'failed' | 'cancelled' | 'lost' | 'unknown' | 'timeout' | 'memory';
+
+/** Outcomes that mean a limit stopped the run (failures for alert rules and retries). */
+export const LIMIT_OUTCOMES: readonly JobOutcome[] = ['timeout', 'memory'];
+
+/** The limits a run runs under (null = none). max_runtime in seconds, max_memory in MiB of the whole process tree's RSS. */
+export interface RunLimits {
+  max_runtime: number | null;
+  max_memory: number | null;
+  /** nice level 0..19 the spider's process starts with */
+  nice: number | null;
+}
+
+/** Why the slave stopped a run: which limit, its value, and the figure the run reached. */
+export interface LimitHit {
+  kind: 'timeout' | 'memory';
+  /** the limit: seconds for timeout, MiB for memory */
+  limit: number;
+  /** what the run reached when it was stopped: seconds run, or MiB of RSS */
+  reached: number;
+  unit: 's' | 'MiB';
+}
 
 export type PackageKind = 'scrapy-egg' | 'generic';
 
@@ -27,6 +53,9 @@ export interface SlaveJob {
   created_time: string;
   start_time: string | null;
   end_time: string | null;
+  /** start_time and end_time as exact epoch seconds (UTC, microseconds): no timezone to guess. */
+  start_timestamp: number | null;
+  end_timestamp: number | null;
   duration_seconds: number | null;
   exit_code: number | null;
   signal: string | null;
@@ -36,6 +65,10 @@ export interface SlaveJob {
   log_url: string | null;
   items_url: string | null;
   note: string | null;
+  /** the limits the job ran under (after the slave's defaults were applied; absent on older slaves) */
+  limits?: RunLimits;
+  /** set when a limit stopped the job (outcome 'timeout' or 'memory') */
+  limit_hit?: LimitHit | null;
 }
 
 export interface DiskUsage {
@@ -59,6 +92,8 @@ export interface NodeMetrics {
   running: number;
   pending: number;
   max_proc: number;
+  /** The slave daemon's own event-loop lag over the last minute (absent from older slaves). */
+  event_loop_lag?: LagFigures;
 }
 
 export interface SpiderError {

@@ -15,7 +15,7 @@ export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'admin-password', env: 'SPIDERPLANE_ADMIN_PASSWORD', type: 'string', default: null, help: 'first admin password, created on first start (a random one is printed when absent)' },
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
   { flag: 'metrics-retention-hours', env: 'SPIDERPLANE_METRICS_RETENTION_HOURS', type: 'number', default: 48, min: 0.01, help: 'hours of per-heartbeat node metrics kept' },
-  { flag: 'local-slave', env: 'SPIDERPLANE_LOCAL_SLAVE', type: 'bool', default: false, help: 'also start a slave on this machine (127.0.0.1:6800, data in DATA_DIR/../slave) that joins this master' },
+  { flag: 'local-slave', env: 'SPIDERPLANE_LOCAL_SLAVE', type: 'bool', default: false, help: 'also start a slave on this machine (127.0.0.1:6800, data in DATA_DIR/../slave) that joins this master; its spiders\' user and environment follow SPIDERPLANE_RUN_AS, SPIDERPLANE_SPIDER_ENV, SPIDERPLANE_SPIDER_ENV_PASS' },
   { flag: 'local-slave-port', env: 'SPIDERPLANE_LOCAL_SLAVE_PORT', type: 'int', default: 6800, min: 0, help: 'port of the --local-slave' },
   { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'node_name the master reports on its Scrapyd API (default: the hostname)' },
   { flag: 'smtp-host', env: 'SPIDERPLANE_SMTP_HOST', type: 'string', default: null, help: 'SMTP server for alert mails (Settings in the UI override these flags)' },

@@ -271,6 +271,30 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, COALESCE(ended_at, 0) FROM runs WHERE ended_at IS NOT NULL;
   CREATE INDEX runs_ended ON runs (ended_at);
   `,
+  // When a node's heartbeats started failing (NULL while they succeed): the UI shows "not answering
+  // since …" between the first failed heartbeat and the offline verdict.
+  `
+  ALTER TABLE nodes ADD COLUMN failing_since INTEGER;
+  `,
+  // Limits on a run and retries on failure (issue 14). Limits: NULL = the slave's default, 0 = none.
+  // retries/retry_delay: the failure-retry policy of the run's chain; retry_number: which retry this
+  // run is (0 = the first run); retry_at: when its retry is due (set when it failed and one is left);
+  // retry_claimed_at: the retry was taken by the master (before dispatching, so it happens once).
+  // Schedules keep the same policy as JSON in run_policy.
+  `
+  ALTER TABLE runs ADD COLUMN max_runtime REAL;
+  ALTER TABLE runs ADD COLUMN max_memory REAL;
+  ALTER TABLE runs ADD COLUMN nice INTEGER;
+  ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_delay REAL NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_number INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN retry_at INTEGER;
+  ALTER TABLE runs ADD COLUMN retry_claimed_at INTEGER;
+  ALTER TABLE runs ADD COLUMN limit_hit TEXT;
+  CREATE INDEX runs_retry_due ON runs (retry_at) WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL;
+  CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
+  ALTER TABLE schedules ADD COLUMN run_policy TEXT NOT NULL DEFAULT '{}';
+  `,
   // Spider services (desired state: N replicas kept running), node labels for their placement,
   // and the service a run is a replica of.
   `
@@ -287,7 +311,7 @@ const MIGRATIONS: readonly string[] = [
     max_per_node    INTEGER,                   -- NULL = no limit
     labels          TEXT NOT NULL DEFAULT '{}',-- JSON {name: value}: only nodes carrying all of them
     max_unavailable INTEGER NOT NULL DEFAULT 1,-- replicas restarted at once per node during a roll
-    max_runtime     INTEGER,                   -- seconds, passed to each replica run when runs take limits
+    max_runtime     INTEGER,                   -- seconds, each replica's limit (NULL = the slave's default, 0 = none)
     max_memory      INTEGER,                   -- MiB, likewise
     stable_version  TEXT,                      -- the version every replica ran at the end of the last finished roll
     paused_version  TEXT,                      -- a version whose roll was stopped because its replicas crashed

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
+import { privateDatabaseFile, privateDir } from '../common/private_files.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Db } from '../common/sqlite.ts';
@@ -17,6 +18,8 @@ import { LoadBalancer } from './runs/load_balancer.ts';
 import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
+import { RunPolicyStore } from './runs/run_policy_store.ts';
+import { RetryManager } from './runs/retry_manager.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
@@ -36,6 +39,8 @@ export class Master {
   readonly runs: RunStore;
   readonly dispatcher: Dispatcher;
   readonly tracker: RunTracker;
+  readonly policies: RunPolicyStore;
+  readonly retries: RetryManager;
   readonly schedules: ScheduleStore;
   readonly scheduler: Scheduler;
   readonly users: UserStore;
@@ -61,8 +66,10 @@ export class Master {
     this.repo = new PackageRepo(db, join(config.dataDir, 'packages'));
     this.deployer = new Deployer(db, this.repo, this.nodes, clientFor);
     this.runs = new RunStore(db);
-    this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n));
+    this.policies = new RunPolicyStore(db);
+    this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n), this.policies);
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
+    this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
     this.schedules = new ScheduleStore(db);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
     this.users = new UserStore(db);
@@ -89,7 +96,8 @@ export class Master {
       flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
       retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
     });
-    this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(run));
+    // The retry is planned first, so the failure alert can say when it comes (or that it gave up).
+    this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(this.retries.onRunEnded(run)));
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
     this.services = new ServiceStore(db);
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
@@ -116,6 +124,9 @@ export class Master {
 
   static async start(config: MasterConfig): Promise<Master> {
     mkdirSync(join(config.dataDir, 'packages'), { recursive: true });
+    // Users, sessions and the cluster token live here: never readable by spiders (--local-slave).
+    privateDir(config.dataDir);
+    privateDatabaseFile(join(config.dataDir, 'master.db'));
     const master = new Master(config, openMasterDb(config.dataDir));
     await master.ensureAdmin();
     const app = createMasterApp(master);
@@ -127,6 +138,7 @@ export class Master {
     master.heartbeat.start();
     master.reconciler.start();
     await master.scheduler.start();
+    master.retries.start();
     master.alerts.start();
     master.pruneTimer = setInterval(() => master.nodes.pruneSamples(Date.now() - config.metricsRetentionMs), 600_000);
     master.pruneTimer.unref();
@@ -150,6 +162,7 @@ export class Master {
     this.heartbeat.stop();
     this.scheduler.stop();
     await this.reconciler.stop();
+    this.retries.stop();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.server) {
       await new Promise<void>((resolve) => {

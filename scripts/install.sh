@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what spiderplane needs to run on Debian/Ubuntu: the npm packages from the lockfile, and
+# Installs what spiderplane needs to run on Debian/Ubuntu: the npm packages from the lockfile,
 # Debian's Scrapy for /usr/bin/python3 so Scrapy eggs can run (skipped when already there, or when
-# apt-get is not available — generic Node/Python/shell packages run without it).
+# apt-get is not available — generic Node/Python/shell packages run without it), and the
+# unprivileged system user `spiderplane-run` that a slave started as root runs its spiders as
+# (skipped without root: a slave then falls back to `nobody`, or runs spiders as itself when it
+# is not root).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '[install] %s\n' "$*" >&2; }
@@ -37,6 +40,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     log "cannot install ${missing[*]} (no apt-get or no root): Scrapy eggs need 'import scrapy' to work for /usr/bin/python3 or --python"
   fi
+fi
+
+# The spiders' user: a system account with no login and its own home (pip's and npm's per-user
+# config and caches go there). It owns nothing of the daemons'.
+RUN_USER=spiderplane-run
+if id "$RUN_USER" >/dev/null 2>&1; then
+  log "user $RUN_USER exists"
+elif [ "$(id -u)" -eq 0 ] || [ ${#SUDO[@]} -gt 0 ]; then
+  log "creating the system user $RUN_USER (spiders run as it when the slave runs as root)"
+  nologin=/usr/sbin/nologin; [ -x "$nologin" ] || nologin=/bin/false
+  "${SUDO[@]}" useradd --system --user-group --create-home --home-dir "/var/lib/$RUN_USER" --shell "$nologin" \
+    --comment "spiderplane spiders" "$RUN_USER"
+  "${SUDO[@]}" chmod 0750 "/var/lib/$RUN_USER"
+else
+  log "cannot create the user $RUN_USER without root: a slave started as root runs spiders as 'nobody' (with a warning)"
 fi
 
 log "npm ci in $REPO_ROOT"

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseLabelList } from '../common/labels.ts';
 import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
+import { parseSpiderEnvOptions, SpiderEnvError, type SpiderEnvConfig } from './runner/spider_env.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -20,6 +21,9 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
   { flag: 'max-unzipped-mb', env: 'SPIDERPLANE_MAX_UNZIPPED_MB', type: 'number', default: 1024, min: 0.001, help: 'largest total uncompressed size of a package, in MiB' },
   { flag: 'max-zip-entries', env: 'SPIDERPLANE_MAX_ZIP_ENTRIES', type: 'int', default: 20000, min: 1, help: 'most files in a package' },
+  { flag: 'max-runtime', env: 'SPIDERPLANE_MAX_RUNTIME', type: 'number', default: 0, min: 0, help: 'default limit on a run in seconds: TERM, then KILL after cancel-grace, outcome "timeout" (0 = none; per job: _max_runtime)' },
+  { flag: 'max-memory', env: 'SPIDERPLANE_MAX_MEMORY', type: 'number', default: 0, min: 0, help: 'default limit on the RSS of a run\'s whole process tree in MiB: TERM, then KILL, outcome "memory" (0 = none; per job: _max_memory)' },
+  { flag: 'nice', env: 'SPIDERPLANE_NICE', type: 'int', default: 0, min: 0, help: 'default nice level (0..19, higher values count as 19) spiders start with (per job: _nice)' },
   { flag: 'cancel-grace', env: 'SPIDERPLANE_CANCEL_GRACE', type: 'number', default: 30, min: 0.1, help: 'seconds between the escalation steps of a cancel: INT, then TERM, then KILL' },
   { flag: 'on-shutdown', env: 'SPIDERPLANE_ON_SHUTDOWN', type: 'string', default: 'stop', choices: ['stop', 'leave'], help: "on SIGTERM/SIGINT: 'stop' running spiders gracefully, or 'leave' them running to be re-adopted at the next start" },
   { flag: 'orphans', env: 'SPIDERPLANE_ORPHANS', type: 'string', default: 'adopt', choices: ['adopt', 'kill'], help: "spider processes that outlived a crashed slave: 'adopt' and supervise them, or 'kill' them" },
@@ -27,8 +31,11 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
-  { flag: 'label', env: 'SPIDERPLANE_LABELS', type: 'string', default: null, multiple: true, help: "a label NAME=VALUE announced to the master, which spider services can require (repeatable; the environment and config file take a comma-separated list)" },
+  { flag: 'label', env: 'SPIDERPLANE_LABELS', type: 'list', default: [], help: "a label NAME=VALUE announced to the master, which spider services can require (repeatable; in the environment or config file: items separated by spaces or commas, or a JSON array)" },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
+  { flag: 'run-as', env: 'SPIDERPLANE_RUN_AS', type: 'string', default: null, help: 'user spiders run as when the daemon runs as root (default spiderplane-run, else nobody with a warning); a non-root daemon runs them as itself' },
+  { flag: 'spider-env', env: 'SPIDERPLANE_SPIDER_ENV', type: 'list', default: [], help: 'NAME=VALUE added to every spider\'s environment (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
+  { flag: 'spider-env-pass', env: 'SPIDERPLANE_SPIDER_ENV_PASS', type: 'list', default: [], help: 'NAME of a variable of the daemon\'s environment copied to spiders (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
 ];
 
 export interface SlaveConfig {
@@ -48,6 +55,10 @@ export interface SlaveConfig {
   maxUnzippedBytes: number;
   maxZipEntries: number;
   cancelGraceSeconds: number;
+  /** defaults for runs that do not set _max_runtime / _max_memory / _nice (0 = none) */
+  maxRuntimeSeconds: number;
+  maxMemoryMiB: number;
+  nice: number;
   onShutdown: 'stop' | 'leave';
   orphans: 'adopt' | 'kill';
   metricsIntervalSeconds: number;
@@ -55,14 +66,17 @@ export interface SlaveConfig {
   clusterToken: string | null;
   advertiseUrl: string | null;
   logparserVersion: LogParserVersion;
+  /** null = the default (spiderplane-run, else nobody). */
+  runAs: string | null;
+  spiderEnv: SpiderEnvConfig;
   /** --label NAME=VALUE pairs, announced to the master for service placement. */
   labels: Record<string, string>;
 }
 
-/** --label values ('region=eu,tier=a') as an object; a malformed pair is an OptionError. */
-export function parseLabels(raw: string | null): Record<string, string> {
+/** --label values (['region=eu', 'tier=a'], an item may hold several separated by commas) as an object; a malformed pair is an OptionError. */
+export function parseLabels(items: readonly string[]): Record<string, string> {
   try {
-    return parseLabelList(raw);
+    return parseLabelList(items.join(','));
   } catch (e) {
     throw new OptionError(`--label: ${(e as Error).message}`);
   }
@@ -77,7 +91,14 @@ export function loadSlaveConfig(argv: string[], env: NodeJS.ProcessEnv = process
 
 /** Builds a full config from partial values (used by tests and the master's --local-slave). */
 export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
-  const { o, str } = withDefaults(SLAVE_OPTIONS, v);
+  const { o, str, list } = withDefaults(SLAVE_OPTIONS, v);
+  let spiderEnv: SpiderEnvConfig;
+  try {
+    spiderEnv = parseSpiderEnvOptions(list('spider_env'), list('spider_env_pass'));
+  } catch (e) {
+    if (e instanceof SpiderEnvError) throw new OptionError(e.message);
+    throw e;
+  }
   return {
     bind: String(o.bind),
     port: Number(o.port),
@@ -95,6 +116,9 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     maxUnzippedBytes: Math.floor(Number(o.max_unzipped_mb) * MIB),
     maxZipEntries: Number(o.max_zip_entries),
     cancelGraceSeconds: Number(o.cancel_grace),
+    maxRuntimeSeconds: Number(o.max_runtime),
+    maxMemoryMiB: Number(o.max_memory),
+    nice: Math.min(19, Number(o.nice)),
     onShutdown: o.on_shutdown === 'leave' ? 'leave' : 'stop',
     orphans: o.orphans === 'kill' ? 'kill' : 'adopt',
     metricsIntervalSeconds: Number(o.metrics_interval),
@@ -102,6 +126,8 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
     logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',
-    labels: parseLabels(str('label')),
+    runAs: str('run_as'),
+    spiderEnv,
+    labels: parseLabels(list('label')),
   };
 }

@@ -62,6 +62,14 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX errors_job ON errors (job_uid);
   `,
+  // Limits on a run (issue 14): what the job asked for (NULL = the slave's default at launch),
+  // and, when a limit stopped it, which one and the figure reached (JSON LimitHit).
+  `
+  ALTER TABLE jobs ADD COLUMN max_runtime REAL;
+  ALTER TABLE jobs ADD COLUMN max_memory REAL;
+  ALTER TABLE jobs ADD COLUMN nice INTEGER;
+  ALTER TABLE jobs ADD COLUMN limit_hit TEXT;
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

@@ -12,7 +12,12 @@ import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
 import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
 import { Launcher } from './runner/launcher.ts';
+import { JobLimitStore } from './jobs/job_limits.ts';
 import { findScrapyPython } from './runner/python.ts';
+import { lookupUser, resolveRunAs } from './runner/run_as.ts';
+import { SpiderSandbox } from './runner/sandbox.ts';
+import { prepareDataDir } from './runner/data_layout.ts';
+import { privateDatabaseFile } from '../common/private_files.ts';
 import { SystemMetrics } from './metrics/system_metrics.ts';
 import { SlaveCore } from './slave_core.ts';
 import { createSlaveApp } from './http/app.ts';
@@ -36,7 +41,13 @@ export class Slave {
   get url(): string { return `http://${this.config.bind.includes(':') ? `[${this.config.bind}]` : this.config.bind}:${this.port}`; }
 
   static async start(config: SlaveConfig): Promise<Slave> {
+    const identity = resolveRunAs(config.runAs, process.getuid?.() ?? -1, lookupUser);
+    for (const w of identity.warnings) console.warn(`[spiderplane-slave] warning: ${w}`);
+    console.log(`[spiderplane-slave] ${identity.summary}`);
+    const sandbox = new SpiderSandbox(identity, config.spiderEnv, process.env);
     for (const d of ['logs', 'items', 'eggs', 'packages', 'work']) mkdirSync(join(config.dataDir, d), { recursive: true });
+    prepareDataDir(config.dataDir, sandbox.who);
+    privateDatabaseFile(join(config.dataDir, 'slave.db'));
     const db = openSlaveDb(config.dataDir);
     const jobs = new JobStore(db);
     const files = new JobFiles(join(config.dataDir, 'logs'), join(config.dataDir, 'items'));
@@ -53,7 +64,7 @@ export class Slave {
     };
     const packages = new PackageStore(db, config.dataDir, {
       maxEntries: config.maxZipEntries, maxTotalUncompressed: config.maxUnzippedBytes, maxEntryUncompressed: config.maxUnzippedBytes,
-    }, pythonNow);
+    }, pythonNow, sandbox);
 
     const saveErrors = (uid: number, errors: SpiderErrorRecord[]) => {
       const row = jobs.get(uid);
@@ -62,9 +73,10 @@ export class Slave {
     };
     let address = `${config.bind}:${config.port}`;
     const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
-    const launcher = new Launcher(jobs, packages, files, logs, () => python, {
+    const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+      limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);

@@ -4,6 +4,7 @@ import type { JobState } from '../common/types.ts';
 import { sanitizeVersion } from '../common/names.ts';
 import { checkName } from '../common/http/scrapyd_params.ts';
 import { ApiError } from '../common/http/scrapyd_protocol.ts';
+import { checkSettingPaths, SettingPathError } from '../common/scrapy_setting_paths.ts';
 import { jobItemsPath, jobLogPath } from './http/html_views.ts';
 import type { JobRow, JobStore } from './jobs/job_store.ts';
 import type { JobFiles } from './jobs/job_files.ts';
@@ -18,6 +19,10 @@ export interface ScheduleRequest {
   priority: number;
   args: Record<string, string>;
   settings: Record<string, string>;
+  /** `_max_runtime`, `_max_memory`, `_nice`: absent = the slave's defaults, 0 = none */
+  maxRuntime?: number;
+  maxMemory?: number;
+  nice?: number;
 }
 
 const SIGNALS: Record<string, NodeJS.Signals> = { INT: 'SIGINT', TERM: 'SIGTERM', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT', USR1: 'SIGUSR1', USR2: 'SIGUSR2' };
@@ -65,8 +70,17 @@ export class SlaveCore {
     const pkg = this.packages.resolve(r.project, version);
     if (!pkg) throw new ApiError(`version '${r.version}' not found`);
     if (!pkg.spiders.includes(r.spider)) throw new ApiError(`spider '${r.spider}' not found`);
+    try {
+      checkSettingPaths(r.settings, this.packages.workDir(r.project));
+    } catch (e) {
+      if (e instanceof SettingPathError) throw new ApiError(e.message);
+      throw e;
+    }
     const id = r.jobid === null ? randomUUID().replace(/-/g, '') : checkName('jobid', r.jobid);
-    this.jobs.enqueue({ id, project: r.project, spider: r.spider, version: r.version, priority: r.priority, args: r.args, settings: r.settings });
+    const uid = this.jobs.enqueue({ id, project: r.project, spider: r.spider, version: r.version, priority: r.priority, args: r.args, settings: r.settings });
+    if (r.maxRuntime !== undefined || r.maxMemory !== undefined || r.nice !== undefined) {
+      this.launcher.setRequestedLimits(uid, { maxRuntime: r.maxRuntime ?? null, maxMemory: r.maxMemory ?? null, nice: r.nice ?? null });
+    }
     this.launcher.kick();
     return id;
   }

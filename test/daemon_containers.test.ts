@@ -239,7 +239,7 @@ describe('env files, supervisor and systemd settings', () => {
 
   test('every SPIDERPLANE_* name in daemon/ and docs/deploy.md is an option, a CLI variable or a supervisor path', () => {
     const SUPERVISOR_PATHS = new Set([...read('supervisor', 'spiderplane.conf').matchAll(/%\(ENV_(SPIDERPLANE_[A-Z_]+)\)s/g)].map((m) => m[1]!));
-    assert.deepEqual([...SUPERVISOR_PATHS].sort(), ['SPIDERPLANE_ETC', 'SPIDERPLANE_LOG_DIR', 'SPIDERPLANE_NODE_BIN', 'SPIDERPLANE_ROOT', 'SPIDERPLANE_RUN_AS']);
+    assert.deepEqual([...SUPERVISOR_PATHS].sort(), ['SPIDERPLANE_ETC', 'SPIDERPLANE_LOG_DIR', 'SPIDERPLANE_NODE_BIN', 'SPIDERPLANE_ROOT', 'SPIDERPLANE_DAEMON_USER'].sort());
     // spiderplane-env.conf defines every path the program file uses
     const defined = new Set([...read('supervisor', 'spiderplane-env.conf').matchAll(/(SPIDERPLANE_[A-Z_]+)="/g)].map((m) => m[1]!));
     assert.deepEqual([...defined].sort(), [...SUPERVISOR_PATHS].sort());

@@ -13,6 +13,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from './helpers/slave_process.ts';
 import { basic } from './helpers/master_process.ts';
+import { lookupUser } from '../slave/runner/run_as.ts';
 import { DAEMON_DIR, envFileWith, execFileP, exitOf, freePort, killGroupOf } from './helpers/daemon_tools.ts';
 
 const SUPERVISORD = '/usr/bin/supervisord';
@@ -68,10 +69,13 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       SPIDERPLANE_SLAVE_BIND: '127.0.0.1', SPIDERPLANE_SLAVE_PORT: String(slavePort), SPIDERPLANE_ADVERTISE_URL: `http://127.0.0.1:${slavePort}`,
       SPIDERPLANE_NODE_NAME: NODE, SPIDERPLANE_SLAVE_DATA_DIR: join(work, 'slave'), SPIDERPLANE_MASTER: masterUrl, SPIDERPLANE_CLUSTER_TOKEN: TOKEN,
       SPIDERPLANE_MAX_PROC: '2', SPIDERPLANE_METRICS_INTERVAL: '1',
+      // the shipped file names spiderplane-run (scripts/install.sh creates it); a machine set up
+      // without it runs the test's spiders as nobody
+      SPIDERPLANE_RUN_AS: lookupUser('spiderplane-run') ? 'spiderplane-run' : 'nobody',
     }, join(work, 'etc', 'slave.env'));
     const env = [
       `SPIDERPLANE_ROOT="${ROOT}"`, `SPIDERPLANE_ETC="${join(work, 'etc')}"`, `SPIDERPLANE_LOG_DIR="${join(work, 'log')}"`,
-      `SPIDERPLANE_RUN_AS="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
+      `SPIDERPLANE_DAEMON_USER="${userInfo().username}"`, `SPIDERPLANE_NODE_BIN="${process.execPath}"`,
     ].join(',');
     writeFileSync(conf, [
       '[supervisord]', 'nodaemon=true', `logfile=${join(work, 'supervisord.log')}`, `pidfile=${join(work, 'supervisord.pid')}`,
@@ -96,13 +100,13 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
   });
 
   test('both programs run and the slave joins the master', async () => {
-    await waitFor('the slave online at the master', async () => ((await node())?.status === 'online' ? true : undefined), 30_000, 200)
+    await waitFor('the slave online at the master', async () => ((await node())?.status === 'online' ? true : undefined), 60_000, 200)
       .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     // RUNNING once each has stayed up for startsecs
     await waitFor('both programs RUNNING', async () => {
       const status = await ctl('status');
       return /spiderplane:spiderplane-master\s+RUNNING/.test(status) && /spiderplane:spiderplane-slave\s+RUNNING/.test(status) ? true : undefined;
-    }, 20_000, 200);
+    }, 60_000, 200);
   });
 
   test('kill -9 of the slave: supervisord restarts it and the master sees it come back', async () => {
@@ -120,7 +124,7 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       if (n && (n.status !== 'online' || n.last_error)) sawOutage = true;
       const pid = await slavePid();
       return pid && pid !== oldPid ? pid : undefined;
-    }, 30_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    }, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     assert.match(readFileSync(`/proc/${newPid}/cmdline`, 'utf8'), /run_slave\.ts/);
 
     const back = await waitFor('the restarted slave online at the master', async () => {
@@ -130,10 +134,10 @@ describe('supervisord runs the master and a slave from daemon/supervisor/spiderp
       const fresh = n && n.status === 'online' && !n.last_error && (n.last_heartbeat_at ?? 0) > killedAt
         && (n.metrics?.daemon_uptime_seconds ?? Infinity) <= (Date.now() - killedAt) / 1000 + 1;
       return fresh ? n : undefined;
-    }, 30_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    }, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
     assert.equal(back.status, 'online');
     assert.ok(sawOutage, 'the master saw the slave down (a failed heartbeat or offline) before it came back');
-    await waitFor('the restarted slave RUNNING for supervisord', async () => (/RUNNING/.test(await ctl('status', 'spiderplane:spiderplane-slave')) ? true : undefined), 20_000, 200);
+    await waitFor('the restarted slave RUNNING for supervisord', async () => (/RUNNING/.test(await ctl('status', 'spiderplane:spiderplane-slave')) ? true : undefined), 60_000, 200);
     // supervisord's own log records the unexpected exit and the restart
     const svLog = readFileSync(join(work, 'supervisord.log'), 'utf8');
     assert.match(svLog, /spiderplane-slave.*(terminated by SIGKILL|exit status)/, svLog);

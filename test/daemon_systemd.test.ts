@@ -63,7 +63,14 @@ describe('systemd units', { skip: !existsSync(ANALYZE) && 'systemd-analyze is mi
       const k = serviceKeys(unitText(u));
       const one = (key: string) => k.get(key)?.at(-1);
       assert.equal(one('Restart'), 'on-failure', u);
-      assert.equal(one('User'), 'spiderplane', u);
+      // the master runs as its dedicated user; the slave as root with a few capabilities, so that
+      // spiders run as spiderplane-run and cannot read its environment or database
+      if (role === 'master') assert.equal(one('User'), 'spiderplane', u);
+      else {
+        assert.equal(one('User'), undefined, u);
+        assert.deepEqual(one('CapabilityBoundingSet')!.split(/\s+/).sort(), ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID'], u);
+        assert.match(readFileSync(join(DAEMON_DIR, 'etc', 'slave.env'), 'utf8'), /^SPIDERPLANE_RUN_AS=spiderplane-run$/m);
+      }
       assert.equal(one('EnvironmentFile'), `/etc/spiderplane/${role}.env`, u);
       assert.equal(one('StateDirectory'), `spiderplane/${role}`, u);
       for (const h of ['NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectControlGroups', 'RestrictSUIDSGID']) {
@@ -93,5 +100,6 @@ describe('systemd units', { skip: !existsSync(ANALYZE) && 'systemd-analyze is mi
     const all = `${r.stdout}${r.stderr}`;
     assert.equal(r.status, 0, all);
     if (!/^spiderplane:/m.test(readFileSync('/etc/passwd', 'utf8'))) assert.match(all, /Creating user 'spiderplane'/, all);
+    if (!/^spiderplane-run:/m.test(readFileSync('/etc/passwd', 'utf8'))) assert.match(all, /Creating user 'spiderplane-run'/, all);
   });
 });

@@ -74,7 +74,7 @@ async function readJsonLines(file: string): Promise<Record<string, unknown>[]> {
 }
 
 /** Resolves once `pattern` appears in the child's combined output. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = ''
     const timer = setTimeout(() => {
@@ -172,7 +172,7 @@ test('slow spider stops gracefully and promptly on SIGINT', async () => {
   assert.equal(r.code, 0, r.out)
   assert.match(r.out, /Received SIGINT, shutting down gracefully/)
   assert.match(r.out, /'finish_reason': 'shutdown'/)
-  assert.ok(took < 5000, `graceful stop took ${took} ms`)
+  assert.ok(took < 15000, `graceful stop took ${took} ms`) // ~1 s when idle; generous for a busy machine, far below the 30 s crawl
 })
 
 test('ignoresigint spider survives SIGINT and SIGTERM and dies on SIGKILL', async () => {

@@ -354,6 +354,21 @@ describe('spider services', () => {
     await ok('DELETE', '/api/services/crasher');
   });
 
+  test('limits: a replica gets the service\'s max_runtime, is stopped at it (outcome timeout) and started again', async () => {
+    const created = await ok<{ service: ServiceView }>('POST', '/api/services', { name: 'limited', project: PROJECT, spider: 'worker', version: '2', replicas: 1, max_runtime: 2 }, 201);
+    assert.equal((created.service as unknown as { max_runtime: number }).max_runtime, 2);
+    const timedOut = await waitFor('a replica stopped by its max_runtime', async () => {
+      const runs = (await ok<{ runs: Array<{ job: string; service_id: number | null; outcome: string | null; max_runtime: number | null }> }>('GET', `/api/runs?project=${PROJECT}&limit=1000`)).runs;
+      return runs.find((r) => r.service_id === created.service.id && r.outcome === 'timeout');
+    }, 60_000);
+    assert.equal(timedOut.max_runtime, 2);
+    await waitFor('another replica running after it', async () => {
+      const s = await service('limited');
+      return s.running === 1 && !(await ok<{ replicas: Array<{ job: string }> }>('GET', '/api/services/limited')).replicas.some((r) => r.job === timedOut.job) ? true : undefined;
+    }, 60_000);
+    await ok('DELETE', '/api/services/limited');
+  });
+
   test('removing a service stops its replicas', async () => {
     await ok('DELETE', '/api/services/workers');
     await waitFor('no replica left on any slave', async () => {

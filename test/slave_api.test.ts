@@ -33,7 +33,7 @@ function json(r: RawResponse): Record<string, unknown> {
 
 interface ListedJob { id: string; project: string; spider: string; [k: string]: unknown }
 interface ListJobs { pending: ListedJob[]; running: ListedJob[]; finished: ListedJob[]; status: string; node_name: string }
-interface SlaveJob { id: string; state: string; run_version: string | null; version: string | null; exit_code: number | null; outcome: string | null; signal: string | null; items_count: number | null; error_count: number | null; duration_seconds: number | null; pid: number | null; priority: number; args: Record<string, string>; settings: Record<string, string>; log_url: string | null; items_url: string | null }
+interface SlaveJob { id: string; state: string; note: string | null; run_version: string | null; version: string | null; exit_code: number | null; outcome: string | null; signal: string | null; items_count: number | null; error_count: number | null; duration_seconds: number | null; pid: number | null; priority: number; args: Record<string, string>; settings: Record<string, string>; log_url: string | null; items_url: string | null }
 
 let slave: SlaveHandle;
 let authSlave: SlaveHandle;
@@ -54,6 +54,14 @@ async function slaveJob(id: string): Promise<SlaveJob> {
   const jobs = (json(r) as { jobs: SlaveJob[] }).jobs;
   assert.equal(jobs.length, 1, `one run of ${id}: ${r.text}`);
   return jobs[0]!;
+}
+
+/** Waits until the job is finished and its record complete (items, errors: filled in once its log was read to the end). */
+async function waitRecorded(id: string): Promise<SlaveJob> {
+  return waitFor(`${id} finished and recorded`, async () => {
+    const j = await slaveJob(id).catch(() => undefined);
+    return j && j.state === 'finished' && j.error_count !== null ? j : undefined;
+  });
 }
 
 before(async () => {
@@ -184,8 +192,7 @@ describe('projects and versions', () => {
     // A job without _version runs the newest version.
     const s = await rawPost(base, '/schedule.json', { project: 'ord', spider: 'v10', jobid: 'ord-newest' });
     assert.equal(s.text, okBody('"jobid": "ord-newest"'));
-    await waitForState(base, 'ord-newest', 'finished');
-    const job = await slaveJob('ord-newest');
+    const job = await waitRecorded('ord-newest');
     assert.equal(job.run_version, '10');
     assert.equal(job.version, null);
     assert.equal(job.outcome, 'succeeded');
@@ -223,7 +230,7 @@ describe('jobs: schedule, listjobs, status, cancel (max_proc 1)', () => {
 
   test('schedule: a slow job takes the only slot; others stay pending in priority order', async () => {
     finishedBefore = (json(await rawGet(base, '/listjobs.json')) as unknown as ListJobs).finished.length;
-    const slot = await rawPost(base, '/schedule.json', { project: 'demo', spider: 'slow', jobid: 'slot-1', seconds: '30' });
+    const slot = await rawPost(base, '/schedule.json', { project: 'demo', spider: 'slow', jobid: 'slot-1', seconds: '3600' });
     assertApiHeaders(slot, 'POST', 'schedule');
     assert.equal(slot.text, '{"jobid": "slot-1", "status": "ok", "node_name": "testnode"}\n');
     await waitForState(base, 'slot-1', 'running');
@@ -321,10 +328,9 @@ describe('jobs: schedule, listjobs, status, cancel (max_proc 1)', () => {
   test('cancel.json of the running job -> "running"; it stops gracefully and the queue moves on', async () => {
     const c = await rawPost(base, '/cancel.json', { project: 'demo', job: 'slot-1' });
     assert.equal(c.text, '{"prevstate": "running", "status": "ok", "node_name": "testnode"}\n');
-    await waitForState(base, 'slot-1', 'finished');
-    await waitForState(base, 'fixed-1', 'finished', 60_000);
-    await waitForState(base, defaultId, 'finished', 60_000);
-    const slot = await slaveJob('slot-1');
+    const slot = await waitRecorded('slot-1');
+    await waitRecorded('fixed-1');
+    await waitRecorded(defaultId);
     assert.equal(slot.outcome, 'cancelled');
     const log = await rawGet(base, '/logs/demo/slow/slot-1.log');
     assert.equal(log.status, 200);
@@ -455,7 +461,8 @@ describe('jobs: schedule, listjobs, status, cancel (max_proc 1)', () => {
 describe('extensions', () => {
   test('/errors.json after running the broken spider: level, message, Python traceback', async () => {
     assert.equal((await rawPost(base, '/schedule.json', { project: 'demo', spider: 'broken', jobid: 'brk-1' })).text, okBody('"jobid": "brk-1"'));
-    await waitForState(base, 'brk-1', 'finished', 60_000);
+    // Finished and fully recorded (its errors are stored once the log was read to its end).
+    const job = await waitRecorded('brk-1');
     const r = await rawGet(base, '/errors.json', { job: 'brk-1' });
     assertApiHeaders(r, 'GET', 'errors.json');
     const errors = (json(r) as { errors: Array<Record<string, unknown>> }).errors;
@@ -473,9 +480,10 @@ describe('extensions', () => {
     assert.equal(spiderError['logger'], 'scrapy.core.scraper');
     assert.match(String(spiderError['traceback']), /^Traceback \(most recent call last\):\n/);
     assert.match(String(spiderError['traceback']), /RuntimeError: boom from broken spider/);
-    const job = await slaveJob('brk-1');
+    // Exit status 0 is kept; the errors in its log make it 'finished with errors', not 'succeeded'.
     assert.equal(job.exit_code, 0);
-    assert.equal(job.outcome, 'succeeded');
+    assert.equal(job.outcome, 'finished_with_errors');
+    assert.match(job.note ?? '', /^finished with errors: \d+ errors logged$/);
     assert.equal(job.items_count, 1);
     assert.equal(job.error_count, errors.length);
     // Filters.
@@ -487,7 +495,7 @@ describe('extensions', () => {
     const r = await rawGet(base, '/metrics.json');
     assertApiHeaders(r, 'GET', 'metrics.json');
     const m = json(r);
-    assert.deepEqual(Object.keys(m), ['time', 'cpu_percent', 'cpu_count', 'load', 'memory', 'disks', 'network', 'uptime_seconds', 'daemon_uptime_seconds', 'running', 'pending', 'max_proc', 'status', 'node_name']);
+    assert.deepEqual(Object.keys(m), ['time', 'cpu_percent', 'cpu_count', 'load', 'memory', 'disks', 'network', 'uptime_seconds', 'daemon_uptime_seconds', 'running', 'pending', 'max_proc', 'event_loop_lag', 'status', 'node_name']);
     assert.ok(m['cpu_percent'] === null || (typeof m['cpu_percent'] === 'number' && m['cpu_percent'] >= 0 && m['cpu_percent'] <= 100));
     assert.ok(typeof m['cpu_count'] === 'number' && m['cpu_count'] >= 1);
     const load = m['load'] as number[];
@@ -505,6 +513,9 @@ describe('extensions', () => {
     assert.equal(m['running'], 0);
     assert.equal(m['pending'], 0);
     assert.equal(m['max_proc'], 1);
+    const lag = m['event_loop_lag'] as Record<string, number>;
+    assert.deepEqual(Object.keys(lag), ['p50_ms', 'p99_ms', 'max_ms', 'window_seconds', 'stalled_ms_total', 'stall_threshold_ms']);
+    assert.ok(lag['p50_ms']! >= 0 && lag['p50_ms']! <= lag['p99_ms']! && lag['p99_ms']! <= lag['max_ms']!, JSON.stringify(lag));
     assert.equal(m['status'], 'ok');
     assert.equal(m['node_name'], 'testnode');
   });
@@ -518,7 +529,7 @@ describe('extensions', () => {
     const samples = new Map<string, number>();
     for (const line of lines) {
       if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
-        assert.match(line, /^# (HELP [a-z0-9_]+ .+|TYPE [a-z0-9_]+ gauge)$/);
+        assert.match(line, /^# (HELP [a-z0-9_]+ .+|TYPE [a-z0-9_]+ (gauge|counter))$/);
         continue;
       }
       const m = /^([a-z0-9_]+)\{node="testnode"(?:,mount="[^"]*")?\} (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/.exec(line);
@@ -532,9 +543,11 @@ describe('extensions', () => {
     assert.ok(samples.has('spiderplane_uptime_seconds'));
     assert.ok(samples.has('spiderplane_load1'));
     assert.ok(samples.has('spiderplane_disk_used_percent'));
+    for (const q of ['p50', 'p99', 'max']) assert.ok(samples.get(`spiderplane_event_loop_lag_${q}_seconds`)! >= 0, `event-loop lag ${q}`);
+    assert.ok(samples.get('spiderplane_event_loop_stalled_seconds_total')! >= 0);
     // Each metric has its HELP and TYPE.
     for (const name of samples.keys()) {
-      assert.ok(lines.includes(`# TYPE ${name} gauge`), `TYPE of ${name}`);
+      assert.ok(lines.includes(`# TYPE ${name} ${name.endsWith('_total') ? 'counter' : 'gauge'}`), `TYPE of ${name}`);
       assert.ok(lines.some((l) => l.startsWith(`# HELP ${name} `)), `HELP of ${name}`);
     }
   });

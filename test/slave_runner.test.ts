@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readlinkSync, promises as fsp } from 'node:fs
 import { join } from 'node:path';
 import { startSlave, tempDir, uploadEgg, postForm, getJson, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { buildDemoEgg, buildNodePackage, buildZip } from './helpers/fixtures.ts';
+import { gate, type Gate } from './helpers/gates.ts';
 import {
   schedule, cancel, listJobs, jobsJson, job, daemonStatus, waitRunning, waitFinished, fetchText, jsonLines,
   waitForLog, parseScrapydTime, isAlive, waitGone, hardKill9, killGroup, daemonPid, type JobRecord,
@@ -19,6 +20,7 @@ const work = tempDir('spiderplane-runner-test-');
 const daemons = new Set<SlaveHandle>();
 const dataDirs: string[] = [];
 const spiderPids = new Set<number>();
+const gateDirs: string[] = [];
 let eggBytes: Buffer;
 let nodePkgBytes: Buffer;
 let extraPkgBytes: Buffer;
@@ -108,7 +110,7 @@ function logFile(dataDir: string, project: string, spider: string, id: string): 
   return join(dataDir, 'logs', project, spider, `${id}.log`);
 }
 
-async function waitItems(path: string, atLeast: number, timeoutMs = 30_000): Promise<number> {
+async function waitItems(path: string, atLeast: number, timeoutMs = 60_000): Promise<number> {
   return waitFor(`${atLeast} items in ${path}`, () => {
     const n = lineCount(path);
     return n >= atLeast ? n : undefined;
@@ -134,7 +136,7 @@ after(async () => {
     try { cwd = readlinkSync(`/proc/${pid}/cwd`); } catch { continue; }
     if (dataDirs.some((d) => cwd.startsWith(d))) killGroup(pid);
   }
-  for (const d of [...dataDirs, work]) await fsp.rm(d, { recursive: true, force: true }).catch(() => undefined);
+  for (const d of [...dataDirs, ...gateDirs, work]) await fsp.rm(d, { recursive: true, force: true }).catch(() => undefined);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ describe('generic package spiders (--max-proc 2)', () => {
     const state = await waitFor('count job running', async () => {
       const s = (await getJson(d.url, '/status.json', { job: id })).currstate as string;
       return s === 'running' || s === 'finished' ? s : undefined;
-    }, 10_000, 5);
+    }, 60_000, 5);
     const tRunning = performance.now();
     console.log(`[slave_runner] schedule.json answered in ${(tAnswer - t0).toFixed(1)} ms; job reported ${state} ${(tRunning - tAnswer).toFixed(1)} ms after the answer`);
     const rec = await waitFinished(d.url, id);
@@ -243,11 +245,22 @@ describe('generic package spiders (--max-proc 2)', () => {
   });
 
   test('max_proc 2: never more than 2 running, all 5 finish', async () => {
+    // Every job is held before its first item until the test has seen the peak: 2 running, 3 queued.
+    const g = gate();
+    gateDirs.push(g.dir);
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await schedule(d.url, [['project', 'nodepkg'], ['spider', 'count'], ['n', '10'], ['interval_ms', '100']]));
+    for (let i = 0; i < 5; i++) ids.push(await schedule(d.url, [['project', 'nodepkg'], ['spider', 'count'], ['n', '10'], ['interval_ms', '20'], ...Object.entries(g.args(0))]));
     let maxRunning = 0;
     let maxListed = 0;
     let samples = 0;
+    const peak = await waitFor('2 running and 3 pending', async () => {
+      const [st, lj] = await Promise.all([daemonStatus(d.url), listJobs(d.url, 'nodepkg')]);
+      for (const r of lj.running) spiderPids.add(r.pid);
+      return st.running === 2 && st.pending === 3 && lj.running.length === 2 && lj.pending.length === 3 ? st : undefined;
+    });
+    maxRunning = peak.running;
+    maxListed = 2;
+    g.release(0);
     await waitFor('all 5 count jobs finished', async () => {
       const [st, lj] = await Promise.all([daemonStatus(d.url), listJobs(d.url, 'nodepkg')]);
       samples++;
@@ -282,10 +295,10 @@ describe('generic package spiders (--max-proc 2)', () => {
     await waitForLog(d.url, 'extra', 'stubborn', id, /got SIGINT/);
     assert.equal((await job(d.url, id))!.state, 'running');
     assert.equal(await cancel(d.url, 'extra', id), 'running');
-    // The grace period is 30 s: SIGTERM within 10 s can only come from the second cancel.
-    await waitForLog(d.url, 'extra', 'stubborn', id, /got SIGTERM/, 10_000);
+    // The grace period is 30 s: SIGTERM within 25 s can only come from the second cancel.
+    await waitForLog(d.url, 'extra', 'stubborn', id, /got SIGTERM/, 25_000);
     assert.equal(await cancel(d.url, 'extra', id), 'running');
-    const rec = await waitFinished(d.url, id, { timeoutMs: 10_000 });
+    const rec = await waitFinished(d.url, id, { timeoutMs: 25_000 });
     assert.equal(rec.signal, 'SIGKILL');
     assert.equal(rec.exit_code, null);
     assert.equal(rec.outcome, 'cancelled');
@@ -296,13 +309,13 @@ describe('generic package spiders (--max-proc 2)', () => {
     const body = new URLSearchParams([['project', 'extra'], ['spider', 'nostart']]);
     let answer: { status?: string; jobid?: string } | null = null;
     try {
-      const r = await fetch(`${d.url}/schedule.json`, { method: 'POST', body, signal: AbortSignal.timeout(5_000) });
+      const r = await fetch(`${d.url}/schedule.json`, { method: 'POST', body, signal: AbortSignal.timeout(30_000) });
       answer = (await r.json()) as { status?: string; jobid?: string };
     } catch (e) {
-      assert.fail(`schedule.json of a spider with a missing executable got no answer in 5 s (the daemon hangs): ${String(e)}`);
+      assert.fail(`schedule.json of a spider with a missing executable got no answer in 30 s (the daemon hangs): ${String(e)}`);
     }
     assert.equal(answer.status, 'ok');
-    const rec = await waitFinished(d.url, answer.jobid!, { complete: false, timeoutMs: 10_000 });
+    const rec = await waitFinished(d.url, answer.jobid!, { complete: false });
     assert.equal(rec.outcome, 'failed');
     assert.match(rec.note ?? '', /could not start/);
     const next = await schedule(d.url, [['project', 'nodepkg'], ['spider', 'hello']]);
@@ -378,11 +391,11 @@ describe('scrapy egg, queue and persistence (--max-proc 1 --cancel-grace 1)', ()
   });
 
   test('cancel a running scrapy job: SIGINT, graceful stop, outcome cancelled', async () => {
-    const id = await schedule(d.url, [['project', 'demo'], ['spider', 'slow'], ['seconds', '30']]);
+    const id = await schedule(d.url, [['project', 'demo'], ['spider', 'slow'], ['seconds', '3600']]);
     await running(d.url, id);
     await waitForLog(d.url, 'demo', 'slow', id, /slow tick 1 /, 60_000);
     assert.equal(await cancel(d.url, 'demo', id), 'running');
-    const rec = await waitFinished(d.url, id, { timeoutMs: 30_000 });
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.outcome, 'cancelled');
     const log = (await fetchText(d.url, `/logs/demo/slow/${id}.log`)).text;
     assert.match(log, /Received SIGINT, shutting down gracefully/);
@@ -394,7 +407,7 @@ describe('scrapy egg, queue and persistence (--max-proc 1 --cancel-grace 1)', ()
     const r = await running(d.url, id);
     await waitForLog(d.url, 'demo', 'ignoresigint', id, /SIGINT and SIGTERM are now ignored/, 60_000);
     assert.equal(await cancel(d.url, 'demo', id), 'running');
-    const rec = await waitFinished(d.url, id, { timeoutMs: 20_000 });
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.signal, 'SIGKILL');
     assert.equal(rec.exit_code, null);
     assert.equal(rec.outcome, 'cancelled');
@@ -506,16 +519,23 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
   });
   after(() => shutdown(d));
 
-  async function countJob(n: number, interval: number): Promise<{ id: string; pid: number; items: string }> {
-    const id = await schedule(d.url, [['project', 'nodepkg'], ['spider', 'count'], ['n', String(n)], ['interval_ms', String(interval)]]);
+  /**
+   * A count job held at `holdAt` items (gate): it stays running through kills and restarts until
+   * the test releases it, however slow the machine is.
+   */
+  async function countJob(holdAt: number[]): Promise<{ id: string; pid: number; items: string; g: Gate }> {
+    const g = gate();
+    gateDirs.push(g.dir);
+    const args = Object.entries({ n: '30', interval_ms: '10', ...g.args(...holdAt) });
+    const id = await schedule(d.url, [['project', 'nodepkg'], ['spider', 'count'], ...args]);
     const r = await running(d.url, id);
     const items = itemsFile(dataDir, 'nodepkg', 'count', id);
-    await waitItems(items, 1);
-    return { id, pid: r.pid!, items };
+    await waitItems(items, holdAt[0]!);
+    return { id, pid: r.pid!, items, g };
   }
 
   test('kill -9 of the daemon: the spider lives on and is re-adopted at restart (--orphans adopt)', async () => {
-    const { id, pid, items } = await countJob(30, 200);
+    const { id, pid, items, g } = await countJob([1]);
     const daemon = daemonPid(d);
     await crashDaemon(d);
     assert.equal(isAlive(daemon), false);
@@ -528,10 +548,10 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
     assert.equal(r.pid, pid);
     const lj = await listJobs(d.url);
     assert.deepEqual(lj.running.map((x) => [x.id, x.pid]), [[id, pid]]);
-    const atAdoption = lineCount(items);
-    assert.ok(atAdoption < 30, `the spider already finished during the restart (${atAdoption} items)`);
-    await waitItems(items, atAdoption + 1, 10_000);
-    const rec = await waitFinished(d.url, id, { timeoutMs: 20_000 });
+    assert.equal(lineCount(items), 1, 'the spider is held at 1 item until released');
+    g.release(1);
+    await waitItems(items, 2);
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.items_count, 30);
     assert.match(rec.note ?? '', /re-adopted/);
     assert.equal(rec.outcome, 'unknown');
@@ -542,14 +562,14 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
   let killedOrphan: JobRecord | undefined;
 
   test('--orphans kill: the orphan is stopped at restart and the job finished', async () => {
-    const { id, pid, items } = await countJob(30, 200);
+    const { id, pid, items } = await countJob([1]); // never released: only the restart ends it
     await crashDaemon(d);
     assert.equal(isAlive(pid), true);
     d = await start({ dataDir, args: ['--orphans', 'kill'] });
     await waitGone(pid);
-    const rec = await waitFinished(d.url, id, { timeoutMs: 15_000 });
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.outcome, 'cancelled');
-    assert.ok((rec.items_count ?? 0) >= 1 && (rec.items_count ?? 99) < 30, `items_count ${rec.items_count}`);
+    assert.equal(rec.items_count, 1);
     assert.equal(rec.items_count, lineCount(items));
     assert.match((await fetchText(d.url, `/logs/nodepkg/count/${id}.log`)).text, /got SIGTERM/);
     killedOrphan = rec;
@@ -562,12 +582,12 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
   });
 
   test('a job whose process is gone at restart is recorded finished as lost', async () => {
-    const { id, pid, items } = await countJob(30, 200);
+    const { id, pid, items } = await countJob([1]);
     await crashDaemon(d);
     killGroup(pid);
     await waitGone(pid);
     d = await start({ dataDir, args: ['--on-shutdown', 'leave'] });
-    const rec = await waitFinished(d.url, id, { timeoutMs: 15_000 });
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.outcome, 'lost');
     assert.match(rec.note ?? '', /gone/);
     assert.equal(rec.items_count, lineCount(items));
@@ -576,18 +596,19 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
   });
 
   test('--on-shutdown leave: the spider keeps running after the daemon exits and is adopted at restart', async () => {
-    const { id, pid, items } = await countJob(30, 200);
+    const { id, pid, items, g } = await countJob([1, 3]);
     const daemon = daemonPid(d);
     assert.equal(await stopDaemon(d), 0);
     assert.equal(isAlive(daemon), false);
     assert.equal(isAlive(pid), true);
-    const whileDown = lineCount(items);
-    await waitItems(items, whileDown + 1, 10_000); // still writing with no daemon
+    g.release(1);
+    await waitItems(items, 3); // still writing with no daemon, then held again at 3
     d = await start({ dataDir });
     const r = await job(d.url, id);
     assert.ok(r && r.state === 'running', `after restart: ${JSON.stringify(r)}`);
     assert.equal(r.pid, pid);
-    const rec = await waitFinished(d.url, id, { timeoutMs: 20_000 });
+    g.release(3);
+    const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.items_count, 30);
     assert.match(rec.note ?? '', /re-adopted/);
   });
@@ -610,7 +631,7 @@ describe('retention (--finished-to-keep 3 --jobs-to-keep 2)', () => {
       const lj = await listJobs(d.url);
       const r2 = lj.finished.find((f) => f.id === 'r2');
       return lj.finished.length === 3 && r2 && r2.log_url === null && !existsSync(logFile(d.dataDir, 'nodepkg', 'hello', 'r2')) ? lj : undefined;
-    }, 15_000);
+    }, 60_000);
     assert.deepEqual(settled.finished.map((f) => f.id), ['r4', 'r3', 'r2']);
     assert.deepEqual(settled.finished.map((f) => f.log_url), ['/logs/nodepkg/hello/r4.log', '/logs/nodepkg/hello/r3.log', null]);
     assert.deepEqual(settled.finished.map((f) => f.items_url), ['/items/nodepkg/hello/r4.jl', '/items/nodepkg/hello/r3.jl', null]);

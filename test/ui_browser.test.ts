@@ -16,7 +16,7 @@ import {
 const VIEWER = { user: 'viewer1', password: 'viewer-password-1' };
 const XSS = '<img src=x onerror=alert(1)>';
 
-describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
+describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
   let master: MasterHandle;
   let slave: SlaveHandle;
   let browser: Browser;
@@ -95,8 +95,8 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.match(await page.textContent('.flash') ?? '', /demo r1 uploaded/);
     assert.match(await page.textContent('h1') ?? '', /Deploying demo r1/);
     // The page follows the deployment live: n1's row turns ok.
-    await page.waitForFunction(() => document.querySelector('tr[data-node="n1"] [data-field="state"]')?.textContent?.trim() === 'ok', undefined, { timeout: 30_000 });
-    await page.waitForFunction(() => document.querySelector('[data-deploy-state]')?.textContent?.trim() === 'finished', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('tr[data-node="n1"] [data-field="state"]')?.textContent?.trim() === 'ok', undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('[data-deploy-state]')?.textContent?.trim() === 'finished', undefined, { timeout: 60_000 });
     assert.equal((await page.textContent('tr[data-node="n1"] [data-field="spiders"]'))?.trim(), '4', 'n1 lists the egg\'s 4 spiders');
     await screenshot(page, 'deployment');
 
@@ -106,7 +106,7 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.match(await page.textContent('table.list tbody tr') ?? '', /r1[\s\S]*n1/, 'version r1 is on n1');
     await screenshot(page, 'project');
     await page.goto(base() + '/projects');
-    assert.match(await page.textContent('table.list') ?? '', /demo[\s\S]*r1[\s\S]*Scrapy egg[\s\S]*1 \/ 1/);
+    assert.match(await page.textContent('table.list') ?? '', /demo[\s\S]*r1[\s\S]*Scrapy egg[\s\S]*on 1 of 1 node\b/);
     await screenshot(page, 'projects');
   });
 
@@ -183,7 +183,8 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     for (let i = 0; i < 3; i++) await addArg.click();
     const rows = page.locator('[data-kv="args"] .kv-row');
     assert.equal(await rows.count(), 3);
-    const pairs: Array<[string, string]> = [['n', '40'], ['interval_ms', '250'], ['label', XSS]];
+    // Far more items than the test waits for: it runs until the test cancels it, however slow the machine.
+    const pairs: Array<[string, string]> = [['n', '100000'], ['interval_ms', '250'], ['label', XSS]];
     for (const [i, [k, v]] of pairs.entries()) {
       await rows.nth(i).locator('input[name="args_key"]').fill(k);
       await rows.nth(i).locator('input[name="args_value"]').fill(v);
@@ -195,15 +196,15 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.match(await page.textContent('.flash') ?? '', /Started on n1/);
 
     // The log appears and grows while the job runs.
-    await page.waitForFunction(() => /count item 2\b/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => /count item 2\b/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 60_000 });
     const first = (await page.textContent('#log')) ?? '';
-    await page.waitForFunction((n) => (document.querySelector('#log')?.textContent ?? '').length > n, first.length, { timeout: 10_000 });
+    await page.waitForFunction((n) => (document.querySelector('#log')?.textContent ?? '').length > n, first.length, { timeout: 60_000 });
     const second = (await page.textContent('#log')) ?? '';
     assert.ok(second.length > first.length && second.startsWith(first), 'the log grew by appending');
-    assert.match(second, /count spider: 40 items every 250 ms/);
+    assert.match(second, /count spider: 100000 items every 250 ms/);
     assert.equal(await page.$eval('[data-log-dot]', (e) => e.classList.contains('live')), true, 'the status dot is live');
     assert.equal(await page.textContent('[data-log-status]'), 'Live');
-    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'running', undefined, { timeout: 5_000 });
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'running', undefined, { timeout: 60_000 });
     assert.doesNotMatch(second, /count spider done/, 'the job is still running while the log grows');
 
     // User-supplied strings are text, not markup.
@@ -219,10 +220,10 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.equal(problems.dialogs.length, dialogsBefore + 1, 'the cancel asked for confirmation');
     assert.match(problems.dialogs.at(-1)!, /^\[admin\] confirm: Cancel this job\?/);
     assert.match(await page.textContent('.flash') ?? '', /Cancel sent/);
-    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'cancelled', undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'cancelled', undefined, { timeout: 60_000 });
     const run = await waitRunState(master, made.job, (r) => r.state === 'finished', 'finished');
     assert.equal(run.outcome, 'cancelled');
-    await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { timeout: 60_000 });
     assert.equal(await page.$eval('[data-log-dot]', (e) => e.classList.contains('live')), false);
     assert.match((await page.textContent('#log')) ?? '', /got SIGINT after \d+ items/);
     await page.reload();
@@ -239,7 +240,7 @@ describe('admin web UI in headless Chromium', { timeout: 150_000 }, () => {
     await screenshot(page, 'nodes');
     await page.goto(base() + '/nodes/n1');
     await page.waitForFunction(() => document.querySelectorAll('[data-node-charts] canvas, [data-node-charts] .uplot').length > 0
-      || /No heartbeats|No data/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { timeout: 10_000 });
+      || /No heartbeats|No data/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { timeout: 60_000 });
     await screenshot(page, 'node');
     await page.goto(base() + '/settings');
     await screenshot(page, 'settings');

@@ -16,7 +16,11 @@ export interface ParamSource {
 }
 
 /** schedule.json's own parameters: never passed to the spider as `-a name=value`. */
-export const SCHEDULE_RESERVED: ReadonlySet<string> = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
+export const SCHEDULE_RESERVED: ReadonlySet<string> = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting', '_max_runtime', '_max_memory', '_nice']);
+
+/** Largest accepted limits: a year of runtime, 1 TiB of memory. */
+export const MAX_RUNTIME_SECONDS = 365 * 24 * 3600;
+export const MAX_MEMORY_MIB = 1024 * 1024;
 
 /** A decoded schedule.json request. */
 export interface ScheduleParams {
@@ -28,6 +32,22 @@ export interface ScheduleParams {
   priority: number;
   settings: Record<string, string>;
   args: Record<string, string>;
+  /** `_max_runtime`: seconds the run may take (0 = none, overriding the slave's default); absent = the slave's default. */
+  maxRuntime?: number;
+  /** `_max_memory`: MiB of RSS the run's process tree may use (0 = none); absent = the slave's default. */
+  maxMemory?: number;
+  /** `_nice`: nice level 0..19 the spider starts with; absent = the slave's default. */
+  nice?: number;
+}
+
+/** A limit parameter: a number in [0, max] (integer when asked), or undefined when not given. */
+export function parseLimit(name: string, raw: string | undefined, max: number, integer = false): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = raw.trim() === '' ? NaN : Number(raw.trim());
+  if (!Number.isFinite(n) || n < 0 || n > max || (integer && !Number.isInteger(n))) {
+    throw new ApiError(`${name} is invalid: expected ${integer ? 'an integer' : 'a number'} from 0 to ${max}, got '${raw.slice(0, 50)}'`);
+  }
+  return n;
 }
 
 /** A name that becomes a path (project, version, spider, job): the error names the rule broken. */
@@ -106,7 +126,20 @@ export function decodeSchedule(p: ParamSource): ScheduleParams {
     priority: parsePriority(p.get('priority')),
     settings: parseSettings(p.getAll('setting')),
     args: spiderArgs(p),
+    ...limitParams(p),
   };
+}
+
+/** The reserved limit parameters that were given (absent ones stay absent: the slave's defaults apply). */
+function limitParams(p: ParamSource): Pick<ScheduleParams, 'maxRuntime' | 'maxMemory' | 'nice'> {
+  const out: Pick<ScheduleParams, 'maxRuntime' | 'maxMemory' | 'nice'> = {};
+  const maxRuntime = parseLimit('_max_runtime', p.get('_max_runtime'), MAX_RUNTIME_SECONDS);
+  const maxMemory = parseLimit('_max_memory', p.get('_max_memory'), MAX_MEMORY_MIB);
+  const nice = parseLimit('_nice', p.get('_nice'), 19, true);
+  if (maxRuntime !== undefined) out.maxRuntime = maxRuntime;
+  if (maxMemory !== undefined) out.maxMemory = maxMemory;
+  if (nice !== undefined) out.nice = nice;
+  return out;
 }
 
 /** The pairs a client posts to schedule.json for a request (the inverse of decodeSchedule). */
@@ -114,6 +147,9 @@ export function encodeSchedule(r: ScheduleParams): Array<[string, string]> {
   const pairs: Array<[string, string]> = [['project', r.project], ['spider', r.spider], ['priority', String(r.priority)]];
   if (r.jobid !== null) pairs.push(['jobid', r.jobid]);
   if (r.version !== null) pairs.push(['_version', r.version]);
+  if (r.maxRuntime !== undefined) pairs.push(['_max_runtime', String(r.maxRuntime)]);
+  if (r.maxMemory !== undefined) pairs.push(['_max_memory', String(r.maxMemory)]);
+  if (r.nice !== undefined) pairs.push(['_nice', String(r.nice)]);
   for (const [k, v] of Object.entries(r.settings)) pairs.push(['setting', `${k}=${v}`]);
   for (const [k, v] of Object.entries(r.args)) {
     if (SCHEDULE_RESERVED.has(k)) throw new ApiError(`spider argument name '${k}' is reserved by schedule.json`);

@@ -9,6 +9,10 @@
  * against BOTH the central and the local header. adm-zip's extractAllTo /
  * extractEntryTo are never used.
  *
+ * inspectZip / readZipEntry / extractZip inflate up to maxTotalUncompressed (1 GiB by default)
+ * synchronously: the daemons never call them on their event loop but through
+ * package_checker.ts, which runs them in a worker thread.
+ *
  * Observed adm-zip 0.6.1 behaviour this module compensates for:
  *  - entry.getData() caps deflate output at the declared size (it throws a
  *    RangeError ERR_BUFFER_TOO_LARGE), but it does NOT reject output that is
@@ -78,7 +82,8 @@ const FILE_MODE = 0o644;
 const DIR_MODE = 0o755;
 
 // ---------------------------------------------------------------------------
-// CRC32 (IEEE 802.3, the one ZIP uses). zlib.crc32 only exists from Node 22.
+// CRC32 (IEEE 802.3, the one ZIP uses): zlib.crc32 (native, Node >= 20.15) where Node has it,
+// else a table-driven one in JavaScript (several times slower).
 
 const CRC_TABLE: Uint32Array = (() => {
   const table = new Uint32Array(256);
@@ -90,10 +95,16 @@ const CRC_TABLE: Uint32Array = (() => {
   return table;
 })();
 
-export function crc32(buf: Uint8Array): number {
+export function crc32Js(buf: Uint8Array): number {
   let crc = 0xffffffff;
   for (let i = 0; i < buf.length; i++) crc = CRC_TABLE[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
+}
+
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
+export function crc32(buf: Uint8Array): number {
+  return nativeCrc32 ? nativeCrc32(buf) >>> 0 : crc32Js(buf);
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,11 @@
 set -e
 cd /opt/spiderplane
 role="${1:-master}"
+# The master needs no privilege: started as root, it re-runs itself as spiderplane. The slave stays
+# root so that it can run spiders as the unprivileged spiderplane-run (SPIDERPLANE_RUN_AS).
+if [ "$role" = master ] && [ "$(id -u)" = 0 ] && id spiderplane >/dev/null 2>&1; then
+  exec setpriv --reuid=spiderplane --regid=spiderplane --clear-groups -- "$0" "$@"
+fi
 [ $# -gt 0 ] && shift
 case "$role" in
   master) exec node --import tsx run_master.ts "$@" ;;

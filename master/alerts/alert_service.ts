@@ -10,7 +10,8 @@ import { MetricHistory } from '../metrics/metric_history.ts';
 import { composeAlertMail, sendMail, SmtpFailure, type NoticeForMail, type SmtpSecure, type SmtpSettings } from './mailer.ts';
 import { Outbox, OutboxSender } from './outbox.ts';
 import { emailProblem, FiringStore, parseRecipients, RuleStore, type RuleInput } from './rule_store.ts';
-import { evaluateRun, evaluateScheduleFire, evaluateServiceStatus, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type ScheduleFire, type ServiceStatus } from './rule_engine.ts';
+import { evaluateRun, evaluateScheduleFire, evaluateServiceStatus, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type RunFacts, type ScheduleFire, type ServiceStatus } from './rule_engine.ts';
+import { retryPhrase } from '../runs/retry_backoff.ts';
 
 export interface AlertServiceOptions {
   /** SMTP settings from the flags; settings saved through the API replace them. */
@@ -205,9 +206,11 @@ export class AlertService {
     this.db.transaction(() => {
       if (this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(DEFAULTS_KEY)) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
-      this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
-      this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
-      this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
+      // A kind the user already watches cluster-wide gets no second (duplicate) rule.
+      const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
+      if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
+      if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
+      if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
       this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?)`).run(DEFAULTS_KEY, String(Date.now()));
     })();
   }
@@ -256,7 +259,10 @@ export class AlertService {
       const rule = rules.get(hit.ruleId);
       if (rule) this.firings.fire(rule, hit, this.recipients(rule), now);
     }
-    for (const rec of ev.resolve) this.firings.resolve(rec, now);
+    for (const rec of ev.resolve) {
+      if (rec.silent) this.firings.closeQuietly(rec, now);
+      else this.firings.resolve(rec, now);
+    }
   }
 
   /** One round: node rules, long-running jobs, schedule fires. */
@@ -308,7 +314,7 @@ export class AlertService {
     const rules = this.rules.all();
     const ev = evaluateRun(rules, {
       job: run.job, project: run.project, spider: run.spider, node: run.node, outcome: run.outcome, exit_code: run.exit_code,
-      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(),
+      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry: this.retryFacts(run),
     }, this.firings.openMap());
     if (ev.fire.some((h) => h.job !== undefined) && run.outcome !== 'lost') {
       const errors = await this.errorLines(run).catch(() => null);
@@ -323,6 +329,19 @@ export class AlertService {
       this.db.prepare(`DELETE FROM alert_run_checks WHERE checked_at < ?`).run(Date.now() - 3 * 24 * 3600_000);
     })();
     this.group();
+  }
+
+  /** What the alert says about a failed run's retries: "retry 1 of 3 in 60 s" or "gave up after 3 retries". */
+  private retryFacts(run: RunRow): RunFacts['retry'] {
+    const phrase = retryPhrase(run);
+    if (phrase === null) return null;
+    let root = run;
+    for (let i = 0; i < 100 && root.retry_of !== null; i++) {
+      const prev = this.runs.get(root.retry_of);
+      if (!prev) break;
+      root = prev;
+    }
+    return { phrase, pending: phrase.startsWith('retry '), chain: root.job };
   }
 
   // ---- grouping ----

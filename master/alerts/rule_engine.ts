@@ -3,7 +3,7 @@
 // is cheap to test and to benchmark (bench/alerts.bench.ts).
 
 export const NODE_KINDS = ['node_offline', 'cpu', 'memory', 'disk', 'network_rx', 'network_tx'] as const;
-export const RUN_KINDS = ['job_failed', 'job_errors', 'job_no_items'] as const;
+export const RUN_KINDS = ['job_failed', 'job_finished_with_errors', 'job_errors', 'job_no_items'] as const;
 export const ALERT_KINDS = [...NODE_KINDS, ...RUN_KINDS, 'job_too_long', 'schedule_missed', 'service_failing'] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 export type RunKind = (typeof RUN_KINDS)[number];
@@ -44,14 +44,24 @@ export interface RunFacts {
   project: string;
   spider: string;
   node: string | null;
-  /** 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'unknown' | … */
+  /** 'succeeded' | 'finished_with_errors' | 'failed' | 'cancelled' | 'lost' | 'unknown' | … */
   outcome: string | null;
   exit_code: number | null;
   items_count: number | null;
   error_count: number | null;
   note: string | null;
   ended_at: number;
+  /**
+   * Failure retries of the run's chain: `phrase` is "retry 1 of 3 in 60 s" (pending) or "gave up
+   * after 3 retries"; `chain` is the job id of the chain's first run. Absent: no retries configured.
+   */
+  retry?: { phrase: string; pending: boolean; chain: string } | null;
 }
+
+/** Outcomes the job_failed rule counts as failures (limits that stopped a run included). */
+export const FAILED_OUTCOMES: readonly string[] = ['failed', 'lost', 'timeout', 'memory'];
+
+const FAILED_WORDS: Record<string, string> = { failed: 'failed', lost: 'lost', timeout: 'timed out', memory: 'went over its memory limit' };
 
 export interface RunningRun {
   job: string;
@@ -91,6 +101,8 @@ export interface Recovery {
   subjectKey: string;
   value: number | null;
   detail: string;
+  /** closed without a mail (superseded by another firing, e.g. a retry chain that gave up) */
+  silent?: boolean;
 }
 
 export interface Evaluation {
@@ -244,39 +256,63 @@ export function evaluateRun(rules: readonly AlertRule[], run: RunFacts, open: Op
   const name = `${run.project}/${run.spider}`;
   const link = `/jobs/${encodeURIComponent(run.job)}`;
   const clean = run.outcome === 'succeeded';
+  // A failure whose retry is pending fires under its chain's own key (one mail per chain, saying
+  // when the retry comes); the failure that exhausts the retries fires under the spider's key.
+  const chainKey = (chain: string) => `${subjectKey}#retry:${chain}`;
   for (const rule of rules) {
     if (!rule.enabled || !isRunKind(rule.kind) || !runInScope(rule, run)) continue;
-    const isOpen = open.get(rule.id)?.has(subjectKey) === true;
+    const openKeys = open.get(rule.id);
+    let key = subjectKey;
+    const isOpen = () => openKeys?.has(key) === true;
     let breach: boolean | null = null; // null: this run says nothing either way
     let value: number | null = null;
     let title = '';
     let detail = '';
     if (rule.kind === 'job_failed') {
-      if (run.outcome === 'failed' || run.outcome === 'lost') {
+      if (run.outcome !== null && FAILED_OUTCOMES.includes(run.outcome)) {
         breach = true;
-        title = `job ${name} ${run.outcome === 'lost' ? 'lost' : 'failed'}`;
+        const retry = run.outcome === 'lost' ? null : run.retry ?? null;
+        if (retry?.pending) key = chainKey(retry.chain);
+        title = `job ${name} ${FAILED_WORDS[run.outcome]}${retry ? `, ${retry.phrase}` : ''}`;
         detail = run.outcome === 'lost' ? run.note ?? `lost with its node ${run.node ?? ''}` : `exit code ${run.exit_code ?? '?'} on ${run.node ?? '?'}${run.note ? ` (${run.note})` : ''}`;
+        if (retry) detail += `; ${retry.phrase}`;
         value = run.exit_code;
+        if (retry && !retry.pending && openKeys?.has(chainKey(retry.chain))) {
+          out.resolve.push({ ruleId: rule.id, subjectKey: chainKey(retry.chain), value, detail: `${retry.phrase}: see the failure alert`, silent: true });
+        }
+      } else if (clean || run.outcome === 'finished_with_errors') {
+        breach = false; // it exited 0
+        // A retry that succeeded closes its chain's alert.
+        for (const k of openKeys ?? []) {
+          if (k.startsWith(`${subjectKey}#retry:`)) out.resolve.push({ ruleId: rule.id, subjectKey: k, value: null, detail: `run ${run.job} of ${name} succeeded${run.retry ? ' on retry' : ''}` });
+        }
+      }
+    } else if (rule.kind === 'job_finished_with_errors') {
+      if (run.outcome === 'finished_with_errors') {
+        breach = true;
+        title = `job ${name} finished with errors`;
+        detail = `${run.note ?? 'finished with errors'} on ${run.node ?? '?'}`;
+        value = run.error_count;
       } else if (clean) breach = false;
     } else if (rule.kind === 'job_errors') {
       if (run.error_count !== null && run.outcome !== 'cancelled' && run.outcome !== 'lost') {
         value = run.error_count;
         breach = run.error_count > (rule.threshold ?? 0);
-        title = `job ${name} logged ${run.error_count} errors`;
-        detail = `${run.error_count} ERROR/CRITICAL lines (rule: over ${rule.threshold ?? 0})`;
+        title = `job ${name} logged ${run.error_count} error${run.error_count === 1 ? '' : 's'}`;
+        detail = `${run.error_count} ERROR/CRITICAL line${run.error_count === 1 ? '' : 's'} (rule: over ${rule.threshold ?? 0})`;
       }
     } else if (rule.kind === 'job_no_items') {
-      if (run.items_count !== null && (run.outcome === 'succeeded' || run.outcome === 'failed')) {
+      if (run.items_count !== null && (run.outcome === 'succeeded' || run.outcome === 'finished_with_errors' || run.outcome === 'failed')) {
         value = run.items_count;
         breach = run.items_count <= (rule.threshold ?? 0);
-        title = run.items_count === 0 ? `job ${name} scraped no items` : `job ${name} scraped only ${run.items_count} items`;
+        title = run.items_count === 0 ? `job ${name} scraped no items` : `job ${name} scraped only ${run.items_count} item${run.items_count === 1 ? '' : 's'}`;
         detail = `${run.items_count} items (rule: at most ${rule.threshold ?? 0})`;
       }
     }
-    if (breach === true && !isOpen) {
-      out.fire.push({ ruleId: rule.id, subjectKey, title, link, value, threshold: rule.threshold, since: run.ended_at, detail, job: run.job });
-    } else if (breach === false && isOpen) {
-      out.resolve.push({ ruleId: rule.id, subjectKey, value, detail: `run ${run.job} of ${name} ${rule.kind === 'job_failed' ? 'succeeded' : `is fine (${value ?? ''})`}` });
+    if (breach === true && !isOpen()) {
+      out.fire.push({ ruleId: rule.id, subjectKey: key, title, link, value, threshold: rule.threshold, since: run.ended_at, detail, job: run.job });
+    } else if (breach === false && isOpen()) {
+      out.resolve.push({ ruleId: rule.id, subjectKey, value, detail: `run ${run.job} of ${name} ${rule.kind === 'job_failed' || rule.kind === 'job_finished_with_errors' ? 'succeeded' : `is fine (${value ?? ''})`}` });
     }
   }
   return out;

@@ -40,7 +40,7 @@ export function parseRecipients(v: unknown, field: string): string[] {
 
 const KIND_LABEL: Record<AlertKind, string> = {
   node_offline: 'Node offline', cpu: 'CPU', memory: 'Memory', disk: 'Disk', network_rx: 'Network receive', network_tx: 'Network send',
-  job_failed: 'Job failed', job_errors: 'Job errors', job_no_items: 'Job scraped no items', job_too_long: 'Job too long', schedule_missed: 'Schedule missed',
+  job_failed: 'Job failed', job_finished_with_errors: 'Job finished with errors', job_errors: 'Job errors', job_no_items: 'Job scraped no items', job_too_long: 'Job too long', schedule_missed: 'Schedule missed',
   service_failing: 'Service crash-looping or roll paused',
 };
 
@@ -53,6 +53,7 @@ export const KIND_INFO: Record<AlertKind, { label: string; threshold: string | n
   network_rx: { label: KIND_LABEL.network_rx, threshold: 'bytes per second: fires above it', duration: true, scopes: ['all', 'node'] },
   network_tx: { label: KIND_LABEL.network_tx, threshold: 'bytes per second: fires above it', duration: true, scopes: ['all', 'node'] },
   job_failed: { label: KIND_LABEL.job_failed, threshold: null, duration: false, scopes: ['all', 'node', 'project', 'spider'] },
+  job_finished_with_errors: { label: KIND_LABEL.job_finished_with_errors, threshold: null, duration: false, scopes: ['all', 'node', 'project', 'spider'] },
   job_errors: { label: KIND_LABEL.job_errors, threshold: 'ERROR/CRITICAL lines: fires above this count', duration: false, scopes: ['all', 'node', 'project', 'spider'] },
   job_no_items: { label: KIND_LABEL.job_no_items, threshold: 'items: fires at or below this count (default 0)', duration: false, scopes: ['all', 'node', 'project', 'spider'] },
   job_too_long: { label: KIND_LABEL.job_too_long, threshold: 'seconds of running', duration: false, scopes: ['all', 'node', 'project', 'spider'] },
@@ -245,6 +246,9 @@ export class FiringStore {
       return row.id;
     })();
   }
+
+  /** Closes one firing without mail (another firing supersedes it). */
+  closeQuietly(rec: Recovery, now = Date.now()): void { this.s.resolve.get({ ...rec, now }); }
 
   /** Closes a rule's firings without mail (the rule was disabled, deleted or changed kind). */
   closeRule(ruleId: number, reason: string): void { this.s.closeRule.run(Date.now(), reason, ruleId); }

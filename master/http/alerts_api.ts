@@ -11,6 +11,7 @@ import type { NodeMetrics } from '../../common/types.ts';
 import { requireRole } from './auth.ts';
 import { bad, HttpError, intQuery, readJson, strQuery } from './input.ts';
 import { jsonRoute } from './json_route.ts';
+import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
 export function firingView(f: FiringRow) {
   return {
@@ -127,17 +128,22 @@ export function mountAlertsApi(router: Router, m: Master): void {
   });
 
   // ---- metric history ----
+  // What a chart needs besides its points: the time window it spans (epoch ms, so one point is not
+  // stretched over years) and how often nodes report (so an empty chart can say when data comes).
+  const chartFrame = (range: Range, to: number) => ({ from: to - RANGES[range], to, sample_every_seconds: m.config.heartbeatIntervalMs / 1000 });
   r('get', '/api/nodes/:name/metrics', (ctx) => {
     requireRole(ctx, 'viewer');
     const node = m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const range = rangeQuery(ctx);
-    return { node: node.name, range, ...a.history.nodeSeries(node.id, range) };
+    const to = Date.now();
+    return { node: node.name, range, ...chartFrame(range, to), ...a.history.nodeSeries(node.id, range, to) };
   });
   r('get', '/api/metrics/cluster', (ctx) => {
     requireRole(ctx, 'viewer');
     const range = rangeQuery(ctx);
-    return { range, ...a.history.clusterSeries(range) };
+    const to = Date.now();
+    return { range, ...chartFrame(range, to), ...a.history.clusterSeries(range, to) };
   });
 
   // ---- Prometheus ----
@@ -156,7 +162,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),
-      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(),
+      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
     });
   });
 }

@@ -13,8 +13,10 @@ import { ROLES, type Role } from '../auth/users.ts';
 import { authOf, requireRole } from './auth.ts';
 import { bad, Fields, HttpError, intQuery, readJson, strQuery } from './input.ts';
 import { jsonRoute } from './json_route.ts';
+import { readPolicy } from '../runs/run_policy.ts';
 import { runView, scheduleView } from './views.ts';
 import { streamRunLog } from './log_stream.ts';
+import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
 function checkName(kind: string, v: string): string {
   const problem = nameProblem(v);
@@ -41,6 +43,7 @@ export function mountApi(router: Router, m: Master): void {
       runs: m.runs.counts(),
       projects: m.repo.projects().length,
       schedules: m.schedules.all().length,
+      event_loop_lag: eventLoopLag().figures(),
     };
   });
 
@@ -171,6 +174,7 @@ export function mountApi(router: Router, m: Master): void {
       project: f.name('project')!, spider: f.name('spider')!, version: f.name('version', false), args: f.stringMap('args'), settings: f.stringMap('settings'),
       priority: f.number('priority', 0), target: f.target('target'), scheduleId: null,
       retriesLeft: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }), createdBy: user.username,
+      policy: readPolicy(f),
     });
     ctx.status = 201;
     return { runs: runs.map(viewRun) };

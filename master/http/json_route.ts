@@ -11,6 +11,7 @@ import { ApiError } from '../../common/http/scrapyd_protocol.ts';
 /** Maps what went wrong to an HTTP status; anything unexpected is a 500 that is also logged. */
 function statusOf(e: unknown): number {
   if (e instanceof HttpError) return e.status;
+  if (e instanceof PackageRejected) return e.status;
   if (e instanceof DispatchError || e instanceof PackageRejected || e instanceof UserProblem || e instanceof CronInvalid || e instanceof NodeProblem || e instanceof ApiError) return 400;
   if (e instanceof NodeApiError || e instanceof NodeUnreachable) return 502;
   return 500;

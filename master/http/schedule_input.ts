@@ -2,6 +2,7 @@ import type { Master } from '../master.ts';
 import { parseCron } from '../schedules/cron.ts';
 import type { ScheduleInput } from '../schedules/schedule_store.ts';
 import { Fields } from './input.ts';
+import { readPolicy } from '../runs/run_policy.ts';
 
 /**
  * A schedule as the API and the cron editor page both submit it, checked field by field: the cron
@@ -21,5 +22,6 @@ export function parseScheduleInput(m: Master, body: Record<string, unknown>): Sc
     args: f.stringMap('args'), settings: f.stringMap('settings'), priority: f.number('priority', 0), enabled: f.bool('enabled', true),
     overlap: f.oneOf('overlap', ['skip', 'allow'] as const, 'skip'), missed: f.oneOf('missed', ['skip', 'run_once'] as const, 'skip'),
     max_retries: f.number('max_retries', m.config.maxRetries, { min: 0, max: 20, integer: true }),
+    policy: readPolicy(f),
   };
 }

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { checkName, decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
+import { policyFromScheduleParams } from '../runs/run_policy.ts';
 import { readParams, type Params } from '../../common/http/request_params.ts';
 import { sanitizeVersion } from '../../common/names.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
@@ -73,10 +74,12 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   });
 
   endpoint('/schedule.json', 'POST', 'operator', async (p, ctx) => {
-    const { project, spider, version, args, settings, priority, jobid } = decodeSchedule(p);
+    const decoded = decodeSchedule(p);
+    const { project, spider, version, args, settings, priority, jobid } = decoded;
     const [run] = await m.dispatcher.dispatch({
       project, spider, version, args, settings, priority, target: { mode: 'auto' }, scheduleId: null,
       retriesLeft: m.config.maxRetries, createdBy: requireRole(ctx, 'operator').username, jobid: jobid ?? undefined,
+      policy: policyFromScheduleParams(decoded),
     });
     if (!run || run.state === 'failed') throw new ApiError(run?.note ?? 'dispatch failed');
     return { jobid: run.job };

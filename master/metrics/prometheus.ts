@@ -1,5 +1,6 @@
 // The cluster's figures in the Prometheus text exposition format (version 0.0.4), for GET /metrics.
 import type { NodeMetrics } from '../../common/types.ts';
+import type { LagFigures } from '../../common/event_loop_lag.ts';
 
 export interface ClusterFigures {
   nodes: Array<{ name: string; status: string; draining: boolean; running: number; pending: number; max_proc: number | null; last_ok_at: number | null; metrics: NodeMetrics | null }>;
@@ -7,6 +8,8 @@ export interface ClusterFigures {
   alerts: Record<string, number>;
   outbox: Record<string, number>;
   now: number;
+  /** The master's own event-loop lag. */
+  eventLoopLag?: LagFigures;
 }
 
 export function escapeLabel(v: string): string {
@@ -42,6 +45,18 @@ export function prometheusText(f: ClusterFigures): string {
   family('spiderplane_runs', 'Runs the master knows, by state.', 'gauge', Object.entries(f.runs).map(([state, v]) => [{ state }, v]));
   family('spiderplane_alerts', 'Alert firings, by state.', 'gauge', Object.entries(f.alerts).map(([state, v]) => [{ state }, v]));
   family('spiderplane_alert_mails', 'Alert mails in the outbox, by state.', 'gauge', Object.entries(f.outbox).map(([state, v]) => [{ state }, v]));
+  const lag = f.eventLoopLag;
+  if (lag) {
+    const over = `over the last ${lag.window_seconds} s, in seconds`;
+    family('spiderplane_master_event_loop_lag_p50_seconds', `Median event-loop lag of the master ${over}.`, 'gauge', [[{}, lag.p50_ms / 1000]]);
+    family('spiderplane_master_event_loop_lag_p99_seconds', `99th percentile of the master's event-loop lag ${over}.`, 'gauge', [[{}, lag.p99_ms / 1000]]);
+    family('spiderplane_master_event_loop_lag_max_seconds', `Longest event-loop lag of the master ${over}.`, 'gauge', [[{}, lag.max_ms / 1000]]);
+    family('spiderplane_master_event_loop_stalled_seconds_total', `Time the master's event loop was held up by ${lag.stall_threshold_ms} ms or more at a time.`, 'counter', [[{}, lag.stalled_ms_total / 1000]]);
+  }
+  family('spiderplane_node_event_loop_lag_p99_seconds', "99th percentile of the slave daemon's event-loop lag over the last minute, at the last heartbeat.", 'gauge',
+    per((n) => (n.metrics?.event_loop_lag ? n.metrics.event_loop_lag.p99_ms / 1000 : null)));
+  family('spiderplane_node_event_loop_lag_max_seconds', "Longest event-loop lag of the slave daemon over the last minute, at the last heartbeat.", 'gauge',
+    per((n) => (n.metrics?.event_loop_lag ? n.metrics.event_loop_lag.max_ms / 1000 : null)));
   family('spiderplane_nodes', 'Nodes, by status.', 'gauge', ['online', 'offline', 'unknown'].map((s) => [{ status: s }, f.nodes.filter((n) => n.status === s).length]));
   return out.join('\n') + '\n';
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { NodeRegistry, NodeRow } from './node_registry.ts';
 import type { ListedJobs, NodeClient } from './node_client.ts';
+import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
 export interface HeartbeatOptions {
   intervalMs: number;
@@ -15,11 +16,21 @@ export interface HeartbeatResult {
   requestedAt: number;
 }
 
+/** Tells how long the master's own event loop has been stalled in total (monotonic, ms). */
+export interface StallClock {
+  stalledMs(): number;
+}
+
 /**
  * Polls every node in parallel each interval. A node is online while its last good heartbeat,
  * timed by the master's own clock at receipt, is younger than offlineAfter — a slave's clock is
  * never consulted, so servers whose clocks drift apart are judged the same. Each node has at most
  * one heartbeat in flight, so a slow or dead node never delays the others.
+ *
+ * A node is never judged offline for a silence the master caused itself: the time the master's
+ * event loop was stalled since the node's last good heartbeat (a long synchronous task, the
+ * process stopped or its VM paused — anything during which answers could not be read) is taken
+ * off the node's silence.
  *
  * Events: 'heartbeat' (HeartbeatResult), 'online' (NodeRow), 'offline' (NodeRow).
  */
@@ -27,13 +38,18 @@ export class Heartbeat extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<number>();
   private readonly startedAt = Date.now();
+  /** The master's stall total when each node was last heard from (in this process). */
+  private readonly stallAtHeard = new Map<number, number>();
+  private readonly stallAtStart: number;
 
   constructor(
     private readonly registry: NodeRegistry,
     private readonly clientFor: (node: NodeRow, timeoutMs?: number) => NodeClient,
     private readonly opts: HeartbeatOptions,
+    private readonly stalls: StallClock = eventLoopLag(),
   ) {
     super();
+    this.stallAtStart = stalls.stalledMs();
   }
 
   start(): void {
@@ -66,7 +82,8 @@ export class Heartbeat extends EventEmitter {
       const client = this.clientFor(node, this.opts.timeoutMs);
       const [status, metrics, jobs] = await Promise.all([client.daemonStatus(), client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
-      if (!this.registry.byId(nodeId)) return; // removed meanwhile
+      if (!this.registry.byId(nodeId)) { this.stallAtHeard.delete(nodeId); return; } // removed meanwhile
+      this.stallAtHeard.set(nodeId, this.stalls.stalledMs());
       this.registry.recordHeartbeat(nodeId, {
         now: receivedAt, running: status.running, pending: status.pending, maxProc: metrics?.max_proc ?? null, metrics,
       });
@@ -77,7 +94,7 @@ export class Heartbeat extends EventEmitter {
       }
       this.emit('heartbeat', { node: this.registry.byId(nodeId)!, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
-      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message);
+      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message, requestedAt);
     } finally {
       this.inFlight.delete(nodeId);
     }
@@ -89,9 +106,11 @@ export class Heartbeat extends EventEmitter {
     // started: after a master restart every node gets a full window to answer before it is
     // declared dead and its runs are failed over.
     const heardAt = Math.max(node.last_ok_at ?? node.added_at, this.startedAt);
-    const silent = now - heardAt;
+    const masterStalled = Math.max(0, this.stalls.stalledMs() - (this.stallAtHeard.get(node.id) ?? this.stallAtStart));
+    const silent = now - heardAt - masterStalled;
     if (silent <= this.opts.offlineAfterMs) return;
-    const why = `no good heartbeat for ${Math.round(silent / 1000)} s${node.last_error ? `: ${node.last_error}` : ''}`;
+    const stallNote = masterStalled >= 1000 ? ` (not counting ${Math.round(masterStalled / 1000)} s the master itself was stalled)` : '';
+    const why = `no good heartbeat for ${Math.round(silent / 1000)} s${stallNote}${node.last_error ? `: ${node.last_error}` : ''}`;
     this.registry.setStatus(node, 'offline', why, now);
     this.emit('offline', this.registry.byId(node.id)!);
   }

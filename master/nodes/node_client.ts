@@ -120,11 +120,12 @@ export class NodeClient {
     return body?.status === 'ok' ? body.jobs?.[0] ?? null : null;
   }
 
-  async addVersion(project: string, version: string, egg: Buffer, timeoutMs = 300_000): Promise<number> {
+  /** `egg` as a Blob (one made per deployment, or file-backed) is sent without copying it again per node. */
+  async addVersion(project: string, version: string, egg: Blob, timeoutMs = 300_000): Promise<number> {
     const form = new FormData();
     form.set('project', project);
     form.set('version', version);
-    form.set('egg', new Blob([new Uint8Array(egg)]), `${project}-${version}.egg`);
+    form.set('egg', egg, `${project}-${version}.egg`);
     return this.shaped('/addversion.json', await this.json('/addversion.json', { method: 'POST', body: form, timeoutMs }), parseAddVersion);
   }
 

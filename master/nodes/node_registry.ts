@@ -19,6 +19,8 @@ export interface NodeRow {
   metrics: string | null;
   last_ok_at: number | null;
   last_error: string | null;
+  /** first failed heartbeat since the last good one (NULL while heartbeats succeed) */
+  failing_since: number | null;
   status_since: number;
   added_at: number;
   /** JSON {name: value}: announced by the slave (--label) or set through the API */
@@ -39,6 +41,8 @@ export interface NodeView {
   pending: number;
   last_heartbeat_at: number | null;
   last_error: string | null;
+  /** first failed heartbeat since the last good one, epoch ms; null while the node answers */
+  failing_since: number | null;
   metrics: NodeMetrics | null;
   has_credentials: boolean;
   labels: Record<string, string>;
@@ -56,7 +60,7 @@ export function nodeView(r: NodeRow): NodeView {
   return {
     name: r.name, url: r.url, source: r.source, status: r.status, status_since: r.status_since, draining: r.draining === 1,
     extensions: r.extensions === 1, max_proc: r.max_proc, running: r.running, pending: r.pending, last_heartbeat_at: r.last_ok_at,
-    last_error: r.last_error, metrics: r.metrics ? (JSON.parse(r.metrics) as NodeMetrics) : null, has_credentials: r.username !== null,
+    last_error: r.last_error, failing_since: r.failing_since ?? null, metrics: r.metrics ? (JSON.parse(r.metrics) as NodeMetrics) : null, has_credentials: r.username !== null,
     labels: nodeLabels(r),
   };
 }
@@ -77,9 +81,9 @@ export class NodeRegistry {
       remove: db.prepare(`DELETE FROM nodes WHERE id = ?`),
       setLabels: db.prepare(`UPDATE nodes SET labels = ? WHERE id = ?`),
       drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
-      heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, running = @running, pending = @pending,
+      heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, failing_since = NULL, running = @running, pending = @pending,
                                max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id`),
-      heartbeatFail: db.prepare(`UPDATE nodes SET last_error = ? WHERE id = ?`),
+      heartbeatFail: db.prepare(`UPDATE nodes SET last_error = @error, failing_since = COALESCE(failing_since, @now) WHERE id = @id`),
       setStatus: db.prepare(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`),
       event: db.prepare(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`),
       events: db.prepare(`SELECT node, time, status, reason FROM node_events WHERE node_id = ? ORDER BY time DESC, id DESC LIMIT ?`),
@@ -118,7 +122,8 @@ export class NodeRegistry {
     });
   }
 
-  recordFailure(id: number, error: string): void { this.s.heartbeatFail.run(error, id); }
+  /** A failed heartbeat; the first one after a good heartbeat starts `failing_since`. */
+  recordFailure(id: number, error: string, now = Date.now()): void { this.s.heartbeatFail.run({ error, id, now }); }
 
   setStatus(node: NodeRow, status: NodeStatus, reason: string, now: number): void {
     this.db.transaction(() => {

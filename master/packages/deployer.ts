@@ -61,7 +61,8 @@ export class Deployer extends EventEmitter {
     const id = Number(this.s.create.run(project, version, reason, Date.now()).lastInsertRowid);
     for (const n of targets) this.s.target.run(id, n.id, n.name);
     const done = (async () => {
-      const data = await this.repo.read(project, version);
+      // Backed by the stored file: no copy of a package of up to --max-upload-mb on the event loop.
+      const data = await this.repo.blob(project, version);
       await Promise.all(targets.map((n) => this.pushTo(id, n, project, version, data)));
       this.s.finish.run(Date.now(), id);
       const result = this.get(id)!;
@@ -71,7 +72,7 @@ export class Deployer extends EventEmitter {
     return { id, done };
   }
 
-  private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Buffer): Promise<void> {
+  private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Blob): Promise<void> {
     this.s.start.run(Date.now(), id, node.id);
     try {
       const spiders = await this.clientFor(node, 300_000).addVersion(project, version, data);

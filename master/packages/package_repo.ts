@@ -1,14 +1,19 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
 import { newestVersion, sortVersions } from '../../common/versions.ts';
-import { inspectZip, isZip, readZipEntry, ZipRejected, DEFAULT_ZIP_LIMITS } from '../../common/packages/safe_zip.ts';
-import { scrapySettingsModule } from '../../common/packages/egg.ts';
-import { MANIFEST_NAME, ManifestError, parseManifest } from '../../common/packages/manifest.ts';
+import { isZip, ZipRejected, DEFAULT_ZIP_LIMITS } from '../../common/packages/safe_zip.ts';
+import { MANIFEST_NAME, ManifestError } from '../../common/packages/manifest.ts';
+import { checkPackageOffThread, PackageCheckBusy } from '../../common/packages/package_checker.ts';
 
-export class PackageRejected extends Error {}
+export class PackageRejected extends Error {
+  /** 400: the package is bad; 503: the master is too busy checking other uploads to take it now. */
+  constructor(message: string, readonly status = 400) {
+    super(message);
+  }
+}
 
 export interface VersionRow {
   project: string;
@@ -57,33 +62,35 @@ export class PackageRepo {
 
   private file(project: string, version: string): string { return join(this.dir, project, `${version}.zip`); }
 
-  /** Checks a package and returns its kind and, for generic packages, its spiders. */
-  static inspect(data: Buffer): { kind: PackageKind; spiders: string[] | null } {
+  /**
+   * Checks a package (in a worker thread: see package_checker.ts) and returns its kind, its
+   * spiders for a generic package, and its sha256.
+   */
+  static async inspect(data: Buffer): Promise<{ kind: PackageKind; spiders: string[] | null; sha256: string }> {
     if (!isZip(data)) throw new PackageRejected('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
     try {
-      inspectZip(data, DEFAULT_ZIP_LIMITS);
-      const manifest = readZipEntry(data, MANIFEST_NAME);
-      if (manifest) return { kind: 'generic', spiders: Object.keys(parseManifest(manifest.toString('utf8')).spiders).sort() };
-      const entryPoints = readZipEntry(data, 'EGG-INFO/entry_points.txt');
-      if (!entryPoints || !scrapySettingsModule(entryPoints.toString('utf8'))) {
+      const c = await checkPackageOffThread(data, { limits: DEFAULT_ZIP_LIMITS, extractGenericTo: null });
+      if (c.manifest) return { kind: 'generic', spiders: Object.keys(c.manifest.spiders).sort(), sha256: c.sha256 };
+      if (!c.settingsModule) {
         throw new PackageRejected(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings", and there is no ${MANIFEST_NAME} for a generic package`);
       }
-      return { kind: 'scrapy-egg', spiders: null };
+      return { kind: 'scrapy-egg', spiders: null, sha256: c.sha256 };
     } catch (e) {
       if (e instanceof ZipRejected || e instanceof ManifestError) throw new PackageRejected(e.message);
+      if (e instanceof PackageCheckBusy) throw new PackageRejected(e.message, e.status);
       throw e;
     }
   }
 
   async add(project: string, version: string, data: Buffer, by: string | null): Promise<VersionRow> {
-    const { kind, spiders } = PackageRepo.inspect(data);
+    const { kind, spiders, sha256 } = await PackageRepo.inspect(data);
     const path = this.file(project, version);
     await mkdir(join(path, '..'), { recursive: true });
     const staging = `${path}.incoming-${process.pid}-${Date.now()}`;
     await writeFile(staging, data);
     await rename(staging, path);
     const row: VersionRow = {
-      project, version, kind, size: data.length, sha256: createHash('sha256').update(data).digest('hex'),
+      project, version, kind, size: data.length, sha256,
       spiders: spiders ? JSON.stringify(spiders) : null, uploaded_at: Date.now(), uploaded_by: by,
     };
     this.db.transaction(() => {
@@ -95,6 +102,8 @@ export class PackageRepo {
   }
 
   read(project: string, version: string): Promise<Buffer> { return readFile(this.file(project, version)); }
+  /** The stored package as a file-backed Blob: sent to nodes without being read into memory first. */
+  blob(project: string, version: string): Promise<Blob> { return openAsBlob(this.file(project, version)); }
 
   get(project: string, version: string): VersionRow | undefined { return this.s.get.get(project, version) as VersionRow | undefined; }
   all(): VersionRow[] { return this.s.all.all() as VersionRow[]; }

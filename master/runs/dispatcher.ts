@@ -5,6 +5,8 @@ import type { NodeClient } from '../nodes/node_client.ts';
 import type { PackageRepo } from '../packages/package_repo.ts';
 import type { LoadBalancer } from './load_balancer.ts';
 import type { RunRow, RunStore } from './run_store.ts';
+import { limitParams, type RunPolicy } from './run_policy.ts';
+import type { RunPolicyStore } from './run_policy_store.ts';
 
 export type TargetMode = 'auto' | 'node' | 'nodes' | 'all';
 export interface Target { mode: TargetMode; node?: string; count?: number }
@@ -25,6 +27,10 @@ export interface DispatchRequest {
   excludeNodeIds?: ReadonlySet<number>;
   /** keep this job id (the master's schedule.json with an explicit jobid) */
   jobid?: string;
+  /** limits sent to the slave and the failure-retry policy (run_policy.ts); none = the slave's defaults, no retries */
+  policy?: RunPolicy;
+  /** which failure retry this dispatch is (0 = a first run; a failover keeps its run's number) */
+  retryNumber?: number;
   /** the spider service this run is a replica of */
   serviceId?: number;
 }
@@ -42,6 +48,7 @@ export class Dispatcher {
     private readonly nodes: NodeRegistry,
     private readonly balancer: LoadBalancer,
     private readonly clientFor: (node: NodeRow) => NodeClient,
+    readonly policies?: RunPolicyStore,
   ) {}
 
   /** Online, not draining, holding the version, not excluded. */
@@ -112,9 +119,13 @@ export class Dispatcher {
       attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
       service_id: req.serviceId ?? null,
     });
+    if (req.policy) this.policies?.setPolicy(run.id, req.policy, req.retryNumber ?? 0);
     this.balancer.recordDispatch(node.id);
     try {
-      await this.clientFor(node).schedule({ project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings });
+      await this.clientFor(node).schedule({
+        project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings,
+        ...(req.policy ? limitParams(req.policy) : {}),
+      });
       this.runs.markDispatched(run.id);
       return this.runs.get(run.id)!;
     } catch (e) {

@@ -30,6 +30,17 @@ export interface RunRow {
   cancel_requested: number;
   note: string | null;
   created_by: string | null;
+  // Limits and failure retries (see run_policy.ts; written by RunPolicyStore).
+  max_runtime: number | null;
+  max_memory: number | null;
+  nice: number | null;
+  retries: number;
+  retry_delay: number;
+  retry_number: number;
+  retry_at: number | null;
+  retry_claimed_at: number | null;
+  /** JSON LimitHit when a limit stopped the run */
+  limit_hit: string | null;
   /** the spider service this run is a replica of (master/services) */
   service_id: number | null;
 }
@@ -139,7 +150,7 @@ export class RunStore {
   /** How the runs created since `since` ended (or stand), by state and outcome. */
   summarySince(since: number): { finished: number; failed: number; lost: number; cancelled: number } {
     const r = this.db.prepare(`SELECT
-        SUM(state = 'finished' AND outcome IN ('succeeded', 'finished')) AS finished,
+        SUM(state = 'finished' AND outcome IN ('succeeded', 'finished', 'finished_with_errors')) AS finished,
         SUM(state = 'failed' OR (state = 'finished' AND outcome = 'failed')) AS failed,
         SUM(state = 'lost') AS lost,
         SUM(state = 'finished' AND outcome = 'cancelled') AS cancelled
@@ -149,7 +160,7 @@ export class RunStore {
 
   /** Recent runs that went wrong (failed, lost, or logged errors), newest first. */
   recentProblems(since: number, limit: number): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0)
+    return this.db.prepare(`SELECT * FROM runs WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome IN ('failed', 'finished_with_errors') OR error_count > 0)
                             ORDER BY id DESC LIMIT ?`).all(since, limit) as RunRow[];
   }
 

@@ -4,8 +4,13 @@ import type { NodeClient } from '../nodes/node_client.ts';
 import type { HeartbeatResult } from '../nodes/heartbeat.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { RunRow, RunStore } from './run_store.ts';
+import type { SlaveJob } from '../../common/types.ts';
+import { nodeJobTimes, type NodeJobTimes } from './node_times.ts';
+import { policyOfRun } from './run_policy.ts';
 
 const DUPLICATE_WINDOW_MS = 7 * 24 * 3600_000;
+/** How long a finished job's record on its node may stay incomplete before the master takes it as it is. */
+const INCOMPLETE_RECORD_WAIT_MS = 60_000;
 
 /**
  * Keeps the master's runs in step with what nodes report, and fails runs over when their node
@@ -26,18 +31,21 @@ export class RunTracker extends EventEmitter {
 
   async onHeartbeat({ node, jobs, requestedAt }: HeartbeatResult): Promise<void> {
     const states = new Map<string, 'pending' | 'running' | 'finished'>();
-    for (const j of jobs.finished) states.set(j.id, 'finished');
+    const listed = new Map<string, NodeJobTimes>();
+    for (const j of jobs.finished) { states.set(j.id, 'finished'); listed.set(j.id, j); }
     for (const j of jobs.pending) states.set(j.id, 'pending');
-    for (const j of jobs.running) states.set(j.id, 'running');
+    for (const j of jobs.running) { states.set(j.id, 'running'); listed.set(j.id, j); }
     const now = Date.now();
+    /** When the node says the job started (its listjobs start_time), else now. */
+    const startedOnNode = (run: RunRow) => nodeJobTimes(listed.get(run.job) ?? {}, { createdAt: run.created_at, now }).started ?? now;
     for (const run of this.runs.activeOfNode(node.id)) {
       const seen = states.get(run.job);
       if (seen === 'pending') {
         if (run.state !== 'pending') this.runs.update(run, { state: 'pending' });
       } else if (seen === 'running') {
-        if (run.state !== 'running') this.runs.update(run, { state: 'running', started_at: run.started_at ?? now });
+        if (run.state !== 'running') this.runs.update(run, { state: 'running', started_at: run.started_at ?? startedOnNode(run) });
       } else if (seen === 'finished') {
-        await this.finish(node, run);
+        await this.finish(node, run, listed.get(run.job));
       } else if (run.state === 'dispatching') {
         // Dispatching for over a minute and unknown to the node: the master stopped mid-dispatch.
         if (run.created_at < requestedAt - 60_000) {
@@ -57,9 +65,9 @@ export class RunTracker extends EventEmitter {
       if (!run.has_successor) {
         // Nothing else is doing this work: the run was only out of sight. Take it back.
         if (seen === 'pending' || seen === 'running') {
-          this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? now : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
+          this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? startedOnNode(run) : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
         } else if (seen === 'finished') {
-          await this.finish(node, { ...run, state: 'running' });
+          await this.finish(node, { ...run, state: 'running' }, listed.get(run.job));
         }
         continue;
       }
@@ -71,19 +79,32 @@ export class RunTracker extends EventEmitter {
     }
   }
 
-  private async finish(node: NodeRow, run: RunRow): Promise<void> {
-    const details = node.extensions ? await this.clientFor(node).jobDetails(run.job).catch(() => null) : null;
+  /**
+   * The node lists the job finished: record how it ended, with the start and end times the node
+   * measured (exact from spiderplane's /jobs.json, else Scrapyd's listjobs strings), not when this
+   * master happened to notice.
+   */
+  private async finish(node: NodeRow, run: RunRow, listed?: NodeJobTimes): Promise<void> {
+    const details: SlaveJob | null = node.extensions ? await this.clientFor(node).jobDetails(run.job).catch(() => null) : null;
+    const now = Date.now();
+    // The slave lists a job finished the moment its process ends and completes the record (items,
+    // errors, the final outcome) right after: take it at the next heartbeat, unless that never comes.
+    const incomplete = details !== null && details.state === 'finished' && details.error_count === null && details.pid !== null;
+    const endedAgo = details?.end_timestamp ? now - details.end_timestamp * 1000 : Infinity;
+    if (incomplete && endedAgo < INCOMPLETE_RECORD_WAIT_MS) return;
+    const times = nodeJobTimes(details ?? listed ?? {}, { createdAt: run.created_at, now });
     const ended = this.runs.update(run, {
       state: 'finished',
       outcome: details?.outcome ?? (run.cancel_requested ? 'cancelled' : 'finished'),
-      started_at: run.started_at ?? Date.now(),
-      ended_at: Date.now(),
+      started_at: times.started ?? run.started_at ?? times.ended ?? now,
+      ended_at: times.ended ?? now,
       exit_code: details?.exit_code ?? null,
       items_count: details?.items_count ?? null,
       error_count: details?.error_count ?? null,
       note: details?.note ?? run.note,
     });
-    this.emit('finished', ended);
+    if (details?.limit_hit) this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
+    this.emit('finished', this.runs.get(run.id) ?? ended);
   }
 
   /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
@@ -97,6 +118,7 @@ export class RunTracker extends EventEmitter {
           project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
           settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
           scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
+          policy: policyOfRun(run), retryNumber: run.retry_number,
         });
         if (next) {
           this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
@@ -111,6 +133,11 @@ export class RunTracker extends EventEmitter {
   /** Cancels a run on its node (a pending one never starts; a running one gets SIGINT, then escalation). */
   async cancel(run: RunRow, signal?: string): Promise<string | null> {
     this.runs.markCancelRequested(run.id);
+    // A failed run waiting for its retry: cancelling it drops the retry.
+    if (run.retry_at !== null && this.dispatcher.policies?.dropRetry(run.id)) {
+      this.runs.update(this.runs.get(run.id)!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
+      return null;
+    }
     const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
     if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
     if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {

@@ -1,5 +1,6 @@
 import type { Db } from '../../common/sqlite.ts';
 import type { Target } from '../runs/dispatcher.ts';
+import type { RunPolicy } from '../runs/run_policy.ts';
 
 export interface ScheduleRow {
   id: number;
@@ -17,6 +18,8 @@ export interface ScheduleRow {
   overlap: 'skip' | 'allow';
   missed: 'skip' | 'run_once';
   max_retries: number;
+  /** JSON RunPolicy: limits and failure retries of the runs it starts */
+  run_policy: string;
   last_fire_at: number | null;
   created_at: number;
   updated_at: number;
@@ -37,6 +40,8 @@ export interface ScheduleInput {
   overlap: 'skip' | 'allow';
   missed: 'skip' | 'run_once';
   max_retries: number;
+  /** limits and failure retries of the runs it starts (absent: none, the slaves' defaults) */
+  policy?: RunPolicy;
 }
 
 export type FireOutcome = 'dispatched' | 'skipped-overlap' | 'missed' | 'missed-run' | 'failed' | 'manual';
@@ -54,6 +59,7 @@ export class ScheduleStore {
                           target = @target, args = @args, settings = @settings, priority = @priority, enabled = @enabled, overlap = @overlap, missed = @missed,
                           max_retries = @max_retries, updated_at = @now WHERE id = @id`),
       remove: db.prepare(`DELETE FROM schedules WHERE id = ?`),
+      setPolicy: db.prepare(`UPDATE schedules SET run_policy = ? WHERE id = ?`),
       claim: db.prepare(`UPDATE schedules SET last_fire_at = ? WHERE id = ? AND enabled = 1 AND (last_fire_at IS NULL OR last_fire_at < ?)`),
       fire: db.prepare(`INSERT OR IGNORE INTO schedule_fires (schedule_id, scheduled_for, handled_at, outcome, detail) VALUES (?, ?, ?, ?, ?)`),
       fires: db.prepare(`SELECT scheduled_for, handled_at, outcome, detail FROM schedule_fires WHERE schedule_id = ? ORDER BY scheduled_for DESC, id DESC LIMIT ?`),
@@ -66,8 +72,21 @@ export class ScheduleStore {
 
   all(): ScheduleRow[] { return this.s.all.all() as ScheduleRow[]; }
   get(id: number): ScheduleRow | undefined { return this.s.get.get(id) as ScheduleRow | undefined; }
-  create(i: ScheduleInput): ScheduleRow { return this.get(Number(this.s.insert.run(this.row(i)).lastInsertRowid))!; }
-  update(id: number, i: ScheduleInput): ScheduleRow | undefined { this.s.update.run({ ...this.row(i), id }); return this.get(id); }
+  create(i: ScheduleInput): ScheduleRow {
+    return this.db.transaction(() => {
+      const id = Number(this.s.insert.run(this.row(i)).lastInsertRowid);
+      this.s.setPolicy.run(JSON.stringify(i.policy ?? {}), id);
+      return this.get(id)!;
+    })();
+  }
+  update(id: number, i: ScheduleInput): ScheduleRow | undefined {
+    this.db.transaction(() => {
+      this.s.update.run({ ...this.row(i), id });
+      // An input without a policy (enable/disable from the list) keeps the stored one.
+      if (i.policy !== undefined) this.s.setPolicy.run(JSON.stringify(i.policy), id);
+    })();
+    return this.get(id);
+  }
   remove(id: number): boolean { return this.s.remove.run(id).changes > 0; }
 
   /**

@@ -2,6 +2,7 @@ import type { Cron } from 'croner';
 import type { Dispatcher, Target } from '../runs/dispatcher.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
 import { parseCron } from './cron.ts';
+import { parseStoredPolicy } from '../runs/run_policy.ts';
 import type { ScheduleRow, ScheduleStore } from './schedule_store.ts';
 
 const MAX_TIMER_MS = 30_000;
@@ -146,7 +147,7 @@ export class Scheduler {
     return this.dispatcher.dispatch({
       project: s.project, spider: s.spider, version: s.version, args: JSON.parse(s.args) as Record<string, string>,
       settings: JSON.parse(s.settings) as Record<string, string>, priority: s.priority, target: JSON.parse(s.target) as Target,
-      scheduleId: s.id, retriesLeft: s.max_retries, createdBy: by,
+      scheduleId: s.id, retriesLeft: s.max_retries, createdBy: by, policy: parseStoredPolicy(s.run_policy),
     });
   }
 }

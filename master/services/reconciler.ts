@@ -15,6 +15,7 @@ import { nodeLabels } from '../nodes/node_registry.ts';
 import type { Heartbeat } from '../nodes/heartbeat.ts';
 import type { PackageRepo } from '../packages/package_repo.ts';
 import type { Dispatcher } from '../runs/dispatcher.ts';
+import { NO_POLICY } from '../runs/run_policy.ts';
 import type { RunTracker } from '../runs/run_tracker.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
 import { DEFAULT_PLAN_OPTIONS, planService, type Plan, type PlanExit, type PlanNode, type PlanOptions, type PlanReplica } from './reconcile_plan.ts';
@@ -228,8 +229,9 @@ export class ServiceReconciler extends EventEmitter {
         project: svc.project, spider: svc.spider, version, args: JSON.parse(svc.args) as Record<string, string>,
         settings: JSON.parse(svc.settings) as Record<string, string>, priority: 0, target: { mode: 'node', node: node.name },
         scheduleId: null, retriesLeft: 0, createdBy: `service:${svc.name}`, serviceId: svc.id,
-        // TODO(h8 merge): pass svc.max_runtime / svc.max_memory here once DispatchRequest takes run
-        // limits (sent to the slave as _max_runtime / _max_memory). They are stored on the service already.
+        // The service's limits go to the slave as _max_runtime / _max_memory; no failure retries:
+        // restarting a replica is the reconciler's job (with its own backoff).
+        policy: { ...NO_POLICY, max_runtime: svc.max_runtime, max_memory: svc.max_memory, retries: 0 },
       });
     } catch (e) {
       console.error(`[spiderplane-master] service ${svc.name}: cannot start a replica on ${node.name}: ${(e as Error).message}`);

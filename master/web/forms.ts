@@ -27,6 +27,22 @@ export function optional(form: Params, name: string): string | null {
   return v === '' ? null : v;
 }
 
+/** A number field that may be left empty (null: "not set"); a non-number is passed on so validation names it. */
+export function optionalNumber(form: Params, name: string): number | string | null {
+  const v = (form.get(name) ?? '').trim();
+  if (v === '') return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : v;
+}
+
+/** The limit and retry fields of a run or schedule form (templates/run_policy_fields.njk), in the API's shape. */
+export function policyFields(form: Params): Record<'max_runtime' | 'max_memory' | 'nice' | 'retries' | 'retry_delay', number | string | null> {
+  return {
+    max_runtime: optionalNumber(form, 'max_runtime'), max_memory: optionalNumber(form, 'max_memory'), nice: optionalNumber(form, 'nice'),
+    retries: optionalNumber(form, 'retries'), retry_delay: optionalNumber(form, 'retry_delay'),
+  };
+}
+
 export function numberOr(form: Params, name: string, fallback: number): number | string {
   const v = (form.get(name) ?? '').trim();
   if (v === '') return fallback;

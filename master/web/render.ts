@@ -44,6 +44,8 @@ export function createEnvironment(): nunjucks.Environment {
     // The <time> element carries the instant; app.js shows it in the viewer's own timezone.
     return new nunjucks.runtime.SafeString(`<time datetime="${d.toISOString()}" data-localtime="${mode === 'relative' ? 'relative' : 'full'}">${escapeHtml(utcText(d))}</time>`);
   });
+  // For attributes (a title), where markup cannot go: the instant as UTC text.
+  env.addFilter('timeText', (ms: number | null | undefined) => (ms === null || ms === undefined ? '—' : utcText(new Date(ms))));
   env.addFilter('duration', formatDuration);
   env.addFilter('bytes', formatBytes);
   env.addFilter('pct', (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${Math.round(v)}%`));

@@ -27,6 +27,7 @@ export class SessionStore {
       touch: db.prepare(`UPDATE sessions SET seen_at = ? WHERE token_hash = ?`),
       remove: db.prepare(`DELETE FROM sessions WHERE token_hash = ?`),
       removeUser: db.prepare(`DELETE FROM sessions WHERE user_id = ? AND token_hash != ?`),
+      removeAll: db.prepare(`DELETE FROM sessions WHERE user_id = ?`),
       prune: db.prepare(`DELETE FROM sessions WHERE expires_at < ? OR seen_at < ?`),
     };
   }
@@ -52,6 +53,9 @@ export class SessionStore {
 
   /** After a password change: every other session of the user ends. */
   destroyOthers(userId: number, keepTokenHash: string): void { this.s.removeUser.run(userId, keepTokenHash); }
+
+  /** After an admin resets a user's password: every session of that user ends. Returns how many. */
+  destroyAll(userId: number): number { return this.s.removeAll.run(userId).changes; }
 }
 
 /** Failed logins per client and per username: a few tries, then a growing wait. */

@@ -34,6 +34,8 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   env.addGlobal('asset', function (this: { ctx: { prefix?: string } }, name: string) {
     return assets.url(this.ctx.prefix ?? '', name);
   });
+  // Run tables name the schedule that made a run (a deleted schedule keeps its number).
+  env.addGlobal('scheduleName', (id: number | null) => (id === null ? null : m.schedules.get(id)?.name ?? `#${id}`));
   env.addGlobal('extraNav', [{ href: '/services', label: 'Services' }, { href: '/alerts', label: 'Alerts' }]);
   const pc: PageContext = { m, env, router };
   mountAccountPages(pc);

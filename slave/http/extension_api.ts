@@ -1,11 +1,25 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { JobState, NodeMetrics, SlaveJob } from '../../common/types.ts';
+import type { JobState, NodeMetrics, RunLimits, SlaveJob } from '../../common/types.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { JobRow } from '../jobs/job_store.ts';
+import { limitColumns } from '../jobs/job_limits.ts';
 import type { SystemMetrics } from '../metrics/system_metrics.ts';
+import { eventLoopLag, type LagFigures } from '../../common/event_loop_lag.ts';
+
+/** Event-loop lag in Prometheus text: p50, p99 and max over the window, and the stalled-time counter. */
+export function lagPrometheusLines(prefix: string, lag: LagFigures, labels: string): string[] {
+  const l = labels ? `{${labels}}` : '';
+  const window = `over the last ${lag.window_seconds} s, in seconds`;
+  return [
+    `# HELP ${prefix}_event_loop_lag_p50_seconds Median event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_p50_seconds gauge`, `${prefix}_event_loop_lag_p50_seconds${l} ${lag.p50_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_lag_p99_seconds 99th percentile of the event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_p99_seconds gauge`, `${prefix}_event_loop_lag_p99_seconds${l} ${lag.p99_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_lag_max_seconds Longest event-loop lag ${window}.`, `# TYPE ${prefix}_event_loop_lag_max_seconds gauge`, `${prefix}_event_loop_lag_max_seconds${l} ${lag.max_ms / 1000}`,
+    `# HELP ${prefix}_event_loop_stalled_seconds_total Time the event loop was held up by ${lag.stall_threshold_ms} ms or more at a time.`, `# TYPE ${prefix}_event_loop_stalled_seconds_total counter`, `${prefix}_event_loop_stalled_seconds_total${l} ${lag.stalled_ms_total / 1000}`,
+  ];
+}
 
 function intParam(ctx: Context, name: string, def: number, max: number): number {
   const raw = ctx.query[name];
@@ -21,16 +35,18 @@ function strParam(ctx: Context, name: string): string | undefined {
   return raw;
 }
 
-export function toSlaveJob(r: JobRow, pid: number | null): SlaveJob {
+export function toSlaveJob(r: JobRow, pid: number | null, limits?: RunLimits): SlaveJob {
   const t = (x: number | null) => (x === null ? null : formatScrapydTime(x));
   const ended = r.state === 'finished';
   return {
     id: r.id, project: r.project, spider: r.spider, version: r.version, run_version: r.run_version, state: r.state,
     priority: r.priority, args: JSON.parse(r.args) as Record<string, string>, settings: JSON.parse(r.settings) as Record<string, string>,
     pid: r.state === 'running' ? pid ?? r.pid : r.pid, created_time: formatScrapydTime(r.created_at), start_time: t(r.start_time), end_time: t(r.end_time),
+    start_timestamp: r.start_time, end_timestamp: ended ? r.end_time : null,
     duration_seconds: r.start_time === null ? null : Math.round(((ended ? r.end_time ?? r.start_time : Date.now() / 1000) - r.start_time) * 1000) / 1000,
     exit_code: r.exit_code, signal: r.signal, outcome: r.outcome, items_count: r.items_count, error_count: r.error_count,
     log_url: r.log_exists ? logUrl(r) : null, items_url: r.items_exists ? itemsUrl(r) : null, note: r.note,
+    ...(limits ? { limits } : {}), limit_hit: limitColumns(r).hit,
   };
 }
 
@@ -55,6 +71,7 @@ export function prometheusText(m: NodeMetrics, node: string): string {
   gauge('spiderplane_jobs_running', 'Spiders running now.', m.running);
   gauge('spiderplane_jobs_pending', 'Jobs waiting for a slot.', m.pending);
   gauge('spiderplane_max_proc', 'Most spiders run at once.', m.max_proc);
+  if (m.event_loop_lag) lines.push(...lagPrometheusLines('spiderplane', m.event_loop_lag, label));
   if (m.disks.length) {
     lines.push('# HELP spiderplane_disk_used_percent Disk use per mount in percent.', '# TYPE spiderplane_disk_used_percent gauge');
     for (const d of m.disks) lines.push(`spiderplane_disk_used_percent{${label},mount="${d.mount.replace(/["\\]/g, '\\$&')}"} ${d.used_percent}`);
@@ -64,9 +81,10 @@ export function prometheusText(m: NodeMetrics, node: string): string {
 
 /** spiderplane's own endpoints, beside the Scrapyd-compatible ones, in the same envelope. */
 export function mountExtensionApi(router: Router, core: SlaveCore, metrics: SystemMetrics, nodeName: () => string): void {
+  const lag = eventLoopLag(); // started now, so its window covers the daemon from its start
   const nodeMetrics = (): NodeMetrics => {
     const c = core.jobs.counts();
-    return { ...metrics.current(), running: c.running, pending: c.pending, max_proc: core.launcher.maxProc };
+    return { ...metrics.current(), running: c.running, pending: c.pending, max_proc: core.launcher.maxProc, event_loop_lag: lag.figures() };
   };
 
   router.all('/metrics.json', scrapydEndpoint(nodeName, 'GET', () => ({ ...nodeMetrics() })));
@@ -90,6 +108,6 @@ export function mountExtensionApi(router: Router, core: SlaveCore, metrics: Syst
       state: state as JobState | undefined, project: strParam(ctx, 'project'), spider: strParam(ctx, 'spider'), id: strParam(ctx, 'job'),
       limit: intParam(ctx, 'limit', 100, 10000), offset: intParam(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { jobs: rows.map((r) => toSlaveJob(r, core.launcher.pidOf(r.uid) ?? null)) };
+    return { jobs: rows.map((r) => toSlaveJob(r, core.launcher.pidOf(r.uid) ?? null, core.launcher.limitsOf(r))) };
   }));
 }

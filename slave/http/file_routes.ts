@@ -1,6 +1,5 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { nameProblem } from '../../common/names.ts';
@@ -8,6 +7,7 @@ import { renderDirectoryListing, renderHomePage, renderJobsPage, type HtmlJobRow
 import { NOT_FOUND_HTML } from '../../common/http/scrapyd_protocol.ts';
 import { itemsUrl, logUrl, type SlaveCore } from '../slave_core.ts';
 import type { LogStats } from '../logs/log_stats.ts';
+import { folderInside, openSpiderFile } from '../jobs/spider_file.ts';
 
 const VERSION = '1.6.0-spiderplane';
 
@@ -98,9 +98,11 @@ export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats
     }
     const path = safePath(root, segments);
     if (!path) return notFound(ctx);
-    const info = await stat(path).catch(() => null);
-    if (!info) return notFound(ctx);
-    if (info.isDirectory()) {
+    const found = await stat(path).catch(() => null);
+    if (!found) return notFound(ctx);
+    if (found.isDirectory()) {
+      // Spiders own their items folders: a symlinked folder must not lead the listing out of the tree.
+      if (!(await folderInside(path, root))) return notFound(ctx);
       if (!ctx.path.endsWith('/')) {
         ctx.redirect(ctx.path + '/');
         return;
@@ -112,18 +114,27 @@ export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats
       html(ctx, renderDirectoryListing({ urlPath: ctx.url, entries }));
       return;
     }
-    if (!info.isFile()) return notFound(ctx);
+    // Read through a descriptor that is a regular file inside the tree (no symlink, FIFO or device
+    // a spider may have put there), and stream from that very descriptor.
+    const fh = await openSpiderFile(path, root);
+    if (!fh) return notFound(ctx);
+    const info = await fh.stat().catch(() => null);
+    if (!info) {
+      await fh.close();
+      return notFound(ctx);
+    }
     ctx.set('Content-Type', path.endsWith('.json') ? 'application/json' : 'text/plain; charset=utf-8');
     ctx.set('Accept-Ranges', 'bytes');
     // The size is taken once: a log that grows while it is sent is sent as it was.
     const range = byteRange(ctx.get('Range'), info.size);
+    const [start, end] = range === 'unsatisfiable' ? [0, -1] : range ?? [0, info.size - 1];
+    if (end < start) await fh.close(); // nothing to stream
     if (range === 'unsatisfiable') {
       ctx.status = 416;
       ctx.set('Content-Range', `bytes */${info.size}`);
       ctx.body = '';
       return;
     }
-    const [start, end] = range ?? [0, info.size - 1];
     if (range) {
       ctx.status = 206;
       ctx.set('Content-Range', `bytes ${start}-${end}/${info.size}`);
@@ -133,7 +144,7 @@ export function mountFileRoutes(router: Router, core: SlaveCore, stats: LogStats
       return;
     }
     ctx.length = end - start + 1;
-    ctx.body = createReadStream(path, { start, end });
+    ctx.body = fh.createReadStream({ start, end });
   };
   const logs = serveTree('logs', core.files.logsDir);
   const items = serveTree('items', core.files.itemsDir);

@@ -3,7 +3,7 @@
 //
 // Pure functions, no I/O. Every interpolated string goes through `esc()`.
 //
-// Compatibility notes (see test/html_views.test.ts, which runs ScrapydWeb's own regexes
+// Compatibility notes (see test/html_views_unit.test.ts, which runs ScrapydWeb's own regexes
 // against this output):
 //
 // * Scrapyd 1.6 (scrapyd/website.py) pretty-prints the Jobs page: `<body>\n    <h1>Jobs</h1>`

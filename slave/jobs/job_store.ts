@@ -109,6 +109,8 @@ export class JobStore {
       withStats: db.prepare(`SELECT uid, id, project, spider, stats FROM jobs WHERE state = 'finished' AND stats IS NOT NULL AND log_exists = 1`),
       latestById: db.prepare(`SELECT * FROM jobs WHERE project = ? AND spider = ? AND id = ? ORDER BY uid DESC LIMIT 1`),
       setNote: db.prepare(`UPDATE jobs SET note = ? WHERE uid = ?`),
+      previousItems: db.prepare(`SELECT items_count FROM jobs WHERE project = ? AND state = 'finished' AND spider = ? AND uid <> ? AND end_time <= ?
+                                 AND outcome IN ('succeeded', 'finished_with_errors') AND items_count IS NOT NULL ORDER BY end_time DESC LIMIT 1`),
     };
   }
 
@@ -218,4 +220,10 @@ export class JobStore {
   }
 
   setNote(uid: number, note: string): void { this.s.setNote.run(note, uid); }
+
+  /** Items of the spider's last completed run that ended before this one (null: none). */
+  previousItems(row: Pick<JobRow, 'uid' | 'project' | 'spider' | 'end_time'>): number | null {
+    const r = this.s.previousItems.get(row.project, row.spider, row.uid, row.end_time ?? Number.MAX_VALUE) as { items_count: number } | undefined;
+    return r ? r.items_count : null;
+  }
 }

@@ -96,7 +96,7 @@ export const NODE_CRASH_HEADER_RE = /^(?:node:internal\/\S+|(?:file:\/\/)?\/\S+|
 export const PLAIN_TS = String.raw`(?:\[?\d{4}-\d{2}-\d{2}[T ][\d:.,]+(?:Z|[+-]\d{2}:?\d{2})?\]?\s+)?`;
 export const PLAIN_LEVEL_RES: RegExp[] = [
   new RegExp(`^\\s*${PLAIN_TS}\\[(ERROR|CRITICAL|FATAL)\\]`, 'i'),
-  new RegExp(`^${PLAIN_TS}(ERROR|CRITICAL|FATAL)(?::|\\s+-\\s)`),
+  new RegExp(`^${PLAIN_TS}(ERROR|CRITICAL|FATAL)(?::|\\s+-\\s|\\s+(?=\\S))`), // 'ERROR: x', 'ERROR - x', 'ERROR x'
   /(?:^|\s)level=["']?(error|err|fatal|critical|crit|panic)["']?(?=\s|$)/i,
   /^\{.*"level"\s*:\s*(?:"(error|fatal|critical)"|(50|60)\b)/i, // pino/bunyan JSON lines
 ];

@@ -1,16 +1,33 @@
-import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
 import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
-import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
-import { scrapySettingsModule } from '../../common/packages/egg.ts';
-import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
+import { MANIFEST_NAME, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
 import { listEggSpiders } from '../runner/python.ts';
+import type { SpiderSandbox } from '../runner/sandbox.ts';
 
 export class PackageError extends Error {}
+
+/** What an unpacked package without a package.json of its own gets at its root. */
+export const NODE_BOUNDARY = '{ "type": "commonjs" }\n';
+
+/**
+ * Gives an unpacked generic package a Node module boundary: Node takes a .js file's module kind
+ * from the nearest package.json above it, which — with the data folder inside a Node project, as in
+ * the quick start — would be the daemon's own ("type": "module"), and require() would break. A
+ * package that ships its own package.json keeps it. Returns whether one was written.
+ */
+export function ensureNodeBoundary(dir: string): boolean {
+  const file = join(dir, 'package.json');
+  if (existsSync(file)) return false;
+  writeFileSync(file, NODE_BOUNDARY);
+  return true;
+}
 
 export interface VersionRow {
   project: string;
@@ -47,6 +64,7 @@ export class PackageStore {
     private readonly dataDir: string,
     private readonly zipLimits: ZipLimits,
     private readonly python: () => Promise<string | null>,
+    private readonly sandbox: SpiderSandbox,
   ) {
     this.s = {
       projects: db.prepare(`SELECT project FROM versions GROUP BY project ORDER BY MIN(uploaded_at), project`),
@@ -102,47 +120,33 @@ export class PackageStore {
    */
   async add(project: string, version: string, data: Buffer): Promise<StoredVersion> {
     if (!isZip(data)) throw new PackageError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
-    // readZipEntry checks the whole structure but inflates one entry; every entry's real bytes are
-    // then checked once: by extractZip for a generic package, by inspectZip for an egg.
-    let manifestBytes: Buffer | null;
+    // Every entry's real bytes are checked (and a generic package unpacked into staging) in a
+    // worker thread: a package may unpack to --max-unzipped-mb, which must not stall the daemon.
+    const dir = this.genericDir(project, version);
+    const genericStaging = `${dir}.incoming-${process.pid}-${Date.now()}`; // extractZip makes its parent
+    let check: PackageCheck;
     try {
-      manifestBytes = readZipEntry(data, MANIFEST_NAME, this.zipLimits);
-      if (!manifestBytes) inspectZip(data, this.zipLimits);
+      check = await checkPackageOffThread(data, { limits: this.zipLimits, extractGenericTo: genericStaging });
     } catch (e) {
-      if (e instanceof ZipRejected) throw new PackageError(e.message);
+      if (e instanceof ZipRejected || e instanceof ManifestError || e instanceof PackageCheckBusy) throw new PackageError(e.message);
       throw e;
     }
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256 };
-    if (manifestBytes) {
-      let manifest: Manifest;
-      try {
-        manifest = parseManifest(manifestBytes.toString('utf8'));
-      } catch (e) {
-        if (e instanceof ManifestError) throw new PackageError(e.message);
-        throw e;
-      }
-      const dir = this.genericDir(project, version);
-      const staging = `${dir}.incoming-${process.pid}-${Date.now()}`;
-      await mkdir(join(dir, '..'), { recursive: true });
-      try {
-        await extractZip(data, staging, this.zipLimits);
-      } catch (e) {
-        if (e instanceof ZipRejected) throw new PackageError(e.message);
-        throw e;
-      }
+    const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256 };
+    if (check.manifest) {
+      const manifest = check.manifest;
+      await chmod(join(dir, '..'), 0o755); // spiders (the run-as user) read packages whatever the daemon's umask
+      ensureNodeBoundary(genericStaging);
       // Swap in the new tree; an old tree of the same version goes aside first so the rename succeeds.
       const old = `${dir}.replaced-${process.pid}-${Date.now()}`;
       await rename(dir, old).catch(() => undefined);
-      await rename(staging, dir);
+      await rename(genericStaging, dir);
       await rm(old, { recursive: true, force: true });
       const row = { ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest) };
       this.s.upsert.run(row);
       return this.toStored(row);
     }
 
-    const entryPoints = readZipEntry(data, 'EGG-INFO/entry_points.txt', this.zipLimits);
-    const settingsModule = entryPoints ? scrapySettingsModule(entryPoints.toString('utf8')) : null;
+    const settingsModule = check.settingsModule;
     if (!settingsModule) {
       throw new PackageError(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings" (what scrapyd-deploy's setup.py declares), and there is no ${MANIFEST_NAME} for a generic package`);
     }
@@ -150,12 +154,15 @@ export class PackageStore {
     if (!python) throw new PackageError('no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
     const egg = this.eggPath(project, version);
     await mkdir(join(egg, '..'), { recursive: true });
+    await chmod(join(egg, '..'), 0o755); // spiders (the run-as user) read eggs whatever the daemon's umask
     const staging = `${egg}.incoming-${process.pid}-${Date.now()}`;
     await writeFile(staging, data);
+    await chmod(staging, 0o644);
     let spiders: string[];
     try {
       await mkdir(this.workDir(project), { recursive: true });
-      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project));
+      this.sandbox.ownFolder(this.workDir(project));
+      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox);
     } catch (e) {
       await rm(staging, { force: true });
       throw new PackageError((e as Error).message);

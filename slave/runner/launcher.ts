@@ -1,18 +1,28 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { appendFileSync, closeSync, createReadStream, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { JobStore, JobRow } from '../jobs/job_store.ts';
-import type { PackageStore } from '../packages/package_store.ts';
+import { ensureNodeBoundary, type PackageStore } from '../packages/package_store.ts';
 import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { sanitizeVersion } from '../../common/names.ts';
+import { checkSettingPaths } from '../../common/scrapy_setting_paths.ts';
 import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
+import { judgeOutcome } from '../jobs/outcome.ts';
+import type { SpiderSandbox } from './sandbox.ts';
+import { openSpiderFile } from '../jobs/spider_file.ts';
+import { setMode } from '../../common/private_files.ts';
+import { effectiveLimits, limitColumns, type JobLimitStore, type RequestedLimits } from '../jobs/job_limits.ts';
+import type { LimitHit, RunLimits } from '../../common/types.ts';
+import { describeHit } from './limits.ts';
+import { LimitWatcher } from './limit_watcher.ts';
+import { applyNice } from './nice.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -21,6 +31,8 @@ export interface LauncherOptions {
   historyToKeep: number;
   jobsToKeep: number;
   orphans: 'adopt' | 'kill';
+  /** Limits on a run: where they are stored, and the slave's defaults (--max-runtime, --max-memory, --nice). */
+  limits?: { store: JobLimitStore; defaults: RequestedLimits };
 }
 
 interface Live {
@@ -31,6 +43,11 @@ interface Live {
   ladder: NodeJS.Timeout | null;
   poll: NodeJS.Timeout | null;
   exited: Promise<void>;
+  /** limits in force (null fields = none) and when the job started (epoch seconds) */
+  limits?: RunLimits;
+  startTime?: number;
+  /** set when a limit stopped it: the outcome becomes 'timeout' or 'memory' */
+  limitHit?: LimitHit;
 }
 
 const LADDER: NodeJS.Signals[] = ['SIGTERM', 'SIGKILL'];
@@ -44,6 +61,10 @@ export class Launcher extends EventEmitter {
   /** Records still being completed after their process ended (awaited on shutdown). */
   private readonly completing = new Set<Promise<void>>();
   private stopping = false;
+  private readonly watcher = new LimitWatcher(
+    () => [...this.live.values()].filter((e) => e.limits && e.startTime !== undefined).map((e) => ({ uid: e.uid, pid: e.pid, startTime: e.startTime!, limits: e.limits! })),
+    (uid, hit) => this.stopForLimit(uid, hit),
+  );
 
   constructor(
     private readonly jobs: JobStore,
@@ -51,6 +72,7 @@ export class Launcher extends EventEmitter {
     private readonly files: JobFiles,
     private readonly logs: LogMonitor,
     private readonly python: () => string | null,
+    private readonly sandbox: SpiderSandbox,
     private readonly opts: LauncherOptions,
   ) {
     super();
@@ -81,7 +103,33 @@ export class Launcher extends EventEmitter {
       return;
     }
     const paths = this.files.paths(row.project, row.spider, row.id);
+    const workDir = this.packages.workDir(row.project);
     let spec: SpawnSpec;
+    try {
+      // The spider writes its items and work files as the run-as user; its log is opened here
+      // and handed over as stdout/stderr, so the logs folder stays the daemon's.
+      mkdirSync(workDir, { recursive: true });
+      this.sandbox.ownFolder(workDir);
+      mkdirSync(paths.logDir, { recursive: true });
+      mkdirSync(paths.itemsDir, { recursive: true });
+      setMode(dirname(paths.itemsDir), 0o711); // items/PROJECT: passable whatever the daemon's umask
+      this.sandbox.ownFolder(paths.itemsDir);
+      this.sandbox.ownFile(paths.itemsPath);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: could not prepare the job's folders: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
+    const info = this.launchInfo(row, paths, workDir);
+    try {
+      // schedule.json refuses these already; a job queued before that check existed is caught here.
+      checkSettingPaths(info.settings, workDir);
+    } catch (e) {
+      this.jobs.failPending(row.uid, `not started: ${(e as Error).message}`);
+      this.emit('finished', row.uid);
+      return;
+    }
+    const baseEnv = this.sandbox.baseEnv(workDir);
     if (pkg.kind === 'scrapy-egg') {
       const python = this.python();
       if (!python) {
@@ -89,19 +137,18 @@ export class Launcher extends EventEmitter {
         this.emit('finished', row.uid);
         return;
       }
-      mkdirSync(this.packages.workDir(row.project), { recursive: true });
-      spec = scrapyCommand(this.launchInfo(row, paths), pkg, python, this.packages.workDir(row.project));
+      spec = scrapyCommand(info, pkg, python, baseEnv);
     } else {
-      spec = genericCommand(this.launchInfo(row, paths), pkg);
+      spec = genericCommand(info, pkg, baseEnv);
+      // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
+      try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
     }
-    mkdirSync(paths.logDir, { recursive: true });
-    mkdirSync(paths.itemsDir, { recursive: true });
     // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
     // and it keeps logging even if this daemon dies.
     const logFd = openSync(paths.logPath, 'a');
     let child;
     try {
-      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true });
+      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true, ...this.sandbox.spawnIdentity() });
     } finally {
       closeSync(logFd);
     }
@@ -116,9 +163,12 @@ export class Launcher extends EventEmitter {
       return;
     }
     const pid = child.pid;
+    const limits = this.limitsOf(row);
+    // Right after spawn, before the spider had time to start children: they inherit it.
+    if (limits.nice !== null) applyNice(pid, limits.nice);
     this.jobs.markRunning(row.uid, { start_time: startTime, pid, proc_start: processStartTime(pid), run_version: pkg.version });
     this.logs.watch(row.uid, { project: row.project, spider: row.spider, job: row.id, logPath: paths.logPath });
-    const entry: Live = { uid: row.uid, pid, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() };
+    const entry: Live = { uid: row.uid, pid, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(), limits, startTime };
     entry.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.recordEnd(row.uid, { code, signal });
@@ -126,14 +176,15 @@ export class Launcher extends EventEmitter {
       });
     });
     this.live.set(row.uid, entry);
+    this.watcher.wake();
     this.emit('started', row.uid);
   }
 
-  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }) {
+  private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }, workDir: string) {
     return {
       uid: row.uid, id: row.id, project: row.project, spider: row.spider, requestedVersion: row.version,
       args: JSON.parse(row.args) as Record<string, string>, settings: JSON.parse(row.settings) as Record<string, string>,
-      itemsPath: paths.itemsPath, logPath: paths.logPath,
+      itemsPath: paths.itemsPath, logPath: paths.logPath, workDir,
     };
   }
 
@@ -148,12 +199,15 @@ export class Launcher extends EventEmitter {
     if (entry?.poll) clearInterval(entry.poll);
     const row = this.jobs.get(uid);
     if (!row) return;
-    const outcome: JobOutcome = r.forceOutcome ?? (entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
+    // A limit that stopped it says why, whatever the exit status (the spider may exit 0 on TERM).
+    const hit = r.forceOutcome ? undefined : entry?.limitHit;
+    const outcome: JobOutcome = r.forceOutcome ?? (hit ? hit.kind : entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
     const end = nowSeconds();
     const paths = this.files.paths(row.project, row.spider, row.id);
+    if (hit) this.opts.limits?.store.recordHit(uid, hit);
     this.jobs.markFinished(uid, {
       end_time: end, exit_code: r.code, signal: r.signal, outcome, items_count: null, error_count: null,
-      items_exists: false, log_exists: true, stats: null, note: r.note ?? row.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
+      items_exists: false, log_exists: true, stats: null, note: r.note ?? (hit ? describeHit(hit) : null) ?? row.note ?? (entry?.adopted ? 're-adopted after a slave restart: exit status unknown' : null),
     });
     this.kick();
     const completing: Promise<void> = this.completeRecord(uid, paths)
@@ -171,13 +225,23 @@ export class Launcher extends EventEmitter {
       this.logs.watch(uid, { project: ended.project, spider: ended.spider, job: ended.id, logPath: paths.logPath });
     }
     const summary = await this.logs.finish(uid);
-    const items = await countLines(paths.itemsPath);
+    const items = await countLines(paths.itemsPath, this.files.itemsDir);
     const row = this.jobs.get(uid);
     if (!row) return;
+    const stats = summary?.stats as { finish_reason?: unknown; crawler_stats?: Record<string, unknown> } | undefined;
+    const scrapyErrors = stats?.crawler_stats?.['log_count/ERROR'];
+    const judged = judgeOutcome(row.outcome ?? 'failed', {
+      errorCount: summary?.errorCount ?? 0,
+      scrapyErrorCount: typeof scrapyErrors === 'number' ? scrapyErrors : null,
+      finishReason: typeof stats?.finish_reason === 'string' ? stats.finish_reason : null,
+      items,
+      previousItems: row.outcome === 'succeeded' ? this.jobs.previousItems(row) : null,
+    });
     this.jobs.markFinished(uid, {
-      end_time: row.end_time ?? nowSeconds(), exit_code: row.exit_code, signal: row.signal, outcome: row.outcome ?? 'failed',
+      end_time: row.end_time ?? nowSeconds(), exit_code: row.exit_code, signal: row.signal, outcome: judged.outcome,
       items_count: items, error_count: summary?.errorCount ?? 0, items_exists: items !== null,
-      log_exists: await exists(paths.logPath), stats: summary ? JSON.stringify(summary.stats) : null, note: row.note,
+      log_exists: await exists(paths.logPath), stats: summary ? JSON.stringify(summary.stats) : null,
+      note: judged.why ? (row.note ? `${row.note}; ${judged.why}` : judged.why) : row.note,
     });
     if (summary) this.emit('errors', uid, summary.errors);
     this.jobs.pruneFinished(this.opts.historyToKeep);
@@ -212,6 +276,34 @@ export class Launcher extends EventEmitter {
     return true;
   }
 
+  /**
+   * A limit was broken: TERM to the process group, then KILL after the cancel grace (the cancel
+   * ladder from its TERM step), and a line in the job's log saying why.
+   */
+  private stopForLimit(uid: number, hit: LimitHit): void {
+    const entry = this.live.get(uid);
+    if (!entry || entry.limitHit) return;
+    entry.limitHit = hit;
+    const row = this.jobs.get(uid);
+    if (row) {
+      const line = `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane] ERROR: ${describeHit(hit)}; sending SIGTERM, SIGKILL after ${this.opts.cancelGraceSeconds} s\n`;
+      try { appendFileSync(this.files.paths(row.project, row.spider, row.id).logPath, line); } catch { /* the log may be gone: the note still says why */ }
+    }
+    signalGroup(entry.pid, 'SIGTERM');
+    this.armLadder(entry, LADDER.indexOf('SIGTERM') + 1);
+  }
+
+  /** Records what a newly queued job asked for (null = the slave's default). */
+  setRequestedLimits(uid: number, r: RequestedLimits): void {
+    this.opts.limits?.store.set(uid, r);
+  }
+
+  /** The limits a job runs under: its own, else the slave's defaults. */
+  limitsOf(row: JobRow): RunLimits {
+    const none: RequestedLimits = { maxRuntime: null, maxMemory: null, nice: null };
+    return effectiveLimits(limitColumns(row).requested, this.opts.limits?.defaults ?? none);
+  }
+
   private armLadder(entry: Live, step: number): void {
     if (entry.ladder) clearTimeout(entry.ladder);
     if (step >= LADDER.length) return;
@@ -231,7 +323,10 @@ export class Launcher extends EventEmitter {
     const result = { adopted: 0, lost: 0, killed: 0 };
     for (const row of this.jobs.running()) {
       if (row.pid && isSameProcess(row.pid, row.proc_start)) {
-        const entry: Live = { uid: row.uid, pid: row.pid, adopted: true, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() };
+        const entry: Live = {
+          uid: row.uid, pid: row.pid, adopted: true, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(),
+          limits: this.limitsOf(row), startTime: row.start_time ?? nowSeconds(),
+        };
         entry.exited = new Promise((resolve) => {
           entry.poll = setInterval(() => {
             if (isSameProcess(entry.pid, row.proc_start)) return;
@@ -248,6 +343,7 @@ export class Launcher extends EventEmitter {
         } else {
           result.adopted++;
         }
+        this.watcher.wake();
       } else {
         this.live.set(row.uid, { uid: row.uid, pid: 0, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() });
         this.recordEnd(row.uid, { code: null, signal: null, forceOutcome: 'lost', note: 'the slave stopped while this job ran and its process was gone at restart' });
@@ -260,6 +356,7 @@ export class Launcher extends EventEmitter {
   /** 'stop': cancel every running job and wait for it to end; 'leave': let them run on unsupervised until the next start adopts them. */
   async shutdown(mode: 'stop' | 'leave'): Promise<void> {
     this.stopping = true;
+    this.watcher.stop();
     const entries = [...this.live.values()];
     if (mode === 'leave') {
       for (const e of entries) {
@@ -288,12 +385,17 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Counts JSON lines without holding the file in memory; null when there is no file. */
-async function countLines(path: string): Promise<number | null> {
-  if (!(await exists(path))) return null;
+/**
+ * Counts JSON lines without holding the file in memory; null when there is no file. The file is the
+ * spider's: read only if it is a regular file inside the items tree (never through a symlink, FIFO
+ * or device it may have put in its place).
+ */
+async function countLines(path: string, root: string): Promise<number | null> {
+  const fh = await openSpiderFile(path, root);
+  if (!fh) return null;
   let lines = 0;
   let last = 0x0a;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of fh.createReadStream() as AsyncIterable<Buffer>) {
     for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
     if (chunk.length) last = chunk[chunk.length - 1]!;
   }

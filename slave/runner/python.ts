@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { SpiderSandbox } from './sandbox.ts';
 
 const run = promisify(execFile);
 
@@ -20,7 +21,7 @@ export async function findScrapyPython(configured: string | null): Promise<strin
 export class RunnerError extends Error {}
 
 /** The environment that makes an egg importable and selects its Scrapy settings module. */
-export function eggEnvironment(base: NodeJS.ProcessEnv, eggPath: string, settingsModule: string): NodeJS.ProcessEnv {
+export function eggEnvironment(base: Record<string, string>, eggPath: string, settingsModule: string): Record<string, string> {
   return {
     ...base,
     PYTHONPATH: base.PYTHONPATH ? `${eggPath}:${base.PYTHONPATH}` : eggPath,
@@ -29,11 +30,15 @@ export function eggEnvironment(base: NodeJS.ProcessEnv, eggPath: string, setting
   };
 }
 
-/** Runs `scrapy list` against an egg, as Scrapyd does on addversion and listspiders. */
-export async function listEggSpiders(python: string, eggPath: string, settingsModule: string, project: string, cwd: string): Promise<string[]> {
+/**
+ * Runs `scrapy list` against an egg, as Scrapyd does on addversion and listspiders. It imports the
+ * package's code, so it runs like a spider: as the sandbox's user, with its environment.
+ */
+export async function listEggSpiders(python: string, eggPath: string, settingsModule: string, project: string, cwd: string, sandbox: SpiderSandbox): Promise<string[]> {
   try {
     const { stdout } = await run(python, ['-m', 'scrapy', 'list'], {
-      env: { ...eggEnvironment(process.env, eggPath, settingsModule), SCRAPY_PROJECT: project },
+      env: { ...eggEnvironment(sandbox.baseEnv(cwd), eggPath, settingsModule), SCRAPY_PROJECT: project },
+      ...sandbox.spawnIdentity(),
       cwd,
       timeout: 120_000,
       maxBuffer: 16 * 1024 * 1024,

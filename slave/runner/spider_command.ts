@@ -5,7 +5,7 @@ import { eggEnvironment } from './python.ts';
 export interface SpawnSpec {
   command: string;
   args: string[];
-  env: NodeJS.ProcessEnv;
+  env: Record<string, string>;
   cwd: string;
 }
 
@@ -19,9 +19,14 @@ export interface JobLaunch {
   settings: Record<string, string>;
   itemsPath: string;
   logPath: string;
+  /** The project's work folder: writable by the spider, the cwd of Scrapy jobs. */
+  workDir: string;
 }
 
-/** The environment every spider gets, Scrapy or not: Scrapyd's variables and spiderplane's. */
+/**
+ * The job variables every spider gets, Scrapy or not: Scrapyd's and spiderplane's. They are set
+ * last, over the allow-listed base environment (spider_env.ts) and the package's own variables.
+ */
 function commonEnv(job: JobLaunch, pkg: StoredVersion): Record<string, string> {
   return {
     SCRAPY_PROJECT: job.project,
@@ -35,6 +40,7 @@ function commonEnv(job: JobLaunch, pkg: StoredVersion): Record<string, string> {
     SPIDERPLANE_VERSION: pkg.version,
     SPIDERPLANE_ITEMS_FILE: job.itemsPath,
     SPIDERPLANE_LOG_FILE: job.logPath,
+    SPIDERPLANE_WORK_DIR: job.workDir,
     SPIDERPLANE_ARGS: JSON.stringify(job.args),
     SPIDERPLANE_SETTINGS: JSON.stringify(job.settings),
   };
@@ -46,7 +52,7 @@ function commonEnv(job: JobLaunch, pkg: StoredVersion): Record<string, string> {
  * the runner writes to the job's log file itself, so even a crash before Scrapy configures its
  * logging is kept.
  */
-export function scrapyCommand(job: JobLaunch, pkg: StoredVersion, python: string, workDir: string): SpawnSpec {
+export function scrapyCommand(job: JobLaunch, pkg: StoredVersion, python: string, baseEnv: Record<string, string>): SpawnSpec {
   const args = ['-m', 'scrapy', 'crawl', job.spider];
   const spiderArgs: Record<string, string> = { ...job.args, _job: job.id };
   if (job.requestedVersion !== null) spiderArgs._version = job.requestedVersion;
@@ -56,17 +62,20 @@ export function scrapyCommand(job: JobLaunch, pkg: StoredVersion, python: string
   return {
     command: python,
     args,
-    env: { ...eggEnvironment(process.env, pkg.path, pkg.settingsModule ?? ''), ...commonEnv(job, pkg) },
-    cwd: workDir,
+    env: { ...eggEnvironment(baseEnv, pkg.path, pkg.settingsModule ?? ''), ...commonEnv(job, pkg) },
+    cwd: job.workDir,
   };
 }
 
-/** A generic package's spider: its manifest command, with args appended as --name=value. */
-export function genericCommand(job: JobLaunch, pkg: StoredVersion): SpawnSpec {
+/**
+ * A generic package's spider: its manifest command, with args appended as --name=value. It runs in
+ * its package folder (readable, not writable); SPIDERPLANE_WORK_DIR is where it may keep files.
+ */
+export function genericCommand(job: JobLaunch, pkg: StoredVersion, baseEnv: Record<string, string>): SpawnSpec {
   const spec = pkg.manifest?.spiders[job.spider];
   if (!spec) throw new Error(`spider '${job.spider}' not found in ${pkg.project} ${pkg.version}`);
   const argv = Object.entries(job.args).map(([k, v]) => `--${k}=${v}`);
-  const env = { ...process.env, ...spec.env, ...commonEnv(job, pkg) };
+  const env = { ...baseEnv, ...spec.env, ...commonEnv(job, pkg) };
   if (typeof spec.command === 'string') {
     return { command: '/bin/sh', args: ['-c', spec.command, job.spider, ...argv], env, cwd: pkg.path };
   }

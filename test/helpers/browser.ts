@@ -30,6 +30,7 @@ export interface PageProblems {
 export async function newContext(browser: Browser, problems: PageProblems, label: string): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
   context.on('page', (page) => watchPage(page, problems, label));
+  context.setDefaultTimeout(60_000); // waits are for states; a busy 2-core machine may take long to reach one
   return context;
 }
 

@@ -17,16 +17,17 @@ export interface DaemonHandle {
   kill9: () => Promise<void>;
 }
 
-export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp): Promise<DaemonHandle> {
+/** `as` starts the program as another user (the test runs as root), e.g. to see a non-root daemon. */
+export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp, as?: { uid: number; gid: number }): Promise<DaemonHandle> {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as,
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${what} did not start in 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => rej(new Error(`${what} did not start in 90 s:\n${out}`)), 30_000);
     proc.stdout!.on('data', () => {
       const m = listening.exec(out);
       if (m) { clearTimeout(timer); res(m[1]!); }

@@ -17,7 +17,7 @@ export async function joinSlave(master: MasterHandle, nodeName: string, args: st
   return slave;
 }
 
-export async function waitNodeStatus(master: MasterHandle, name: string, status: string, timeoutMs = 30_000): Promise<NodeView> {
+export async function waitNodeStatus(master: MasterHandle, name: string, status: string, timeoutMs = 60_000): Promise<NodeView> {
   return waitFor(`node ${name} to be ${status}`, async () => {
     const r = await master.api<{ nodes: NodeView[] }>('GET', '/api/nodes');
     const n = r.body.nodes?.find((x) => x.name === name);
@@ -52,7 +52,7 @@ export async function deployNodePackage(master: MasterHandle, workDir: string, p
   for (const t of targets) assert.equal(t.state, 'ok', JSON.stringify(r.body));
 }
 
-export async function waitRunState(master: MasterHandle, job: string, pred: (r: RunView) => boolean, what: string, timeoutMs = 30_000): Promise<RunView> {
+export async function waitRunState(master: MasterHandle, job: string, pred: (r: RunView) => boolean, what: string, timeoutMs = 60_000): Promise<RunView> {
   return waitFor(`run ${job} ${what}`, async () => {
     const r = await master.api<{ run: RunView }>('GET', `/api/runs/${job}`);
     return r.status === 200 && pred(r.body.run) ? r.body.run : undefined;

@@ -49,7 +49,7 @@ export async function daemonStatus(url: string): Promise<{ pending: number; runn
 }
 
 /** Waits until the job is running (and has a pid). */
-export async function waitRunning(url: string, id: string, timeoutMs = 30_000): Promise<JobRecord> {
+export async function waitRunning(url: string, id: string, timeoutMs = 60_000): Promise<JobRecord> {
   return waitFor(`job ${id} running`, async () => {
     const r = await job(url, id);
     return r && r.state === 'running' && r.pid ? r : undefined;
@@ -67,7 +67,7 @@ export async function waitFinished(url: string, id: string, opts: { timeoutMs?: 
     if (!r || r.state !== 'finished') return undefined;
     if (complete && r.error_count === null) return undefined;
     return r;
-  }, opts.timeoutMs ?? 30_000, 100);
+  }, opts.timeoutMs ?? 60_000, 100);
 }
 
 export async function fetchText(url: string, path: string): Promise<{ status: number; text: string }> {
@@ -80,7 +80,7 @@ export function jsonLines(text: string): Array<Record<string, unknown>> {
 }
 
 /** Waits until the job's log (served over HTTP) matches re; returns the log text. */
-export async function waitForLog(url: string, project: string, spider: string, id: string, re: RegExp, timeoutMs = 30_000): Promise<string> {
+export async function waitForLog(url: string, project: string, spider: string, id: string, re: RegExp, timeoutMs = 60_000): Promise<string> {
   return waitFor(`log of ${id} to match ${re}`, async () => {
     const r = await fetchText(url, `/logs/${project}/${spider}/${id}.log`);
     return r.status === 200 && re.test(r.text) ? r.text : undefined;
@@ -112,7 +112,7 @@ export function isAlive(pid: number): boolean {
   return s !== null && s !== 'Z' && s !== 'X';
 }
 
-export async function waitGone(pid: number, timeoutMs = 15_000): Promise<void> {
+export async function waitGone(pid: number, timeoutMs = 60_000): Promise<void> {
   await waitFor(`process ${pid} to end`, () => (isAlive(pid) ? undefined : true), timeoutMs, 50);
 }
 

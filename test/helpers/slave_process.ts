@@ -1,5 +1,5 @@
 // Starts a real slave daemon as a child process on a free loopback port, and talks to it over HTTP.
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startDaemon, type DaemonHandle } from './daemon_process.ts';
@@ -11,8 +11,15 @@ export interface SlaveHandle extends DaemonHandle {
   dataDir: string;
 }
 
+/**
+ * A fresh folder under the temp dir. mkdtemp makes it 0700; it is opened to 0755 because daemons
+ * running as root run spiders as another user, who must pass through every parent of a data folder
+ * (a daemon refuses to start otherwise), and tests nest data folders inside these.
+ */
 export function tempDir(prefix = 'spiderplane-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
@@ -47,7 +54,7 @@ export async function uploadEgg(base: string, project: string, version: string, 
 }
 
 /** Polls until check returns a value other than undefined (or throws after timeoutMs). */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -68,6 +75,6 @@ export async function jobState(base: string, job: string): Promise<string | null
   return (await getJson(base, '/status.json', { job })).currstate as string | null;
 }
 
-export async function waitForState(base: string, job: string, state: string, timeoutMs = 30_000): Promise<void> {
+export async function waitForState(base: string, job: string, state: string, timeoutMs = 60_000): Promise<void> {
   await waitFor(`job ${job} to be ${state}`, async () => ((await jobState(base, job)) === state ? true : undefined), timeoutMs);
 }

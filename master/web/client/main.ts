@@ -3,7 +3,7 @@
 import { confirmForms, keyValueRows, projectPickers, ruleForms, targetPickers } from './forms.ts';
 import { cronEditor } from './cron_editor.ts';
 import { liveLog } from './live_log.ts';
-import { autoRefresh, deploymentProgress, jobDetails, uploadPrefill } from './widgets.ts';
+import { autoRefresh, deploymentProgress, uploadPrefill } from './widgets.ts';
 import { clusterCharts, nodeCharts } from './charts.ts';
 import { localTimes } from './time.ts';
 
@@ -17,7 +17,6 @@ function start(): void {
   cronEditor();
   liveLog();
   deploymentProgress();
-  jobDetails();
   uploadPrefill();
   nodeCharts();
   clusterCharts();

@@ -1,6 +1,7 @@
-// <time data-localtime> elements carry an instant; show it in the viewer's own timezone.
+// <time data-localtime> elements carry an instant; show it in the viewer's own timezone, with the
+// zone's name (a bare "02:00:00" is ambiguous when a schedule runs in another zone).
 
-const full = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const full = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
 export function relative(ms: number): string {
@@ -23,4 +24,14 @@ export function localTimes(root: ParentNode = document): void {
 
 export function formatLocal(d: Date): string {
   return full.format(d);
+}
+
+/** The same wording as the server's duration filter: 45s, 3m 12s, 2h 5m, 1d 4h. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '—';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }

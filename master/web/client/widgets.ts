@@ -52,50 +52,6 @@ export function deploymentProgress(): void {
   void tick();
 }
 
-/** Job page: the Scrapy stats (LogParser's figures) and the error records from the node. */
-export function jobDetails(): void {
-  const stats = document.querySelector<HTMLElement>('[data-job-stats]');
-  if (stats) {
-    void (async () => {
-      const empty = stats.querySelector<HTMLElement>('[data-stats-empty]')!;
-      const res = await fetch(stats.dataset.jobStats!, { credentials: 'same-origin' }).catch(() => null);
-      const data = res && res.ok ? ((await res.json()) as Record<string, unknown>) : null;
-      if (!data) { empty.textContent = 'No Scrapy stats for this job (not a Scrapy spider, or its node is away).'; return; }
-      const facts = stats.querySelector<HTMLElement>('[data-stats-facts]')!;
-      const cats = (data.log_categories ?? {}) as Record<string, { count: number }>;
-      const shown: Array<[string, unknown]> = [
-        ['Pages', data.pages], ['Items', data.items], ['Runtime', data.runtime], ['Finish reason', data.finish_reason],
-        ['Errors logged', cats.error_logs?.count], ['Warnings logged', cats.warning_logs?.count], ['Retries', cats.retry_logs?.count],
-        ['Redirects', cats.redirect_logs?.count], ['First log', data.first_log_time], ['Latest log', data.latest_log_time],
-      ];
-      const crawler = (data.crawler_stats ?? {}) as Record<string, unknown>;
-      for (const key of ['downloader/request_count', 'downloader/response_bytes', 'item_scraped_count', 'response_received_count']) {
-        if (crawler[key] !== undefined) shown.push([key, crawler[key]]);
-      }
-      for (const [k, v] of shown) facts.append(el('dt', {}, k), el('dd', {}, v === null || v === undefined ? '—' : String(v)));
-      empty.classList.add('hidden');
-      facts.classList.remove('hidden');
-    })();
-  }
-  const errors = document.querySelector<HTMLElement>('[data-job-errors]');
-  if (errors) {
-    void (async () => {
-      const empty = errors.querySelector<HTMLElement>('[data-errors-empty]')!;
-      const res = await fetch(errors.dataset.jobErrors!, { credentials: 'same-origin' }).catch(() => null);
-      const data = res && res.ok ? ((await res.json()) as { errors?: Array<{ time: string; level: string; message: string; traceback: string | null }> }) : null;
-      if (!data?.errors?.length) { empty.textContent = data ? 'No errors recorded.' : 'The node did not answer.'; return; }
-      empty.classList.add('hidden');
-      const list = errors.querySelector<HTMLElement>('[data-errors-list]')!;
-      for (const e of data.errors.slice(0, 20)) {
-        const item = el('div', { class: 'error-item' });
-        item.append(el('div', { class: 'small' }, `${e.time} · ${e.level}`), el('div', { class: 'mono small' }, e.message));
-        if (e.traceback) item.append(el('pre', { class: 'log short' }, e.traceback));
-        list.append(item);
-      }
-    })();
-  }
-}
-
 /** The upload form guesses project and version from the file: the egg's settings module or a NAME-VERSION file name. */
 export function uploadPrefill(): void {
   const form = document.querySelector<HTMLFormElement>('[data-upload-form]');
@@ -114,10 +70,14 @@ export function uploadPrefill(): void {
     const settings = await readZipText(f, 'EGG-INFO/entry_points.txt').catch(() => null);
     const module = settings ? /\[scrapy\][^[]*?settings\s*=\s*([\w.]+)/.exec(settings)?.[1] : undefined;
     if (module) guessedProject = module.split('.')[0]!;
-    if (!guessedVersion || guessedVersion === '1.0') guessedVersion = new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
+    // A zip named NAME-VERSION.zip says its version. An egg's "1.0" is setup.py's default, which says
+    // nothing, so an egg gets a timestamp (what scrapyd-deploy uses) instead.
+    const fromName = !!guessedVersion && !(module && guessedVersion === '1.0');
+    if (!fromName) guessedVersion = new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
     if (!project.value) project.value = guessedProject;
     if (!version.value) version.value = guessedVersion;
-    if (hint) hint.textContent = module ? `Scrapy egg, settings module ${module}.` : (await readZipText(f, 'spiderplane.json').catch(() => null)) ? 'Generic package with spiderplane.json.' : '';
+    const what = module ? `Scrapy egg, settings module ${module}.` : (await readZipText(f, 'spiderplane.json').catch(() => null)) ? 'Generic package with spiderplane.json.' : '';
+    if (hint) hint.textContent = `${what}${what ? ' ' : ''}${fromName ? `Version ${guessedVersion} from the file name.` : 'Version: a timestamp (change it if you like).'}`;
   });
 }
 

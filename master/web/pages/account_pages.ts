@@ -136,6 +136,23 @@ export function mountAccountPages(pc: PageContext): void {
     }
   });
 
+  // An admin sets a new password for another user (who forgot theirs); that user's sessions end.
+  action(pc, '/users/:id/password', 'admin', async (ctx, form, me) => {
+    const id = Number(ctx.params.id);
+    const target = Number.isInteger(id) ? m.users.get(id) : undefined;
+    if (!target) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
+    if (target.id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'Change your own password on the Settings page (it asks for the current one).' });
+    try {
+      await m.users.setPassword(target.id, form.get('password') ?? '');
+    } catch (e) {
+      if (e instanceof UserProblem) return redirect(ctx, '/users', { kind: 'error', text: `Password of ${target.username} not changed: ${e.message}` });
+      throw e;
+    }
+    const ended = m.sessions.destroyAll(target.id);
+    console.log(`[spiderplane-master] ${me.username} reset the password of ${target.username}; ${ended} session(s) ended`);
+    redirect(ctx, '/users', { kind: 'ok', text: `Password of ${target.username} reset; ${ended === 0 ? 'they had no open session' : `${ended} open session${ended === 1 ? ' was' : 's were'} logged out`}.` });
+  });
+
   action(pc, '/users/:id/delete', 'admin', (ctx, _form, me) => {
     const id = Number(ctx.params.id);
     if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot delete yourself.' });

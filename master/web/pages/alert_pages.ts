@@ -1,5 +1,5 @@
 import type { Params } from '../../../common/http/request_params.ts';
-import { KIND_INFO, parseRecipients, parseRuleInput } from '../../alerts/rule_store.ts';
+import { KIND_INFO, parseRecipients, parseRuleInput, type RuleInput } from '../../alerts/rule_store.ts';
 import { smtpView } from '../../alerts/mailer.ts';
 import { firingView, mailView } from '../../http/alerts_api.ts';
 import { HttpError } from '../../http/input.ts';
@@ -11,6 +11,12 @@ import { redirect, render } from '../render.ts';
 const UNITS: Record<string, string> = {
   cpu: ' %', memory: ' %', disk: ' %', network_rx: ' B/s', network_tx: ' B/s', job_errors: ' errors', job_no_items: ' items', job_too_long: ' s',
 };
+
+/** Whether two rules watch the same thing the same way (recipients and name aside). */
+function sameWatch(r: RuleInput, i: RuleInput): boolean {
+  return r.kind === i.kind && r.scope === i.scope && r.scope_node === i.scope_node && r.scope_project === i.scope_project
+    && r.scope_spider === i.scope_spider && r.threshold === i.threshold && r.duration_seconds === i.duration_seconds;
+}
 
 /** Alert rules (list, create, edit, enable), alert history with the mail outbox, SMTP settings. */
 export function mountAlertPages(pc: PageContext): void {
@@ -49,7 +55,11 @@ export function mountAlertPages(pc: PageContext): void {
 
   action(pc, '/alerts/rules', 'operator', (ctx, form) => {
     try {
-      const rule = a.createRule(parseRuleInput(ruleBody(form)));
+      const input = parseRuleInput(ruleBody(form));
+      // The same watch twice would send every mail twice (e.g. the starter rules SMTP set up).
+      const twin = a.rules.all().find((r) => sameWatch(r, input));
+      if (twin) throw new HttpError(400, `Rule '${twin.name}' already watches this (same kind, scope and threshold): edit it instead of adding another.`);
+      const rule = a.createRule(input);
       redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' created.` });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
@@ -119,8 +129,14 @@ export function mountAlertPages(pc: PageContext): void {
     if (form.get('clear_password') === '1') body.password = null;
     else if ((form.get('password') ?? '') !== '') body.password = form.get('password');
     try {
+      const before = new Set(a.rules.all().map((r) => r.id));
       a.saveSmtp(body);
-      redirect(ctx, '/settings', { kind: 'ok', text: 'SMTP settings saved.' });
+      // The first SMTP setup adds starter rules: say so, rather than let them appear unannounced.
+      const added = a.rules.all().filter((r) => !before.has(r.id)).map((r) => r.name);
+      redirect(ctx, '/settings', {
+        kind: 'ok',
+        text: added.length ? `SMTP settings saved. ${added.length} starter alert rule${added.length === 1 ? ' was' : 's were'} added so that mails go out: ${added.join(', ')} (change or disable them on the Alerts page).` : 'SMTP settings saved.',
+      });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       // Show the form again with what was typed (never the password), and why it was refused.

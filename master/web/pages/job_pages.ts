@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import { HttpError } from '../../http/input.ts';
 import { runView } from '../../http/views.ts';
-import type { RunFilter } from '../../runs/run_store.ts';
+import type { RunFilter, RunRow } from '../../runs/run_store.ts';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { redirect, render } from '../render.ts';
 
@@ -16,7 +16,9 @@ export function mountJobPages(pc: PageContext): void {
     const q = (k: string) => (typeof ctx.query[k] === 'string' && ctx.query[k] !== '' ? (ctx.query[k] as string) : undefined);
     const state = q('state');
     const since = q('since');
+    const schedule = q('schedule');
     return {
+      schedule_id: schedule && /^\d{1,15}$/.test(schedule) ? Number(schedule) : undefined,
       state: state && STATES.includes(state) ? state : undefined,
       node: q('node'), project: q('project'), spider: q('spider'),
       since: since && SINCE[since] ? Date.now() - SINCE[since]! : undefined,
@@ -28,13 +30,22 @@ export function mountJobPages(pc: PageContext): void {
     const total = m.runs.query({ ...filter, limit: 0, offset: 0 }).total;
     const p = pageOf(ctx, total, 50);
     render(env, ctx, 'jobs.njk', {
-      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map((r) => runView(r)), page: p,
-      pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since']), nowMs: Date.now(),
-      q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '' },
+      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map(withRetryLinks), page: p,
+      pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since', 'schedule']), nowMs: Date.now(),
+      q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '', schedule: ctx.query.schedule ?? '' },
+      schedules: m.schedules.all().map((s) => ({ id: String(s.id), name: s.name })),
       states: STATES, nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
       filtered: Object.values(filter).some((v) => v !== undefined),
     });
   });
+
+  /** A run for the list, with the job it repeats and the first run of its retry chain (for "retry 2 of 3"). */
+  const withRetryLinks = (r: RunRow) => {
+    const jobOf = (id: number) => m.runs.get(id)?.job;
+    let root = r;
+    for (let i = 0; i < 50 && root.retry_of !== null; i++) root = m.runs.get(root.retry_of) ?? root;
+    return { ...runView(r, jobOf), retry_root_job: root === r ? null : root.job };
+  };
 
   const findRun = (job: string) => {
     const run = m.runs.byJob(job);
@@ -46,7 +57,13 @@ export function mountJobPages(pc: PageContext): void {
     const run = findRun(ctx.params.job!);
     const related = [run.retry_of ? m.runs.get(run.retry_of) : undefined, ...m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 }).runs.filter((r) => r.retry_of === run.id)]
       .filter((r): r is NonNullable<typeof r> => !!r).map((r) => runView(r));
-    render(env, ctx, 'job.njk', { run: runView(run), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state) });
+    const version = run.version ?? m.repo.newest(run.project);
+    const kind = version ? m.repo.get(run.project, version)?.kind : undefined;
+    render(env, ctx, 'job.njk', {
+      run: runView(run, (id) => m.runs.get(id)?.job), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state),
+      // Generic (non-Scrapy) packages have no Scrapy stats: their page shows no empty stats panel.
+      isScrapy: kind === undefined || kind === 'scrapy-egg',
+    });
   });
 
   action(pc, '/jobs/:job/cancel', 'operator', async (ctx) => {

@@ -5,7 +5,8 @@ import { Fields, HttpError } from '../../http/input.ts';
 import { nodeView } from '../../nodes/node_registry.ts';
 import type { Context } from 'koa';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
-import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
+import { kvRows, numberOr, optional, policyFields, targetFrom } from '../forms.ts';
+import { readPolicy } from '../../runs/run_policy.ts';
 import { redirect, render } from '../render.ts';
 
 /** Projects, versions, the upload form, deployments with live progress, and "run now". */
@@ -25,7 +26,9 @@ export function mountProjectPages(pc: PageContext): void {
   const listVars = (ctx: Context) => {
     const all = projectSummaries();
     const p = pageOf(ctx, all.length, 50);
-    return { projects: all.slice(p.offset, p.offset + p.limit), page: p, pageBase: baseQuery(ctx, []), onlineNodes: m.nodes.all().filter((n) => n.status === 'online').length };
+    const nodes = m.nodes.all();
+    // One denominator for every row: all known nodes, with how many of them are not online.
+    return { projects: all.slice(p.offset, p.offset + p.limit), page: p, pageBase: baseQuery(ctx, []), totalNodes: nodes.length, offlineNodes: nodes.filter((n) => n.status !== 'online').length };
   };
 
   page(pc, '/projects', 'viewer', (ctx) => {
@@ -36,8 +39,8 @@ export function mountProjectPages(pc: PageContext): void {
     const project = (form.get('project') ?? '').trim();
     const version = (form.get('version') ?? '').trim();
     const file = form.files.get('egg');
-    const fail = (text: string) => {
-      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, 400);
+    const fail = (text: string, status = 400) => {
+      render(env, ctx, 'projects.njk', { ...listVars(ctx), uploadError: text, upload: { project, version } }, status);
     };
     const problem = !project ? 'Give the project a name.' : nameProblem(project) ? `The project name ${nameProblem(project)}.` :
       !version ? 'Give the version a name.' : nameProblem(sanitizeVersion(version)) ? `The version ${nameProblem(sanitizeVersion(version))}.` :
@@ -46,7 +49,8 @@ export function mountProjectPages(pc: PageContext): void {
     try {
       await m.repo.add(project, sanitizeVersion(version), file!, user.username);
     } catch (e) {
-      if (e instanceof PackageRejected) return fail(e.message);
+      // The message is shared with the Scrapyd API, whose users may need a curl tip; a browser does not.
+      if (e instanceof PackageRejected) return fail(e.message.replace(/\s*\(if using curl[^)]*\)\s*$/, '').replace(/^egg is not a ZIP file$/, 'This file is not a ZIP archive: upload a Scrapy egg (.egg) or a zip package (.zip).'), e.status);
       throw e;
     }
     const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
@@ -99,11 +103,12 @@ export function mountProjectPages(pc: PageContext): void {
     try {
       const f = new Fields({
         project, spider: form.get('spider'), version: optional(form, 'version'), args: kvRows(form, 'args'), settings: kvRows(form, 'settings'),
-        priority: numberOr(form, 'priority', 0), target: targetFrom(form),
+        priority: numberOr(form, 'priority', 0), target: targetFrom(form), ...policyFields(form),
       });
       const runs = await m.dispatcher.dispatch({
         project, spider: f.name('spider')!, version: f.name('version', false), args: f.stringMap('args'), settings: f.stringMap('settings'),
         priority: f.number('priority', 0), target: f.target('target'), scheduleId: null, retriesLeft: m.config.maxRetries, createdBy: user.username,
+        policy: readPolicy(f),
       });
       if (runs.length === 1) return redirect(ctx, `/jobs/${runs[0]!.job}`, { kind: runs[0]!.state === 'failed' ? 'error' : 'ok', text: runs[0]!.state === 'failed' ? runs[0]!.note ?? 'Dispatch failed.' : `Started on ${runs[0]!.node}.` });
       redirect(ctx, `/jobs?project=${encodeURIComponent(project)}&spider=${encodeURIComponent(form.get('spider') ?? '')}`, { kind: 'ok', text: `Started on ${runs.length} nodes.` });

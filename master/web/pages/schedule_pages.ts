@@ -8,7 +8,7 @@ import { parseScheduleInput } from '../../http/schedule_input.ts';
 import { runView, scheduleView } from '../../http/views.ts';
 import { nodeView } from '../../nodes/node_registry.ts';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
-import { kvRows, numberOr, optional, targetFrom } from '../forms.ts';
+import { kvRows, numberOr, optional, policyFields, targetFrom } from '../forms.ts';
 import { redirect, render } from '../render.ts';
 
 const TIMEZONES = (Intl as unknown as { supportedValuesOf?: (k: string) => string[] }).supportedValuesOf?.('timeZone') ?? ['UTC'];
@@ -17,6 +17,9 @@ interface FormValues {
   name: string; cron: string; timezone: string; project: string; spider: string; version: string;
   target: Target; args: Record<string, string>; settings: Record<string, string>; priority: number | string;
   enabled: boolean; overlap: string; missed: string; max_retries: number | string;
+  /** limits and failure retries (null: not set) */
+  max_runtime: number | string | null; max_memory: number | string | null; nice: number | string | null;
+  retries: number | string | null; retry_delay: number | string | null;
 }
 
 /** The schedule list, the cron editor (create and edit), run now, enable/disable, history. */
@@ -28,6 +31,7 @@ export function mountSchedulePages(pc: PageContext): void {
     spider: optional(form, 'spider'), version: optional(form, 'version'), target: targetFrom(form), args: kvRows(form, 'args'),
     settings: kvRows(form, 'settings'), priority: numberOr(form, 'priority', 0), enabled: form.get('enabled') === '1',
     overlap: form.get('overlap') ?? 'skip', missed: form.get('missed') ?? 'skip', max_retries: numberOr(form, 'max_retries', m.config.maxRetries),
+    ...policyFields(form),
   });
 
   const editor = (ctx: Context, vars: { values: FormValues; id: number | null; error?: string; history?: unknown; runs?: unknown }, status = 200) => {
@@ -62,7 +66,8 @@ export function mountSchedulePages(pc: PageContext): void {
     const project = typeof ctx.query.project === 'string' ? ctx.query.project : '';
     editor(ctx, {
       id: null,
-      values: { name: '', cron: '0 3 * * *', timezone: '', project, spider: '', version: '', target: { mode: 'auto' }, args: {}, settings: {}, priority: 0, enabled: true, overlap: 'skip', missed: 'skip', max_retries: m.config.maxRetries },
+      values: { name: '', cron: '0 3 * * *', timezone: '', project, spider: '', version: '', target: { mode: 'auto' }, args: {}, settings: {}, priority: 0, enabled: true, overlap: 'skip', missed: 'skip', max_retries: m.config.maxRetries,
+        max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: 60 },
     });
   });
 

@@ -1,7 +1,7 @@
 // master/http/proxy.ts: X-Forwarded-* believed from trusted proxies only, a validated path prefix.
 // A tiny koa app on 127.0.0.1 with the middleware, called over real HTTP: the test client is the
 // TCP peer 127.0.0.1, trusted or not depending on the list given to trustedProxy().
-// Run: cd /work/main && npx tsx --test test/daemon_proxy.test.ts
+// Run: cd /work/main && npx tsx --test test/daemon_proxy_unit.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';

@@ -1,0 +1,68 @@
+import type { Db } from '../../common/sqlite.ts';
+import type { LimitHit } from '../../common/types.ts';
+import type { RunPolicy } from './run_policy.ts';
+import type { RunRow } from './run_store.ts';
+
+/**
+ * The SQL of the runs' limit and retry columns (kept apart from RunStore). A due retry is claimed
+ * by one UPDATE before it is dispatched, as the scheduler claims occurrences, so it runs once even
+ * if the master restarts; a claim whose dispatch never created the retry is released at start.
+ */
+export class RunPolicyStore {
+  private readonly s;
+
+  constructor(private readonly db: Db) {
+    this.s = {
+      setPolicy: db.prepare(`UPDATE runs SET max_runtime = @max_runtime, max_memory = @max_memory, nice = @nice, retries = @retries,
+                             retry_delay = @retry_delay, retry_number = @retry_number WHERE id = @id`),
+      setLimitHit: db.prepare(`UPDATE runs SET limit_hit = ? WHERE id = ?`),
+      planRetry: db.prepare(`UPDATE runs SET retry_at = ?, retry_claimed_at = NULL WHERE id = ?`),
+      due: db.prepare(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? AND cancel_requested = 0 ORDER BY retry_at, id LIMIT 100`),
+      dropRetry: db.prepare(`UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_claimed_at IS NULL AND retry_at IS NOT NULL`),
+      claim: db.prepare(`UPDATE runs SET retry_claimed_at = ? WHERE id = ? AND retry_at IS NOT NULL AND retry_claimed_at IS NULL`),
+      release: db.prepare(`UPDATE runs SET retry_claimed_at = NULL WHERE retry_claimed_at IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id)`),
+      unplanned: db.prepare(`SELECT * FROM runs WHERE state = 'finished' AND outcome IN ('failed', 'timeout', 'memory') AND cancel_requested = 0
+                             AND retry_number < retries AND retry_at IS NULL AND ended_at >= ?
+                             AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) ORDER BY id`),
+      retryOf: db.prepare(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id DESC LIMIT 1`),
+    };
+  }
+
+  setPolicy(id: number, p: RunPolicy, retryNumber: number): void {
+    this.s.setPolicy.run({ id, ...p, retry_number: retryNumber });
+  }
+
+  setLimitHit(id: number, hit: LimitHit | null): void { this.s.setLimitHit.run(hit ? JSON.stringify(hit) : null, id); }
+
+  /** Sets when a failed run's retry is due (and un-claims it, for a retry planned again). */
+  planRetry(id: number, at: number): void { this.s.planRetry.run(at, id); }
+
+  due(now: number): RunRow[] { return this.s.due.all(now) as RunRow[]; }
+
+  /** Cancelling a failed run whose retry is still waiting drops that retry; true when there was one. */
+  dropRetry(id: number): boolean { return this.s.dropRetry.run(id).changes === 1; }
+
+  /** True for the one caller that takes this retry. */
+  claim(id: number, now: number): boolean { return this.s.claim.run(now, id).changes === 1; }
+
+  /** At start: claims the previous master took but never turned into a retry run. */
+  releaseInterrupted(): number { return this.s.release.run().changes; }
+
+  /** Failed runs with a retry left but none planned (the master stopped between the end and the plan). */
+  unplanned(since: number): RunRow[] { return this.s.unplanned.all(since) as RunRow[]; }
+
+  /** The newest run that re-runs this one. */
+  successorOf(id: number): RunRow | undefined { return this.s.retryOf.get(id) as RunRow | undefined; }
+
+  /** The first run of a run's chain of retries and failovers. */
+  rootOf(run: RunRow, get: (id: number) => RunRow | undefined): RunRow {
+    let r = run;
+    for (let i = 0; i < 100 && r.retry_of !== null; i++) {
+      const prev = get(r.retry_of);
+      if (!prev) break;
+      r = prev;
+    }
+    return r;
+  }
+}
