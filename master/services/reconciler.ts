@@ -193,7 +193,9 @@ export class ServiceReconciler extends EventEmitter {
     const activeJobs = new Set(activeRuns.map((r) => r.job));
     for (const job of [...this.cancelSentAt.keys()]) if (!activeJobs.has(job)) this.cancelSentAt.delete(job);
 
-    await Promise.all([this.stopRuns([...stops, ...again]), this.startReplicas(starts)]);
+    // Repeated stops are not waited for: a node that does not answer must not hold up the next pass.
+    void this.stopRuns(again);
+    await Promise.all([this.stopRuns(stops), this.startReplicas(starts)]);
   }
 
   private async stopRuns(list: Array<{ run: RunRow; reason: string }>): Promise<void> {
