@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import { readParams } from '../../../common/http/request_params.ts';
+import { BodyRejected, LOGIN_LIMITS, readParams, type Params } from '../../../common/http/request_params.ts';
 import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
 import { authOf, safeEqual } from '../../http/auth.ts';
 import { loginKeys, SESSION_COOKIE } from '../sessions.ts';
@@ -38,7 +38,16 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   router.post('/login', async (ctx) => {
-    const form = await readParams(ctx, 64 * 1024);
+    let form: Params;
+    try {
+      form = await readParams(ctx, LOGIN_LIMITS);
+    } catch (e) {
+      if (!(e instanceof BodyRejected)) throw e;
+      ctx.status = e.status;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = e.message;
+      return;
+    }
     const username = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
     const next = form.get('next');
