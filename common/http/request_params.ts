@@ -77,10 +77,13 @@ const tooLargeBody = (cap: number) => new BodyRejected(413, `request body is too
  * reading (and dropping) what still comes for a moment before the socket is destroyed. Destroying
  * a socket with unread bytes makes the kernel send a reset, and the client may lose our answer.
  */
+const lingering = new WeakSet<IncomingMessage>();
+
 export function closeAfterAnswer(ctx: Context): void {
   ctx.set('Connection', 'close');
   const { req } = ctx;
-  if (req.complete) return;
+  if (req.complete || lingering.has(req)) return;
+  lingering.add(req);
   const socket = req.socket;
   // Node's server calls destroySoon() right after a Connection: close answer: half-close instead.
   socket.destroySoon = () => { if (socket.writable) socket.end(); };
@@ -95,6 +98,16 @@ export function closeAfterAnswer(ctx: Context): void {
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * Middleware, first in both daemons: a request whose body no route read (refused before reading:
+ * no credentials, wrong role, no such route) is answered with Connection: close and the rest of its
+ * body is dropped, so nobody holds a connection open by streaming a body nobody wants.
+ */
+export async function closeUnreadBodies(ctx: Context, next: () => Promise<unknown>): Promise<void> {
+  await next();
+  if (!ctx.req.complete && !ctx.req.readableEnded) closeAfterAnswer(ctx);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type nunjucks from 'nunjucks';
-import { BodyRejected, closeAfterAnswer, FORM_LIMITS, readParams, type BodyLimits, type Params } from '../../common/http/request_params.ts';
+import { BodyRejected, FORM_LIMITS, readParams, type BodyLimits, type Params } from '../../common/http/request_params.ts';
 import type { Role, User } from '../auth/users.ts';
 import { authOf, hasRole, safeEqual } from '../http/auth.ts';
 import { HttpError } from '../http/input.ts';
@@ -61,10 +61,7 @@ export function action(pc: PageContext, path: string, role: Role, handler: (ctx:
   const limits: BodyLimits = opts.upload ? { ...FORM_LIMITS, upload: { fields: [opts.upload], maxBytes: pc.m.config.maxUploadBytes } } : FORM_LIMITS;
   pc.router.post(path, async (ctx) => {
     const { session } = authOf(ctx);
-    if (denied(pc, ctx, role)) {
-      if (!ctx.req.readableEnded) closeAfterAnswer(ctx); // the body is never read: do not keep the connection for it
-      return;
-    }
+    if (denied(pc, ctx, role)) return;
     let form: Params;
     try {
       form = await readParams(ctx, limits);
