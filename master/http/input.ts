@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { nameProblem } from '../../common/names.ts';
 import { readJsonBody } from '../../common/http/request_params.ts';
 import type { Target, TargetMode } from '../runs/dispatcher.ts';
+import { dict } from '../../common/dict.ts';
 
 /** A request the API refuses: HTTP status and a message that says what to change. */
 export class HttpError extends Error {
@@ -75,7 +76,7 @@ export class Fields {
     const v = this.body[k];
     if (v === undefined || v === null) return {};
     if (typeof v !== 'object' || Array.isArray(v)) throw bad(`'${k}' must be an object of strings`);
-    const out: Record<string, string> = {};
+    const out = dict<string>();
     for (const [key, val] of Object.entries(v as Record<string, unknown>)) {
       if (!key || key.includes('=') || key.includes('\0') || key.length > 200) throw bad(`'${k}' has an invalid name '${key.slice(0, 50)}'`);
       if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw bad(`'${k}.${key}' must be a string`);

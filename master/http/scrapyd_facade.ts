@@ -11,6 +11,7 @@ import type { RunRow } from '../runs/run_store.ts';
 import { HttpError } from './input.ts';
 import { requireRole } from './auth.ts';
 import type { Role } from '../auth/users.ts';
+import { dict } from '../../common/dict.ts';
 
 const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
 
@@ -87,13 +88,13 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     const rawPriority = p.get('priority');
     const priority = rawPriority === undefined ? 0 : Number(rawPriority.trim() || NaN);
     if (!Number.isFinite(priority)) throw new ApiError(`priority is invalid: could not convert string to float: b'${rawPriority}'`);
-    const settings: Record<string, string> = {};
+    const settings = dict<string>();
     for (const s of p.getAll('setting')) {
       const eq = s.indexOf('=');
       if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
       settings[s.slice(0, eq)] = s.slice(eq + 1);
     }
-    const args: Record<string, string> = {};
+    const args = dict<string>();
     for (const name of p.names()) if (!RESERVED.has(name)) args[name] = p.get(name)!;
     const jobid = p.get('jobid');
     const [run] = await m.dispatcher.dispatch({

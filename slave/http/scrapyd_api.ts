@@ -4,6 +4,7 @@ import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import { ApiError, required, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { BodyRejected, readParams, scrapydLimits, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
+import { dict } from '../../common/dict.ts';
 
 const RESERVED = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting']);
 
@@ -15,7 +16,7 @@ export function parsePriority(raw: string | undefined): number {
 }
 
 export function parseSettings(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const s of list) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new ApiError(`setting '${s}' is invalid: expected NAME=VALUE`);
@@ -26,7 +27,7 @@ export function parseSettings(list: string[]): Record<string, string> {
 
 /** Every parameter that is not one of schedule's own becomes a spider argument (-a name=value). */
 export function spiderArgs(params: Params): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const name of params.names()) {
     if (RESERVED.has(name)) continue;
     if (name === '' || name.includes('=') || name.includes('\0')) throw new ApiError(`spider argument name '${name}' is invalid`);

@@ -7,7 +7,7 @@ import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { inspectZip, readZipEntry, extractZip, isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
 import { scrapySettingsModule } from '../../common/packages/egg.ts';
-import { MANIFEST_NAME, parseManifest, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { MANIFEST_NAME, manifestFromJson, parseManifest, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
 import { listEggSpiders } from '../runner/python.ts';
 
 export class PackageError extends Error {}
@@ -91,7 +91,7 @@ export class PackageStore {
       kind: row.kind,
       spiders: JSON.parse(row.spiders) as string[],
       settingsModule: row.settings_module,
-      manifest: row.manifest ? (JSON.parse(row.manifest) as Manifest) : null,
+      manifest: row.manifest ? manifestFromJson(row.manifest) : null,
       path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
     };
   }

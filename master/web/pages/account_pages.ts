@@ -79,7 +79,7 @@ export function mountAccountPages(pc: PageContext): void {
     redirect(ctx, '/login');
   });
 
-  const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource());
+  const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource(), m.alerts.smtpCheck());
   page(pc, '/settings', 'viewer', (ctx, user) => {
     render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: smtp() });
   });
