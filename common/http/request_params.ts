@@ -316,7 +316,7 @@ function readMultipart(ctx: Context, limits: BodyLimits, values: Map<string, str
     // Every file stream gets its error handler: busboy fails it when the body ends mid-part.
     stream.on('error', (e: Error) => refuse(new BodyRejected(400, `cannot read the multipart body: ${e.message}`)));
     if (!uploadFields.has(name)) {
-      refuse(new BodyRejected(400, limits.upload ? `unexpected file field '${name.slice(0, 50)}': upload the file as '${limits.upload.fields.join("' or '")}'` : 'this request takes no file uploads'));
+      refuse(new BodyRejected(400, limits.upload ? `unexpected file field '${name.slice(0, 50)}': upload the file as the multipart file field '${limits.upload.fields[0]}'` : 'this request takes no file uploads'));
       stream.resume();
       return;
     }
