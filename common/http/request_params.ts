@@ -72,13 +72,13 @@ const mib = (n: number) => `${Math.round((n / MIB) * 100) / 100} MiB`;
 const tooLargeUpload = (name: string, cap: number) => new BodyRejected(413, `upload '${name}' is too large: the limit is ${mib(cap)} (--max-upload-mb)`);
 const tooLargeBody = (cap: number) => new BodyRejected(413, `request body is too large (over ${cap} bytes)`);
 
+const lingering = new WeakSet<IncomingMessage>();
+
 /**
  * After refusing a body that was not read to its end: answer with Connection: close, and keep
  * reading (and dropping) what still comes for a moment before the socket is destroyed. Destroying
  * a socket with unread bytes makes the kernel send a reset, and the client may lose our answer.
  */
-const lingering = new WeakSet<IncomingMessage>();
-
 export function closeAfterAnswer(ctx: Context): void {
   ctx.set('Connection', 'close');
   const { req } = ctx;
@@ -188,6 +188,7 @@ class UrlencodedDecoder {
   private pct: number[] = []; // bytes after a '%' not yet decided
   private fields = 0;
   private textBytes = 0;
+  private uploadBytes = 0;
   private started = false;
 
   constructor(private readonly limits: BodyLimits, private readonly values: Map<string, string[]>, private readonly files: Map<string, Buffer>) {
@@ -199,7 +200,10 @@ class UrlencodedDecoder {
     const len = this.partsLength + n;
     const upload = this.name !== null && this.uploadFields.has(this.name);
     if (upload) {
-      if (len > this.limits.upload!.maxBytes) throw tooLargeUpload(this.name!, this.limits.upload!.maxBytes);
+      // One upload per request: its bytes, however many fields carry them, meet one cap.
+      if (this.files.size > 0) throw new BodyRejected(400, 'only one file can be uploaded at a time');
+      this.uploadBytes += n;
+      if (this.uploadBytes > this.limits.upload!.maxBytes) throw tooLargeUpload(this.name!, this.limits.upload!.maxBytes);
     } else {
       this.textBytes += n;
       if (this.textBytes > this.limits.maxBytes) throw tooLargeBody(this.limits.maxBytes);
@@ -224,7 +228,10 @@ class UrlencodedDecoder {
     this.fields++;
     if (this.fields > this.limits.maxFields) throw new BodyRejected(413, `too many form fields: the limit is ${this.limits.maxFields}`);
     const name = this.name ?? bytes.toString('utf8');
-    if (this.name !== null && this.uploadFields.has(name)) this.files.set(name, bytes);
+    if (this.name !== null && this.uploadFields.has(name)) {
+      if (this.files.size > 0) throw new BodyRejected(400, 'only one file can be uploaded at a time');
+      this.files.set(name, bytes);
+    }
     else add(this.values, name, this.name === null ? '' : bytes.toString('utf8'));
     this.name = null;
     this.started = false;
