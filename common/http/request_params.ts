@@ -66,7 +66,7 @@ export const MAX_JSON_BYTES = MIB;
 const MULTIPART_OVERHEAD = 64 * 1024;
 /** After a refused body: how long and how much of the rest is read and dropped before the socket goes. */
 const LINGER_MS = 2_000;
-const LINGER_BYTES = 8 * MIB;
+const LINGER_BYTES = 16 * MIB;
 
 const mib = (n: number) => `${Math.round((n / MIB) * 100) / 100} MiB`;
 const tooLargeUpload = (name: string, cap: number) => new BodyRejected(413, `upload '${name}' is too large: the limit is ${mib(cap)} (--max-upload-mb)`);
@@ -75,29 +75,40 @@ const tooLargeBody = (cap: number) => new BodyRejected(413, `request body is too
 const lingering = new WeakSet<IncomingMessage>();
 
 /**
- * After refusing a body that was not read to its end: answer with Connection: close, and keep
- * reading (and dropping) what still comes for a moment before the socket is destroyed. Destroying
- * a socket with unread bytes makes the kernel send a reset, and the client may lose our answer.
+ * After refusing a body that was not read to its end: answer with Connection: close and close the
+ * connection without losing the answer. Until the answer is out, nothing more is read (the client
+ * is held back by TCP). Then the connection is half-closed and what still comes is read and
+ * dropped — up to LINGER_BYTES, then it is left unread — and after LINGER_MS the socket is
+ * destroyed. Destroying it at once, with unread bytes, would make the kernel send a reset that can
+ * reach the client before our answer does.
  */
 export function closeAfterAnswer(ctx: Context): void {
   ctx.set('Connection', 'close');
-  const { req } = ctx;
+  const { req, res } = ctx;
   if (req.complete || lingering.has(req)) return;
   lingering.add(req);
   const socket = req.socket;
   // Node's server calls destroySoon() right after a Connection: close answer: half-close instead.
   socket.destroySoon = () => { if (socket.writable) socket.end(); };
-  let dropped = 0;
   req.removeAllListeners('data');
-  req.on('data', (c: Buffer) => {
-    dropped += c.length;
-    if (dropped > LINGER_BYTES) socket.destroy();
-  });
   req.on('error', () => undefined);
-  req.resume();
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  req.pause();
+  const linger = () => {
+    let dropped = 0;
+    req.on('data', (c: Buffer) => {
+      dropped += c.length;
+      if (dropped > LINGER_BYTES) req.pause();
+    });
+    req.resume();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+  if (res.writableFinished) linger();
+  else {
+    res.once('finish', linger);
+    res.once('close', () => { if (!res.writableFinished) socket.destroy(); }); // the answer never went out
+  }
 }
 
 /**
