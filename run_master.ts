@@ -10,9 +10,15 @@ import { RunAsError } from './slave/runner/run_as.ts';
 import { DataDirError } from './slave/runner/data_layout.ts';
 
 const LOCAL_SLAVE_FROM_ENV = new Set(['run-as', 'spider-env', 'spider-env-pass']);
+import { isLoopbackBind } from './common/loopback.ts';
 
 async function main(): Promise<void> {
   const config = optionsOrExit(() => loadMasterConfig(process.argv.slice(2)));
+  if (!isLoopbackBind(config.bind)) {
+    // The master has logins, but speaks plain HTTP: passwords and tokens cross the network readable.
+    console.warn(`[spiderplane-master] warning: listening on ${config.bind} over plain HTTP: logins, API tokens and the cluster token travel unencrypted. ` +
+      'Put it behind a TLS reverse proxy (daemon/nginx/) and keep --bind 127.0.0.1, or use it only on a network you trust.');
+  }
   const master = await Master.start(config);
   console.log(`[spiderplane-master] listening on ${master.url} (data in ${config.dataDir})`);
   if (config.clusterToken === null) {

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPackage } from './package_builder.ts';
+import { dict } from '../common/dict.ts';
 import { SERVICE_HELP, serviceCommand } from './service.ts';
 
 const HELP = `spiderplane — talk to a spiderplane master
@@ -87,7 +88,7 @@ async function call<T = Record<string, unknown>>(method: string, path: string, b
 }
 
 function pairs(list: string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const item of list ?? []) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new CliError(`${what} '${item}' must look like NAME=VALUE`);

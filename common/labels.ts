@@ -1,5 +1,6 @@
 // Node labels (`--label region=eu`): what a slave announces and what a spider service's placement
 // may require. One rule for names and values, shared by the slave's flag and the master's API.
+import { dict, own } from './dict.ts';
 
 const NAME = /^[A-Za-z0-9_.\/-]{1,63}$/;
 const VALUE = /^[A-Za-z0-9_.:\/-]{0,100}$/;
@@ -14,7 +15,7 @@ export function labelProblem(name: string, value: string): string | null {
 
 /** 'region=eu,tier=a' -> {region: 'eu', tier: 'a'}; throws Error(reason) on a malformed pair. */
 export function parseLabelList(raw: string | null | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const item of (raw ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new Error(`label '${item.slice(0, 80)}' must look like NAME=VALUE`);
@@ -31,7 +32,7 @@ export function parseLabelList(raw: string | null | undefined): Record<string, s
 export function checkLabelObject(v: unknown, field: string): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`'${field}' must be an object like {"region": "eu"}`);
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const [name, value] of Object.entries(v as Record<string, unknown>)) {
     if (typeof value !== 'string') throw new Error(`'${field}.${name.slice(0, 80)}' must be a string`);
     const problem = labelProblem(name, value);
@@ -44,5 +45,5 @@ export function checkLabelObject(v: unknown, field: string): Record<string, stri
 
 /** Does a node carrying `have` satisfy every required label? */
 export function labelsMatch(have: Readonly<Record<string, string>>, required: Readonly<Record<string, string>>): boolean {
-  return Object.entries(required).every(([k, v]) => have[k] === v);
+  return Object.entries(required).every(([k, v]) => own(have, k) === v);
 }

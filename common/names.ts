@@ -10,7 +10,8 @@ export function nameProblem(value: string): string | null {
   if (value.includes('/') || value.includes('\\')) return "must not contain '/' or '\\'";
   if (value === '.' || value.includes('..')) return "must not be '.' or contain '..'";
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  // C0, DEL and C1 (U+0080–U+009F): what safe_zip refuses in entry names, never shown or stored as-is.
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
   if (value.startsWith('-')) return "must not start with '-'"; // would read as a command-line option
   return null;
 }

@@ -36,7 +36,7 @@ export function readConfigFile(path: string): Record<string, string> {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionError(`${path}: expected a JSON object`);
     return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
   }
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null) as Record<string, string>; // keys are the operator's
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (!line || line.startsWith('#') || line.startsWith(';') || line.startsWith('[')) continue;

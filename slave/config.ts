@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseLabelList } from '../common/labels.ts';
 import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 import { parseSpiderEnvOptions, SpiderEnvError, type SpiderEnvConfig } from './runner/spider_env.ts';
+import { isLoopbackBind } from '../common/loopback.ts';
 
 export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_SLAVE_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on', aliases: ['bind_address'] },
@@ -14,6 +15,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'python', env: 'SPIDERPLANE_PYTHON', type: 'string', default: null, help: 'Python interpreter for Scrapy eggs (default: first of /usr/bin/python3, python3 that imports scrapy)' },
   { flag: 'username', env: 'SPIDERPLANE_USERNAME', type: 'string', default: null, help: 'HTTP basic auth user (with --password)' },
   { flag: 'password', env: 'SPIDERPLANE_PASSWORD', type: 'string', default: null, help: 'HTTP basic auth password' },
+  { flag: 'insecure-no-auth', env: 'SPIDERPLANE_INSECURE_NO_AUTH', type: 'bool', default: false, help: 'listen beyond loopback without --username/--password or --cluster-token (anyone who reaches the port can run code here)' },
   { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'name reported as node_name (default: the hostname)' },
   { flag: 'finished-to-keep', env: 'SPIDERPLANE_FINISHED_TO_KEEP', type: 'int', default: 100, min: 1, help: 'newest finished jobs listed by listjobs.json and /jobs (Scrapyd\'s setting)' },
   { flag: 'history-to-keep', env: 'SPIDERPLANE_HISTORY_TO_KEEP', type: 'int', default: 100000, min: 1, help: 'finished job records kept in the database (/jobs.json, stats, errors); never fewer than finished-to-keep' },
@@ -69,6 +71,7 @@ export interface SlaveConfig {
   /** null = the default (spiderplane-run, else nobody). */
   runAs: string | null;
   spiderEnv: SpiderEnvConfig;
+  insecureNoAuth: boolean;
   /** --label NAME=VALUE pairs, announced to the master for service placement. */
   labels: Record<string, string>;
 }
@@ -86,7 +89,23 @@ const MIB = 1024 * 1024;
 
 export function loadSlaveConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): SlaveConfig {
   const v = parseOptions(SLAVE_OPTIONS, argv, env);
-  return slaveConfig(v);
+  const config = slaveConfig(v);
+  const problem = exposureProblem(config);
+  if (problem) throw new OptionError(problem);
+  return config;
+}
+
+/**
+ * A slave runs whatever it is sent: listening beyond loopback with no authentication is remote code
+ * execution for anyone on that network. Why such a config is refused (null when it is fine).
+ */
+export function exposureProblem(c: Pick<SlaveConfig, 'bind' | 'username' | 'password' | 'clusterToken' | 'insecureNoAuth'>): string | null {
+  if (isLoopbackBind(c.bind) || c.insecureNoAuth) return null;
+  if ((c.username !== null && c.password !== null) || c.clusterToken !== null) return null;
+  return `refusing to listen on ${c.bind} without authentication: anyone who can reach this port could deploy and run code on this machine.\n` +
+    'Set --cluster-token (the token of your spiderplane master; SPIDERPLANE_CLUSTER_TOKEN), or --username and --password (HTTP basic auth, as in Scrapyd; ' +
+    'SPIDERPLANE_USERNAME/SPIDERPLANE_PASSWORD), or listen on 127.0.0.1 only (--bind 127.0.0.1). ' +
+    '--insecure-no-auth starts it anyway, for a network you fully trust.';
 }
 
 /** Builds a full config from partial values (used by tests and the master's --local-slave). */
@@ -128,6 +147,7 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',
     runAs: str('run_as'),
     spiderEnv,
+    insecureNoAuth: o.insecure_no_auth === true,
     labels: parseLabels(list('label')),
   };
 }

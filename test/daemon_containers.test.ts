@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MASTER_OPTIONS } from '../master/config.ts';
-import { SLAVE_OPTIONS } from '../slave/config.ts';
+import { exposureProblem, SLAVE_OPTIONS, slaveConfig } from '../slave/config.ts';
 import { parseOptions, type OptionSpec } from '../common/options.ts';
 import { ipMatcher, parseTrustedList, TRUSTED_PROXY_OPTION } from '../master/http/proxy.ts';
 import { ROOT } from './helpers/slave_process.ts';
@@ -54,6 +54,9 @@ function checkProgram(where: string, role: Role, args: string[], env: Record<str
     throw new Error(`${where}: ${role} refuses ${JSON.stringify(args)} ${JSON.stringify(env)}: ${(e as Error).message}`);
   }
   if (typeof values.trusted_proxy === 'string') assert.doesNotThrow(() => ipMatcher(parseTrustedList(values.trusted_proxy as string)), `${where}: trusted proxy list`);
+  // A slave listening beyond loopback must be given a cluster token or credentials (the image's own
+  // ENV defaults are not a full configuration: whoever runs it passes one).
+  if (role === 'slave' && where !== 'Dockerfile ENV') assert.equal(exposureProblem(slaveConfig(values)), null, `${where}: the slave would refuse to start`);
   return values;
 }
 

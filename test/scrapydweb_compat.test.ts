@@ -194,7 +194,7 @@ describe('ScrapydWeb 1.6.0 against a slave and against the master', () => {
     assert.equal(logsAnon.status, 401);
   });
 
-  test.todo('deploy with the urlencoded addversion.json ScrapydWeb sends (issue 13 item 1, helper h1)');
+  // The urlencoded addversion.json ScrapydWeb sends is tested in scrapydweb_deploy.test.ts (real python-requests).
 
   // Last: stops the slave.
   test('master: a file on a node that is down is a prompt 503 page naming the node', async () => {

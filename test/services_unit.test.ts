@@ -239,7 +239,13 @@ describe('rolling updates', () => {
 
 describe('labels', () => {
   test('parse and match', () => {
-    assert.deepEqual(parseLabelList('region=eu, tier=a'), { region: 'eu', tier: 'a' });
+    assert.deepEqual({ ...parseLabelList('region=eu, tier=a') }, { region: 'eu', tier: 'a' });
+    // names users choose are plain keys, never prototype tricks
+    const odd = parseLabelList('__proto__=x,constructor=y');
+    assert.equal(Object.keys(odd).length, 2);
+    assert.equal(odd['__proto__'], 'x');
+    assert.ok(!labelsMatch({}, { constructor: 'y' }), 'an inherited property is not a label');
+    assert.ok(labelsMatch(odd, { constructor: 'y' }));
     assert.throws(() => parseLabelList('region'), /NAME=VALUE/);
     assert.throws(() => parseLabelList('re gion=eu'), /label name/);
     assert.ok(labelsMatch({ region: 'eu', tier: 'a' }, { region: 'eu' }));

@@ -1,3 +1,4 @@
+import { dict } from '../dict.ts';
 import { nameProblem } from '../names.ts';
 import { ApiError, required } from './scrapyd_protocol.ts';
 
@@ -78,7 +79,7 @@ export function addSettingCheck(check: SettingCheck): void {
 }
 
 export function parseSettings(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>(); // no prototype: a setting or argument named __proto__ is just a name
   for (const s of list) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new ApiError(`setting '${s.slice(0, 200)}' is invalid: expected NAME=VALUE`);
@@ -96,7 +97,7 @@ export function parseSettings(list: string[]): Record<string, string> {
 
 /** Every parameter that is not one of schedule's own becomes a spider argument (-a name=value). */
 export function spiderArgs(params: ParamSource): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const name of params.names()) {
     if (SCHEDULE_RESERVED.has(name)) continue;
     // `-a a=b=c` would set a different argument; NUL cannot pass through exec.

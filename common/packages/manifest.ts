@@ -11,6 +11,7 @@
 // arrive as JSON in SPIDERPLANE_ARGS / SPIDERPLANE_SETTINGS.
 
 import { nameProblem } from '../names.ts';
+import { dict } from '../dict.ts';
 
 export const MANIFEST_NAME = 'spiderplane.json';
 
@@ -30,6 +31,14 @@ function isStringRecord(v: unknown): v is Record<string, string> {
   return !!v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }
 
+/** A manifest as stored (JSON.stringify of a parsed one), with its name-keyed parts prototype-free again. */
+export function manifestFromJson(text: string): Manifest {
+  const raw = JSON.parse(text) as Manifest;
+  const spiders = dict<SpiderSpec>();
+  for (const [name, spec] of Object.entries(raw.spiders)) spiders[name] = { ...spec, env: Object.assign(dict<string>(), spec.env) };
+  return { spiders };
+}
+
 export function parseManifest(text: string): Manifest {
   let raw: unknown;
   try {
@@ -42,7 +51,7 @@ export function parseManifest(text: string): Manifest {
   if (!spiders || typeof spiders !== 'object' || Array.isArray(spiders) || Object.keys(spiders).length === 0) {
     throw new ManifestError(`${MANIFEST_NAME} needs a non-empty "spiders" object: {"spiders": {"name": {"command": [...]}}}`);
   }
-  const out: Record<string, SpiderSpec> = {};
+  const out = dict<SpiderSpec>();
   for (const [name, spec] of Object.entries(spiders as Record<string, unknown>)) {
     const problem = nameProblem(name);
     if (problem) throw new ManifestError(`${MANIFEST_NAME}: spider name '${name}' ${problem}`);
@@ -53,7 +62,7 @@ export function parseManifest(text: string): Manifest {
     if (!okArray && !okString) throw new ManifestError(`${MANIFEST_NAME}: spiders.${name}.command must be a non-empty string or array of strings`);
     if (env !== undefined && !isStringRecord(env)) throw new ManifestError(`${MANIFEST_NAME}: spiders.${name}.env must be an object of strings`);
     if (description !== undefined && typeof description !== 'string') throw new ManifestError(`${MANIFEST_NAME}: spiders.${name}.description must be a string`);
-    out[name] = { command: command as string | string[], env: (env as Record<string, string> | undefined) ?? {}, description: (description as string | undefined) ?? null };
+    out[name] = { command: command as string | string[], env: Object.assign(dict<string>(), env as Record<string, string> | undefined), description: (description as string | undefined) ?? null };
   }
   return { spiders: out };
 }

@@ -7,7 +7,7 @@ import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
 import { bad } from '../http/input.ts';
 import { MetricHistory } from '../metrics/metric_history.ts';
-import { composeAlertMail, sendMail, SmtpFailure, type NoticeForMail, type SmtpSecure, type SmtpSettings } from './mailer.ts';
+import { composeAlertMail, sendMail, SmtpFailure, verifySmtp, type NoticeForMail, type SmtpCheck, type SmtpSecure, type SmtpSettings } from './mailer.ts';
 import { Outbox, OutboxSender } from './outbox.ts';
 import { emailProblem, FiringStore, parseRecipients, RuleStore, type RuleInput } from './rule_store.ts';
 import { evaluateRun, evaluateScheduleFire, evaluateServiceStatus, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type RunFacts, type ScheduleFire, type ServiceStatus } from './rule_engine.ts';
@@ -68,6 +68,8 @@ export class AlertService {
   private fireCursor: number;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
+  private check: SmtpCheck | null = null;
+  private checkRound = 0;
 
   constructor(
     private readonly db: Db,
@@ -95,6 +97,7 @@ export class AlertService {
   }
 
   start(): void {
+    this.checkSmtp();
     const requeued = this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     this.ensureDefaultRules();
@@ -126,6 +129,30 @@ export class AlertService {
   smtp(): SmtpSettings {
     const row = this.db.prepare(`SELECT value FROM settings WHERE key = ?`).get(SMTP_KEY) as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as SmtpSettings) : this.opts.flags;
+  }
+
+  /** The last check of the effective SMTP settings (null when none is configured). */
+  smtpCheck(): SmtpCheck | null { return this.check; }
+
+  /**
+   * Checks the effective settings against the server (at start and after every save), without
+   * blocking anything: the result goes to the log and to the alerts and settings pages.
+   */
+  checkSmtp(): Promise<void> {
+    const s = this.smtp();
+    const round = ++this.checkRound;
+    if (s.host === null) {
+      this.check = null;
+      return Promise.resolve();
+    }
+    this.check = { ok: null, message: 'checking the connection…', at: Date.now() };
+    const done = verifySmtp(s).then((c) => {
+      if (round !== this.checkRound || this.stopped) return; // newer settings were saved meanwhile
+      this.check = c;
+      if (c.ok) console.log(`[spiderplane-master] SMTP check: ${c.message}`);
+      else console.error(`[spiderplane-master] SMTP check FAILED: ${c.message} — alert mails will not be delivered until the SMTP settings are fixed`);
+    });
+    return done; // not awaited by stop(): a server that never answers must not hold the shutdown
   }
 
   smtpSource(): 'flags' | 'settings' {
@@ -175,6 +202,7 @@ export class AlertService {
     this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(SMTP_KEY, JSON.stringify(next));
     this.ensureDefaultRules();
     this.sender.kick();
+    void this.checkSmtp();
     return next;
   }
 

@@ -17,12 +17,46 @@ export interface SmtpSettings {
   to: string[];
 }
 
+/** What the last check of the SMTP settings found: ok true/false, or null while it runs. */
+export interface SmtpCheck {
+  ok: boolean | null;
+  message: string;
+  at: number;
+}
+
 /** The settings as the API shows them: never the password. */
-export function smtpView(s: SmtpSettings, source: 'flags' | 'settings') {
+export function smtpView(s: SmtpSettings, source: 'flags' | 'settings', check: SmtpCheck | null = null) {
   return {
     host: s.host, port: s.port ?? defaultPort(s.secure), secure: s.secure, user: s.user, password_set: s.password !== null && s.password !== '',
-    from: fromAddress(s), to: s.to, configured: s.host !== null, source,
+    from: fromAddress(s), to: s.to, configured: s.host !== null, source, check,
   };
+}
+
+function transportFor(s: SmtpSettings & { host: string }) {
+  return nodemailer.createTransport({
+    host: s.host, port: s.port ?? defaultPort(s.secure), secure: s.secure === 'tls', requireTLS: s.secure === 'starttls', ignoreTLS: s.secure === 'none',
+    auth: s.user !== null ? { user: s.user, pass: s.password ?? '' } : undefined,
+    connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000, logger: false, debug: false,
+  });
+}
+
+/**
+ * Connects, negotiates TLS as the settings demand and logs in, without sending anything: settings
+ * the server can never satisfy (STARTTLS required but not offered, wrong login) show at once.
+ */
+export async function verifySmtp(s: SmtpSettings): Promise<SmtpCheck> {
+  if (s.host === null) return { ok: false, message: 'SMTP is not configured', at: Date.now() };
+  const where = `${s.host}:${s.port ?? defaultPort(s.secure)} (${s.secure})`;
+  const transport = transportFor({ ...s, host: s.host });
+  try {
+    await transport.verify();
+    return { ok: true, message: `${where} accepts these settings${s.user !== null ? ` and the login of '${s.user}'` : ''}`, at: Date.now() };
+  } catch (e) {
+    const err = e as Error & { response?: string; code?: string };
+    return { ok: false, message: `${where}: ${err.response ?? `${err.code ? `${err.code}: ` : ''}${err.message}`}`, at: Date.now() };
+  } finally {
+    transport.close();
+  }
 }
 
 export function defaultPort(secure: SmtpSecure): number { return secure === 'tls' ? 465 : secure === 'none' ? 25 : 587; }
@@ -47,11 +81,7 @@ export interface OutgoingMail {
 /** Sends one mail; resolves to the server's answer ('250 OK: queued as …'). */
 export async function sendMail(s: SmtpSettings, m: OutgoingMail): Promise<string> {
   if (s.host === null) throw new SmtpFailure('SMTP is not configured (set a host in the settings or --smtp-host)', false, null);
-  const transport = nodemailer.createTransport({
-    host: s.host, port: s.port ?? defaultPort(s.secure), secure: s.secure === 'tls', requireTLS: s.secure === 'starttls', ignoreTLS: s.secure === 'none',
-    auth: s.user !== null ? { user: s.user, pass: s.password ?? '' } : undefined,
-    connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000, logger: false, debug: false,
-  });
+  const transport = transportFor({ ...s, host: s.host });
   try {
     const info = await transport.sendMail({
       from: fromAddress(s), to: m.to, subject: m.subject, text: m.text, html: m.html, messageId: m.messageId, headers: m.headers,

@@ -32,6 +32,7 @@ export function passwordProblem(password: string): string | null {
 export class UserStore {
   private readonly s;
   private readonly verified = new Map<string, { userId: number; until: number }>();
+  private readonly inFlight = new Map<string, Promise<User | null>>();
 
   constructor(db: Db) {
     this.s = {
@@ -82,11 +83,30 @@ export class UserStore {
     this.verified.clear();
   }
 
+  /** The user, when this very name and password were verified a moment ago (no bcrypt: not a guess). */
+  recentlyVerified(username: string, password: string): User | null {
+    const hit = this.verified.get(sha256(`${username}\0${password}`));
+    return hit && hit.until > Date.now() ? this.get(hit.userId) ?? null : null;
+  }
+
+  /** The check of this very name and password already under way, if one is (parallel API calls share it). */
+  verifying(username: string, password: string): Promise<User | null> | undefined {
+    return this.inFlight.get(sha256(`${username}\0${password}`));
+  }
+
   /** The user whose name and password these are, or null. */
   async verify(username: string, password: string): Promise<User | null> {
     const key = sha256(`${username}\0${password}`);
-    const hit = this.verified.get(key);
-    if (hit && hit.until > Date.now()) return this.get(hit.userId) ?? null;
+    const known = this.recentlyVerified(username, password);
+    if (known) return known;
+    const pending = this.inFlight.get(key);
+    if (pending) return pending;
+    const check = this.check(key, username, password).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, check);
+    return check;
+  }
+
+  private async check(key: string, username: string, password: string): Promise<User | null> {
     const row = this.s.byName.get(username) as (User & { password_hash: string }) | undefined;
     // Compare against a dummy hash for unknown users so timing does not reveal which names exist.
     dummyHash ??= await bcrypt.hash('not a password', BCRYPT_ROUNDS);

@@ -29,7 +29,7 @@ export function mailView(m: MailRow) {
 
 function rangeQuery(ctx: Context): Range {
   const r = strQuery(ctx, 'range') ?? '1h';
-  if (!(r in RANGES)) throw bad(`query 'range' must be one of ${Object.keys(RANGES).join(', ')}`);
+  if (!Object.hasOwn(RANGES, r)) throw bad(`query 'range' must be one of ${Object.keys(RANGES).join(', ')}`);
   return r as Range;
 }
 
@@ -114,12 +114,12 @@ export function mountAlertsApi(router: Router, m: Master): void {
   // ---- SMTP settings ----
   r('get', '/api/alerts/smtp', (ctx) => {
     requireRole(ctx, 'viewer');
-    return { smtp: smtpView(a.smtp(), a.smtpSource()) };
+    return { smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()) };
   });
   r('put', '/api/alerts/smtp', async (ctx) => {
     requireRole(ctx, 'admin');
     const saved = a.saveSmtp(await readJson(ctx));
-    return { smtp: smtpView(saved, 'settings') };
+    return { smtp: smtpView(saved, 'settings', a.smtpCheck()) };
   });
   r('post', '/api/alerts/smtp/test', async (ctx) => {
     requireRole(ctx, 'admin');

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { sanitizeVersion, nameProblem } from '../../common/names.ts';
-import { readParams } from '../../common/http/request_params.ts';
+import { FORM_LIMITS, readParams } from '../../common/http/request_params.ts';
 import type { Master } from '../master.ts';
 import { nodeView } from '../nodes/node_registry.ts';
 import { NodeClient } from '../nodes/node_client.ts';
@@ -122,7 +122,7 @@ export function mountApi(router: Router, m: Master): void {
   r('post', '/api/projects/:project/versions', async (ctx) => {
     const user = requireRole(ctx, 'operator');
     const project = checkName('project', ctx.params.project!);
-    const params = await readParams(ctx, m.config.maxUploadBytes);
+    const params = await readParams(ctx, { ...FORM_LIMITS, upload: { fields: ['egg', 'package'], maxBytes: m.config.maxUploadBytes } });
     const version = params.get('version');
     if (!version) throw bad("'version' is required");
     const file = params.files.get('egg') ?? params.files.get('package');

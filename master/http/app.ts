@@ -9,9 +9,11 @@ import { mountScrapydFiles } from './scrapyd_files.ts';
 import { mountAlertsApi } from './alerts_api.ts';
 import { mountServicesApi } from './services_api.ts';
 import { mountWebUi, securityHeaders } from '../web/ui.ts';
+import { closeUnreadBodies } from '../../common/http/request_params.ts';
 
 export function createMasterApp(master: Master): Koa {
   const app = new Koa();
+  app.use(closeUnreadBodies);
   // First: who the client really is (X-Forwarded-* only from a trusted proxy) and the path prefix.
   app.use(trustedProxy(master.config.trustedProxy));
   app.use(async (ctx, next) => {

@@ -1,7 +1,8 @@
 import type { Context, Next } from 'koa';
 import { timingSafeEqual } from 'node:crypto';
 import type { Role, User, UserStore } from '../auth/users.ts';
-import { loginKeys, SESSION_COOKIE, type LoginLimiter, type Session, type SessionStore } from '../web/sessions.ts';
+import { SESSION_COOKIE, type LoginLimiter, type Session, type SessionStore } from '../web/sessions.ts';
+import { checkLogin } from '../auth/login_check.ts';
 import { HttpError } from './input.ts';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
@@ -40,17 +41,16 @@ export function identify(users: UserStore, sessions: SessionStore, clusterToken:
       const colon = decoded.indexOf(':');
       if (colon > 0) {
         // Basic auth is a login too: guessing passwords through the API meets the same limit.
-        const keys = loginKeys(typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown', decoded.slice(0, colon));
-        const wait = limiter.wait(keys);
-        if (wait > 0) {
+        const ip = typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown';
+        const result = await checkLogin(users, limiter, ip, decoded.slice(0, colon), decoded.slice(colon + 1));
+        if (!result.user && result.waitMs > 0) {
+          const secs = Math.max(1, Math.ceil(result.waitMs / 1000));
           ctx.status = 429;
-          ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
-          ctx.body = { error: `too many failed logins: try again in ${Math.ceil(wait / 1000)} s` };
+          ctx.set('Retry-After', String(secs));
+          ctx.body = { error: `too many failed logins: try again in ${secs} s` };
           return;
         }
-        state.user = await users.verify(decoded.slice(0, colon), decoded.slice(colon + 1));
-        if (state.user) limiter.succeed(keys);
-        else limiter.fail(keys);
+        state.user = result.user;
       }
     } else {
       const cookie = ctx.cookies.get(SESSION_COOKIE);

@@ -1,7 +1,9 @@
 import type { Context } from 'koa';
 import { nameProblem } from '../../common/names.ts';
+import { readJsonBody } from '../../common/http/request_params.ts';
 import { checkLabelObject } from '../../common/labels.ts';
 import type { Target, TargetMode } from '../runs/dispatcher.ts';
+import { dict } from '../../common/dict.ts';
 
 /** A request the API refuses: HTTP status and a message that says what to change. */
 export class HttpError extends Error {
@@ -12,23 +14,9 @@ export class HttpError extends Error {
 
 export const bad = (message: string) => new HttpError(400, message);
 
-const MAX_JSON_BYTES = 1024 * 1024;
-
+/** The request's JSON body (one reader for every body: common/http/request_params.ts). */
 export async function readJson(ctx: Context): Promise<Record<string, unknown>> {
-  if (!/^application\/json/i.test(ctx.get('Content-Type'))) throw new HttpError(415, 'send a JSON body with Content-Type: application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of ctx.req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_JSON_BYTES) throw new HttpError(413, `the JSON body is over ${MAX_JSON_BYTES} bytes`);
-    chunks.push(c);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch (e) {
-    throw bad(`the body is not valid JSON: ${(e as Error).message}`);
-  }
+  const body = await readJsonBody(ctx);
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
   return body as Record<string, unknown>;
 }
@@ -89,7 +77,7 @@ export class Fields {
     const v = this.body[k];
     if (v === undefined || v === null) return {};
     if (typeof v !== 'object' || Array.isArray(v)) throw bad(`'${k}' must be an object of strings`);
-    const out: Record<string, string> = {};
+    const out = dict<string>();
     for (const [key, val] of Object.entries(v as Record<string, unknown>)) {
       if (!key || key.includes('=') || key.includes('\0') || key.length > 200) throw bad(`'${k}' has an invalid name '${key.slice(0, 50)}'`);
       if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw bad(`'${k}.${key}' must be a string`);

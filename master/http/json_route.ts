@@ -7,10 +7,11 @@ import { CronInvalid } from '../schedules/cron.ts';
 import { NodeApiError, NodeUnreachable } from '../nodes/node_client.ts';
 import { NodeProblem } from '../master.ts';
 import { ApiError } from '../../common/http/scrapyd_protocol.ts';
+import { BodyRejected } from '../../common/http/request_params.ts';
 
 /** Maps what went wrong to an HTTP status; anything unexpected is a 500 that is also logged. */
 function statusOf(e: unknown): number {
-  if (e instanceof HttpError) return e.status;
+  if (e instanceof HttpError || e instanceof BodyRejected) return e.status;
   if (e instanceof PackageRejected) return e.status;
   if (e instanceof DispatchError || e instanceof PackageRejected || e instanceof UserProblem || e instanceof CronInvalid || e instanceof NodeProblem || e instanceof ApiError) return 400;
   if (e instanceof NodeApiError || e instanceof NodeUnreachable) return 502;

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { checkName, decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
 import { policyFromScheduleParams } from '../runs/run_policy.ts';
-import { readParams, type Params } from '../../common/http/request_params.ts';
+import { BodyRejected, readParams, scrapydLimits, type Params } from '../../common/http/request_params.ts';
 import { sanitizeVersion } from '../../common/names.ts';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import type { Master } from '../master.ts';
@@ -38,8 +38,10 @@ export function mountScrapydFacade(router: Router, m: Master): void {
       }
       return scrapydEndpoint(nodeName, method, async (c) => {
         try {
-          return await h(await readParams(c, m.config.maxUploadBytes), c);
+          return await h(await readParams(c, scrapydLimits(m.config.maxUploadBytes)), c);
         } catch (e) {
+          // A refused body is answered as Scrapyd answers errors; the connection closes after it.
+          if (e instanceof BodyRejected) throw new ApiError(e.message);
           if (e instanceof DispatchError || e instanceof PackageRejected) throw new ApiError(e.message);
           throw e;
         }

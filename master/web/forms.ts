@@ -1,10 +1,11 @@
 import type { Params } from '../../common/http/request_params.ts';
+import { dict } from '../../common/dict.ts';
 
 /** Key/value rows of a form (args or settings): fields NAME_key[] and NAME_value[] in order. */
 export function kvRows(form: Params, name: string): Record<string, string> {
   const keys = form.getAll(`${name}_key`);
   const values = form.getAll(`${name}_value`);
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   keys.forEach((k, i) => {
     const key = k.trim();
     if (key) out[key] = values[i] ?? '';

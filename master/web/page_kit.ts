@@ -1,8 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type nunjucks from 'nunjucks';
-import { readParams, type Params } from '../../common/http/request_params.ts';
-import { ApiError } from '../../common/http/scrapyd_protocol.ts';
+import { BodyRejected, FORM_LIMITS, readParams, type BodyLimits, type Params } from '../../common/http/request_params.ts';
 import type { Role, User } from '../auth/users.ts';
 import { authOf, hasRole, safeEqual } from '../http/auth.ts';
 import { HttpError } from '../http/input.ts';
@@ -57,16 +56,18 @@ export function page(pc: PageContext, path: string, role: Role, handler: (ctx: C
  * A form POST: the session must hold `role` and the form must carry the session's CSRF token.
  * The handler gets the parsed fields (and uploads).
  */
-export function action(pc: PageContext, path: string, role: Role, handler: (ctx: Context, form: Params, user: User) => Promise<void> | void): void {
+export function action(pc: PageContext, path: string, role: Role, handler: (ctx: Context, form: Params, user: User) => Promise<void> | void, opts: { upload?: string } = {}): void {
+  // Only the form that names an upload field takes a file; every other form refuses file parts.
+  const limits: BodyLimits = opts.upload ? { ...FORM_LIMITS, upload: { fields: [opts.upload], maxBytes: pc.m.config.maxUploadBytes } } : FORM_LIMITS;
   pc.router.post(path, async (ctx) => {
     const { session } = authOf(ctx);
     if (denied(pc, ctx, role)) return;
     let form: Params;
     try {
-      form = await readParams(ctx, pc.m.config.maxUploadBytes);
+      form = await readParams(ctx, limits);
     } catch (e) {
-      if (e instanceof ApiError) {
-        redirect(ctx, ctx.path, { kind: 'error', text: e.message });
+      if (e instanceof BodyRejected) {
+        render(pc.env, ctx, 'error.njk', { title: e.status === 413 ? 'Too large' : 'Bad request', message: e.message }, e.status);
         return;
       }
       throw e;

@@ -58,9 +58,14 @@ export class SessionStore {
   destroyAll(userId: number): number { return this.s.removeAll.run(userId).changes; }
 }
 
-/** Failed logins per client and per username: a few tries, then a growing wait. */
+/**
+ * Login attempts per client and per username: a few tries, then a growing wait. An attempt is
+ * counted when it starts, before the (slow, asynchronous) password check, so guesses sent in
+ * parallel meet the same budget as guesses sent one by one; an attempt refused for waiting counts
+ * too (a guess is a guess). A successful login clears its keys.
+ */
 export class LoginLimiter {
-  private readonly failures = new Map<string, { count: number; until: number; last: number }>();
+  private readonly attempts = new Map<string, { count: number; until: number; last: number }>();
 
   /**
    * A username gets a few free tries; a client address more, since many people may share one
@@ -68,32 +73,39 @@ export class LoginLimiter {
    */
   constructor(private readonly freeTries = 5, private readonly freeTriesPerAddress = 30, private readonly windowMs = 15 * 60_000) {}
 
-  /** Milliseconds to wait before another try is allowed (0 = go ahead). */
+  /** Milliseconds to wait before another try is allowed (0 = go ahead); counts nothing. */
   wait(keys: string[]): number {
     const now = Date.now();
     return Math.max(0, ...keys.map((k) => {
-      const f = this.failures.get(k);
+      const f = this.attempts.get(k);
       if (!f || now - f.last > this.windowMs) return 0;
       return Math.max(0, f.until - now);
     }));
   }
 
-  fail(keys: string[]): void {
+  /**
+   * Counts one attempt against every key, before its password is checked. Returns 0 when the
+   * attempt may go ahead, else the milliseconds to wait (the attempt is refused, and still counted).
+   */
+  attempt(keys: string[]): number {
+    const wait = this.wait(keys);
     const now = Date.now();
     for (const k of keys) {
-      const f = this.failures.get(k);
+      const f = this.attempts.get(k);
       const count = f && now - f.last <= this.windowMs ? f.count + 1 : 1;
       const free = k.startsWith('ip:') ? this.freeTriesPerAddress : this.freeTries;
-      const wait = count > free ? Math.min(this.windowMs, 1000 * 2 ** (count - free)) : 0;
-      this.failures.set(k, { count, until: now + wait, last: now });
+      // The free tries are used up by the attempt that reaches them: the next one waits 2 s, then 4 s, …
+      const backoff = count >= free ? Math.min(this.windowMs, 1000 * 2 ** Math.min(30, count - free + 1)) : 0;
+      this.attempts.set(k, { count, until: Math.max(f?.until ?? 0, now + backoff), last: now });
     }
-    if (this.failures.size > 10_000) {
-      for (const [k, f] of this.failures) if (now - f.last > this.windowMs) this.failures.delete(k);
+    if (this.attempts.size > 10_000) {
+      for (const [k, f] of this.attempts) if (now - f.last > this.windowMs) this.attempts.delete(k);
     }
+    return wait;
   }
 
   succeed(keys: string[]): void {
-    for (const k of keys) this.failures.delete(k);
+    for (const k of keys) this.attempts.delete(k);
   }
 }
 

@@ -2,6 +2,8 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import { authMiddleware, NOT_FOUND_HTML } from '../../common/http/scrapyd_protocol.ts';
 import { mountScrapydApi } from './scrapyd_api.ts';
+import { closeUnreadBodies } from '../../common/http/request_params.ts';
+import { slaveSecurityHeaders } from './security_headers.ts';
 import { mountExtensionApi } from './extension_api.ts';
 import { mountFileRoutes } from './file_routes.ts';
 import type { SlaveCore } from '../slave_core.ts';
@@ -11,6 +13,8 @@ import type { SlaveConfig } from '../config.ts';
 
 export function createSlaveApp(config: SlaveConfig, core: SlaveCore, metrics: SystemMetrics, stats: LogStats): Koa {
   const app = new Koa();
+  app.use(closeUnreadBodies);
+  app.use(slaveSecurityHeaders);
   const nodeName = () => config.nodeName;
   app.use(async (ctx, next) => {
     ctx.set('Server', 'spiderplane-slave');

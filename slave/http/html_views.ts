@@ -196,11 +196,14 @@ type JobColumn = 'Project' | 'Spider' | 'Job' | 'PID' | 'Start' | 'Runtime' | 'F
 /** Cell values are already-escaped HTML; undefined renders as an empty cell. */
 type JobCells = Partial<Record<JobColumn, string>>;
 
+/** The one inline script of the slave's pages (Scrapyd's markup); the CSP allows exactly this by its hash. */
+export const CANCEL_CONFIRM_HANDLER = "return confirm('Are you sure?');";
+
 function cancelButton(basePath: string, project: string, job: string): string {
   // Same markup as Scrapyd 1.6's Jobs.cancel_button (leading and trailing newline included).
   return (
     '\n' +
-    `<form method="post" onsubmit="return confirm('Are you sure?');" action="${esc(basePath)}/cancel.json">\n` +
+    `<form method="post" onsubmit="${CANCEL_CONFIRM_HANDLER}" action="${esc(basePath)}/cancel.json">\n` +
     `<input type="hidden" name="project" value="${esc(project)}">\n` +
     `<input type="hidden" name="job" value="${esc(job)}">\n` +
     '<input type="submit" style="float: left;" value="Cancel">\n' +

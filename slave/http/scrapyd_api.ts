@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
 import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
 import { decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
-import { readParams, type Params } from '../../common/http/request_params.ts';
+import { BodyRejected, readParams, scrapydLimits, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
 
 // Decoding lives in the shared protocol module; these names stay importable from here.
@@ -11,7 +11,11 @@ export { parsePriority, parseSettings, spiderArgs } from '../../common/http/scra
 
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
 export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
-  const params = (ctx: Context) => readParams(ctx, maxUploadBytes);
+  const limits = scrapydLimits(maxUploadBytes);
+  // A refused body is answered as Scrapyd answers errors (HTTP 200 envelope); the connection closes after it.
+  const params = (ctx: Context) => readParams(ctx, limits).catch((e: unknown) => {
+    throw e instanceof BodyRejected ? new ApiError(e.message) : e;
+  });
   const get = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>
     router.all(path, scrapydEndpoint(nodeName, 'GET', async (ctx) => h(await params(ctx), ctx)));
   const post = (path: string, h: (p: Params, ctx: Context) => Promise<Record<string, unknown>> | Record<string, unknown>) =>

@@ -6,7 +6,7 @@ import type { PackageKind } from '../../common/types.ts';
 import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
-import { MANIFEST_NAME, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { MANIFEST_NAME, manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
 import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
 import { listEggSpiders } from '../runner/python.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
@@ -109,7 +109,7 @@ export class PackageStore {
       kind: row.kind,
       spiders: JSON.parse(row.spiders) as string[],
       settingsModule: row.settings_module,
-      manifest: row.manifest ? (JSON.parse(row.manifest) as Manifest) : null,
+      manifest: row.manifest ? manifestFromJson(row.manifest) : null,
       path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
     };
   }

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import { readParams } from '../../../common/http/request_params.ts';
+import { BodyRejected, LOGIN_LIMITS, readParams, type Params } from '../../../common/http/request_params.ts';
 import { ROLES, UserProblem, type Role } from '../../auth/users.ts';
 import { authOf, safeEqual } from '../../http/auth.ts';
-import { loginKeys, SESSION_COOKIE } from '../sessions.ts';
+import { SESSION_COOKIE } from '../sessions.ts';
+import { checkLogin } from '../../auth/login_check.ts';
 import { smtpView } from '../../alerts/mailer.ts';
 import { action, baseQuery, page, pageOf, type PageContext } from '../page_kit.ts';
 import { prefixOf, redirect, render } from '../render.ts';
@@ -38,7 +39,16 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   router.post('/login', async (ctx) => {
-    const form = await readParams(ctx, 64 * 1024);
+    let form: Params;
+    try {
+      form = await readParams(ctx, LOGIN_LIMITS);
+    } catch (e) {
+      if (!(e instanceof BodyRejected)) throw e;
+      ctx.status = e.status;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = e.message;
+      return;
+    }
     const username = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
     const next = form.get('next');
@@ -47,18 +57,14 @@ export function mountAccountPages(pc: PageContext): void {
     if (!expected || !token || !safeEqual(expected, token)) {
       return showLogin(ctx, { error: 'The login form expired. Please try again.', username, next }, 403);
     }
-    const keys = loginKeys(clientIp(ctx), username);
-    const wait = limiter.wait(keys);
-    if (wait > 0) {
-      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
-      return showLogin(ctx, { error: `Too many failed attempts. Try again in ${Math.ceil(wait / 1000)} seconds.`, username, next }, 429);
+    const result = await checkLogin(m.users, limiter, clientIp(ctx), username, password);
+    if (!result.user && result.waitMs > 0) {
+      const secs = Math.max(1, Math.ceil(result.waitMs / 1000));
+      ctx.set('Retry-After', String(secs));
+      return showLogin(ctx, { error: `Too many failed attempts. Try again in ${secs} seconds.`, username, next }, 429);
     }
-    const user = username && password ? await m.users.verify(username, password) : null;
-    if (!user) {
-      limiter.fail(keys);
-      return showLogin(ctx, { error: 'Wrong username or password.', username, next }, 401);
-    }
-    limiter.succeed(keys);
+    const user = result.user;
+    if (!user) return showLogin(ctx, { error: 'Wrong username or password.', username, next }, 401);
     const { token: sessionToken } = m.sessions.create(user.id);
     ctx.cookies.secure = ctx.state.proto === 'https';
     ctx.cookies.set(SESSION_COOKIE, sessionToken, { ...cookieOpts(ctx), maxAge: 7 * 24 * 3600_000 });
@@ -73,7 +79,7 @@ export function mountAccountPages(pc: PageContext): void {
     redirect(ctx, '/login');
   });
 
-  const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource());
+  const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource(), m.alerts.smtpCheck());
   page(pc, '/settings', 'viewer', (ctx, user) => {
     render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: smtp() });
   });
@@ -81,7 +87,10 @@ export function mountAccountPages(pc: PageContext): void {
   action(pc, '/settings/password', 'viewer', async (ctx, form, user) => {
     const current = form.get('current') ?? '';
     const next = form.get('password') ?? '';
-    if (!(await m.users.verify(user.username, current))) return redirect(ctx, '/settings', { kind: 'error', text: 'Your current password is not right.' });
+    // A stolen session must not guess the password either: the same limit as the login page.
+    const check = await checkLogin(m.users, limiter, clientIp(ctx), user.username, current);
+    if (!check.user && check.waitMs > 0) return redirect(ctx, '/settings', { kind: 'error', text: `Too many failed attempts. Try again in ${Math.max(1, Math.ceil(check.waitMs / 1000))} seconds.` });
+    if (!check.user) return redirect(ctx, '/settings', { kind: 'error', text: 'Your current password is not right.' });
     if (next !== (form.get('confirm') ?? '')) return redirect(ctx, '/settings', { kind: 'error', text: 'The new passwords do not match.' });
     try {
       await m.users.setPassword(user.id, next);

@@ -46,7 +46,7 @@ export function mountAlertPages(pc: PageContext): void {
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
       rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
-      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource()), units: UNITS,
+      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()), units: UNITS,
       nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);
   };
@@ -140,7 +140,7 @@ export function mountAlertPages(pc: PageContext): void {
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       // Show the form again with what was typed (never the password), and why it was refused.
-      const stored = smtpView(a.smtp(), a.smtpSource());
+      const stored = smtpView(a.smtp(), a.smtpSource(), a.smtpCheck());
       const typed = { ...stored, host: body.host, port: body.port, secure: body.secure, user: body.user, from: body.from, to: String(body.to).split(',').map((x) => x.trim()).filter(Boolean) };
       render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: typed, smtpError: `SMTP settings not saved: ${e.message}` }, 400);
     }

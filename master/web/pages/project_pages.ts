@@ -55,7 +55,7 @@ export function mountProjectPages(pc: PageContext): void {
     }
     const { id } = m.deployer.deploy(project, sanitizeVersion(version), m.nodes.all().filter((n) => n.status === 'online'), 'upload');
     redirect(ctx, `/deployments/${id}`, { kind: 'ok', text: `${project} ${sanitizeVersion(version)} uploaded; deploying to every online node.` });
-  });
+  }, { upload: 'egg' });
 
   const findProject = (project: string) => {
     if (m.repo.versions(project).length === 0) throw new HttpError(404, `There is no project named ${project}.`);

@@ -2,6 +2,7 @@
 // scale control, create and remove. Forms carry the session's CSRF token (page_kit's action()).
 import type { Context } from 'koa';
 import type { Params } from '../../../common/http/request_params.ts';
+import { dict } from '../../../common/dict.ts';
 import { labelsMatch, parseLabelList } from '../../../common/labels.ts';
 import { HttpError } from '../../http/input.ts';
 import { serviceDetail } from '../../http/services_api.ts';
@@ -22,7 +23,7 @@ function tone(status: string): string {
 
 /** 'a=1\nb=2' or 'a=1, b=2' -> {a: '1', b: '2'} (a line without '=' is refused by the API's checks). */
 function pairsOf(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   for (const line of text.split(/[\n,]/).map((l) => l.trim()).filter(Boolean)) {
     const eq = line.indexOf('=');
     if (eq <= 0) throw new HttpError(400, `'${line.slice(0, 60)}' must look like NAME=VALUE`);
