@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPackage } from './package_builder.ts';
 import { dict } from '../common/dict.ts';
+import { SERVICE_HELP, serviceCommand } from './service.ts';
 
 const HELP = `spiderplane — talk to a spiderplane master
 
@@ -23,7 +24,7 @@ Commands:
   cancel JOB                                cancel a run
   logs JOB [--tail BYTES] [--follow]        print a run's log
   nodes                                     list nodes with status and load
-
+${SERVICE_HELP}
 Connection (flags or environment):
   --url URL          SPIDERPLANE_URL        default http://127.0.0.1:5000
   --token TOKEN      SPIDERPLANE_TOKEN      an API token (POST /api/tokens)
@@ -45,6 +46,7 @@ const { values: opts, positionals } = (() => {
         disabled: { type: 'boolean' }, state: { type: 'string' }, spider: { type: 'string' }, node: { type: 'string' }, limit: { type: 'string' },
         tail: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, python: { type: 'string' }, help: { type: 'boolean', short: 'h' },
         'max-runtime': { type: 'string' }, 'max-memory': { type: 'string' }, nice: { type: 'string' }, retries: { type: 'string' }, 'retry-delay': { type: 'string' },
+        replicas: { type: 'string' }, 'max-per-node': { type: 'string' }, label: { type: 'string', multiple: true }, 'max-unavailable': { type: 'string' },
       },
     });
   } catch (e) {
@@ -205,6 +207,8 @@ async function main(): Promise<void> {
       print(res, () => table(res.nodes.map((n) => ({ ...n, load: `${n.running}+${n.pending}/${n.max_proc ?? '?'}`, heartbeat: when(n.last_heartbeat_at) })), ['name', 'url', 'status', 'draining', 'load', 'heartbeat', 'last_error']));
       return;
     }
+    case 'service':
+      return serviceCommand({ call, print, table, pairs, fail: (message) => { throw new CliError(message); } }, positionals.slice(1), opts);
     default:
       throw new CliError(`unknown command '${command}'\n\n${HELP}`);
   }

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionConfig = NonNullable<ParseArgsConfig['options']>[string];
 
 // One table per program describes every setting once: its flag, its environment variable, its
 // config-file key, its type, default and help. Precedence: flag > environment > config file > default.
@@ -18,6 +20,8 @@ export interface OptionSpec {
   min?: number;
   /** Extra config-file keys accepted for this option (e.g. Scrapyd's 'http_port'). */
   aliases?: readonly string[];
+  /** A string flag that may be repeated: the values are joined with ',' (as the environment and file give them). */
+  multiple?: boolean;
 }
 
 export class OptionError extends Error {}

@@ -295,6 +295,36 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
   ALTER TABLE schedules ADD COLUMN run_policy TEXT NOT NULL DEFAULT '{}';
   `,
+  // Spider services (desired state: N replicas kept running), node labels for their placement,
+  // and the service a run is a replica of.
+  `
+  ALTER TABLE nodes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';   -- JSON {name: value}
+  CREATE TABLE services (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT NOT NULL UNIQUE,
+    project         TEXT NOT NULL,
+    spider          TEXT NOT NULL,
+    version         TEXT,                      -- pinned version; NULL = the newest, rolled when a newer one is deployed
+    args            TEXT NOT NULL DEFAULT '{}',
+    settings        TEXT NOT NULL DEFAULT '{}',
+    replicas        INTEGER NOT NULL,
+    max_per_node    INTEGER,                   -- NULL = no limit
+    labels          TEXT NOT NULL DEFAULT '{}',-- JSON {name: value}: only nodes carrying all of them
+    max_unavailable INTEGER NOT NULL DEFAULT 1,-- replicas restarted at once per node during a roll
+    max_runtime     INTEGER,                   -- seconds, each replica's limit (NULL = the slave's default, 0 = none)
+    max_memory      INTEGER,                   -- MiB, likewise
+    stable_version  TEXT,                      -- the version every replica ran at the end of the last finished roll
+    paused_version  TEXT,                      -- a version whose roll was stopped because its replicas crashed
+    status          TEXT NOT NULL DEFAULT 'converging',
+    status_detail   TEXT,
+    status_since    INTEGER NOT NULL,
+    created_by      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+  );
+  ALTER TABLE runs ADD COLUMN service_id INTEGER;
+  CREATE INDEX runs_service ON runs (service_id, state);
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

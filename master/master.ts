@@ -26,6 +26,8 @@ import { UserStore } from './auth/users.ts';
 import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
+import { ServiceStore, type ServiceRow } from './services/service_store.ts';
+import { ServiceReconciler } from './services/reconciler.ts';
 
 export class NodeProblem extends Error {}
 
@@ -47,6 +49,9 @@ export class Master {
   readonly loginLimiter = new LoginLimiter();
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
+  /** Spider services: desired state, and the loop that keeps their replicas running. */
+  readonly services: ServiceStore;
+  readonly reconciler: ServiceReconciler;
   readonly balancer = new LoadBalancer();
   /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
   readonly nodeJobs = new NodeJobsCache();
@@ -75,7 +80,8 @@ export class Master {
     this.heartbeat.on('heartbeat', (h) => {
       this.balancer.recordHeartbeat(h.node.id, h.requestedAt);
       this.nodeJobs.record(h.node.id, h.jobs);
-      this.tracker.onHeartbeat(h).catch((e) => console.error('[spiderplane-master] run sync failed:', e));
+      // The reconciler counts a node's replicas only once this heartbeat's jobs are in the runs table.
+      this.tracker.onHeartbeat(h).then(() => this.reconciler.heardFrom(h.node.id), (e) => console.error('[spiderplane-master] run sync failed:', e));
     });
     this.heartbeat.on('online', (n: NodeRow) => {
       console.log(`[spiderplane-master] node ${n.name} is online`);
@@ -83,7 +89,8 @@ export class Master {
     });
     this.heartbeat.on('offline', (n: NodeRow) => {
       console.log(`[spiderplane-master] node ${n.name} is offline: its runs fail over`);
-      this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e));
+      this.reconciler.forgetNode(n.id);
+      this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e)).finally(() => this.reconciler.kick());
     });
     this.alerts = new AlertService(db, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
       flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
@@ -92,6 +99,15 @@ export class Master {
     // The retry is planned first, so the failure alert can say when it comes (or that it gave up).
     this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(this.retries.onRunEnded(run)));
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
+    this.services = new ServiceStore(db);
+    this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
+      tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
+    });
+    this.reconciler.on('status', (s: ServiceRow) => this.alerts.onServiceStatus({
+      id: s.id, name: s.name, project: s.project, spider: s.spider, status: s.status, detail: s.status_detail, since: s.status_since,
+    }));
+    this.tracker.on('finished', (run: RunRow) => { if (run.service_id) this.reconciler.kick(); });
+    this.tracker.on('lost', (run: RunRow) => { if (run.service_id) this.reconciler.kick(); });
   }
 
   /** The cluster token kept in the database (made once, on first start, when none is configured). */
@@ -120,6 +136,7 @@ export class Master {
       master.server!.listen(config.port, config.bind, () => { master.server!.off('error', reject); resolve(); });
     });
     master.heartbeat.start();
+    master.reconciler.start();
     await master.scheduler.start();
     master.retries.start();
     master.alerts.start();
@@ -144,6 +161,7 @@ export class Master {
   async stop(): Promise<void> {
     this.heartbeat.stop();
     this.scheduler.stop();
+    await this.reconciler.stop();
     this.retries.stop();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.server) {
@@ -158,7 +176,7 @@ export class Master {
 
   // ---- nodes ----
 
-  async addNode(p: { url: string; name: string | null; username: string | null; password: string | null }, source: 'added' | 'announced' = 'added', maxProc: number | null = null): Promise<NodeRow> {
+  async addNode(p: { url: string; name: string | null; username: string | null; password: string | null; labels?: Record<string, string> | null }, source: 'added' | 'announced' = 'added', maxProc: number | null = null): Promise<NodeRow> {
     let url: string;
     try {
       url = normaliseNodeUrl(p.url);
@@ -177,13 +195,18 @@ export class Master {
       if (existing) {
         if (!sameUrl && existing.status === 'online') throw new NodeProblem(`node name '${name}' is already used by the online node at ${existing.url}: give this slave another --node-name`);
         this.nodes.updateAnnounce(existing.id, url, maxProc);
+        if (p.labels) this.nodes.setLabels(existing.id, p.labels);
         return this.nodes.byId(existing.id)!;
       }
     } else {
       if (sameUrl) throw new NodeProblem(`url ${url} is already registered as node '${sameUrl.name}'`);
       if (sameName) throw new NodeProblem(`a node named '${name}' already exists`);
     }
-    const node = this.nodes.add({ name, url, username: p.username, password: p.password, source, max_proc: maxProc });
+    let node = this.nodes.add({ name, url, username: p.username, password: p.password, source, max_proc: maxProc });
+    if (p.labels) {
+      this.nodes.setLabels(node.id, p.labels);
+      node = this.nodes.byId(node.id)!;
+    }
     void this.heartbeat.poll(node.id);
     return node;
   }
@@ -199,6 +222,8 @@ export class Master {
     this.nodes.remove(node.id);
     this.balancer.forget(node.id);
     this.nodeJobs.forget(node.id);
+    this.reconciler.forgetNode(node.id);
+    this.reconciler.kick();
     return true;
   }
 }

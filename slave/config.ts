@@ -1,6 +1,7 @@
 import type { LogParserVersion } from './logs/logparser_json.ts';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { parseLabelList } from '../common/labels.ts';
 import { OptionError, parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 import { parseSpiderEnvOptions, SpiderEnvError, type SpiderEnvConfig } from './runner/spider_env.ts';
 import { isLoopbackBind } from '../common/loopback.ts';
@@ -32,6 +33,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
+  { flag: 'label', env: 'SPIDERPLANE_LABELS', type: 'list', default: [], help: "a label NAME=VALUE announced to the master, which spider services can require (repeatable; in the environment or config file: items separated by spaces or commas, or a JSON array)" },
   { flag: 'advertise-url', env: 'SPIDERPLANE_ADVERTISE_URL', type: 'string', default: null, help: 'URL the master should use to reach this slave (default http://BIND:PORT)' },
   { flag: 'run-as', env: 'SPIDERPLANE_RUN_AS', type: 'string', default: null, help: 'user spiders run as when the daemon runs as root (default spiderplane-run, else nobody with a warning); a non-root daemon runs them as itself' },
   { flag: 'spider-env', env: 'SPIDERPLANE_SPIDER_ENV', type: 'list', default: [], help: 'NAME=VALUE added to every spider\'s environment (repeatable; SPIDERPLANE_*/SCRAPY_* names refused)' },
@@ -70,6 +72,17 @@ export interface SlaveConfig {
   runAs: string | null;
   spiderEnv: SpiderEnvConfig;
   insecureNoAuth: boolean;
+  /** --label NAME=VALUE pairs, announced to the master for service placement. */
+  labels: Record<string, string>;
+}
+
+/** --label values (['region=eu', 'tier=a'], an item may hold several separated by commas) as an object; a malformed pair is an OptionError. */
+export function parseLabels(items: readonly string[]): Record<string, string> {
+  try {
+    return parseLabelList(items.join(','));
+  } catch (e) {
+    throw new OptionError(`--label: ${(e as Error).message}`);
+  }
 }
 
 const MIB = 1024 * 1024;
@@ -135,5 +148,6 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     runAs: str('run_as'),
     spiderEnv,
     insecureNoAuth: o.insecure_no_auth === true,
+    labels: parseLabels(list('label')),
   };
 }

@@ -99,7 +99,7 @@ export class Slave {
     let announcer: Announcer | null = null;
     if (config.master) {
       const advertised = config.advertiseUrl ?? `http://${address}`;
-      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc }));
+      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }));
       announcer.start();
     }
     return new Slave(config, core, db, server, metrics, logs, announcer);

@@ -69,6 +69,9 @@ const ROUTES: Array<[string, string, unknown?]> = [
   ['GET', '/api/schedules'], ['POST', '/api/schedules', { project: 'gen', spider: 'hello', cron: '0 3 * * *' }], ['GET', '/api/schedules/1'],
   ['PUT', '/api/schedules/1', {}], ['DELETE', '/api/schedules/1'], ['POST', '/api/schedules/1/run'], ['POST', '/api/cron/preview', { cron: '0 3 * * *' }],
   ['GET', '/api/me'], ['POST', '/api/tokens', { name: 't' }], ['GET', '/api/users'], ['POST', '/api/users', { username: 'x', password: 'xxxxxxxxxx' }],
+  ['PUT', '/api/nodes/n1', { labels: {} }], ['PATCH', '/api/nodes/n1', { labels: {} }],
+  ['GET', '/api/services'], ['POST', '/api/services', { project: 'gen', spider: 'hello' }], ['GET', '/api/services/1'], ['PUT', '/api/services/1', {}],
+  ['DELETE', '/api/services/1'], ['POST', '/api/services/1/scale', { replicas: 1 }],
 ];
 
 describe('authentication', () => {

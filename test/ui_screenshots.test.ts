@@ -49,6 +49,7 @@ describe('every page, desktop and 420 px wide', { timeout: 240_000 }, () => {
     await waitRunState(master, fired.body.runs[0]!.job, (x) => x.state === 'finished', 'finished', 60_000);
     await master.api('POST', '/api/users', { username: 'viewer1', password: 'viewer-password-1', role: 'viewer' });
     const rule = await master.api<{ rule: { id: number } }>('POST', '/api/alerts/rules', { kind: 'cpu', threshold: 95, duration_seconds: 60, name: 'CPU over 95 %' });
+    await master.api('POST', '/api/services', { name: 'counter', project: 'gen', spider: 'count', args: { n: '100000', interval_ms: '2000' }, replicas: 2 });
     pages.push(
       { name: 'dashboard', path: '/', ready: '[data-chart="cluster-cpu"] > *' },
       { name: 'nodes', path: '/nodes' },
@@ -65,6 +66,7 @@ describe('every page, desktop and 420 px wide', { timeout: 240_000 }, () => {
       { name: 'job-generic', path: `/jobs/${genericJob}`, ready: '[data-job-items] table' },
       { name: 'settings', path: '/settings' },
       { name: 'users', path: '/users' },
+      { name: 'services', path: '/services' },
       { name: 'alerts', path: '/alerts' },
       { name: 'alert-rule', path: `/alerts/rules/${rule.body.rule.id}` },
       { name: 'alert-history', path: '/alerts/history' },

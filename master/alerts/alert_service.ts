@@ -10,7 +10,7 @@ import { MetricHistory } from '../metrics/metric_history.ts';
 import { composeAlertMail, sendMail, SmtpFailure, verifySmtp, type NoticeForMail, type SmtpCheck, type SmtpSecure, type SmtpSettings } from './mailer.ts';
 import { Outbox, OutboxSender } from './outbox.ts';
 import { emailProblem, FiringStore, parseRecipients, RuleStore, type RuleInput } from './rule_store.ts';
-import { evaluateRun, evaluateScheduleFire, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type RunFacts, type ScheduleFire } from './rule_engine.ts';
+import { evaluateRun, evaluateScheduleFire, evaluateServiceStatus, RuleEngine, type AlertRule, type Evaluation, type NodeSnapshot, type RunFacts, type ScheduleFire, type ServiceStatus } from './rule_engine.ts';
 import { retryPhrase } from '../runs/retry_backoff.ts';
 
 export interface AlertServiceOptions {
@@ -321,6 +321,13 @@ export class AlertService {
 
   private scheduleFires(rules: AlertRule[]): void {
     for (const f of this.newFires()) this.apply(evaluateScheduleFire(rules, f, this.firings.openMap()));
+  }
+
+  /** A spider service changed status (master/services/reconciler.ts): the service_failing rules look at it. */
+  onServiceStatus(s: ServiceStatus): void {
+    if (this.stopped) return;
+    this.apply(evaluateServiceStatus(this.rules.all(), s, this.firings.openMap()));
+    this.group();
   }
 
   /** A run ended (finished, or lost with its node): the job rules look at it. */

@@ -4,7 +4,7 @@
 
 export const NODE_KINDS = ['node_offline', 'cpu', 'memory', 'disk', 'network_rx', 'network_tx'] as const;
 export const RUN_KINDS = ['job_failed', 'job_finished_with_errors', 'job_errors', 'job_no_items'] as const;
-export const ALERT_KINDS = [...NODE_KINDS, ...RUN_KINDS, 'job_too_long', 'schedule_missed'] as const;
+export const ALERT_KINDS = [...NODE_KINDS, ...RUN_KINDS, 'job_too_long', 'schedule_missed', 'service_failing'] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 export type RunKind = (typeof RUN_KINDS)[number];
 export type AlertKind = (typeof ALERT_KINDS)[number];
@@ -336,6 +336,26 @@ export function evaluateScheduleFire(rules: readonly AlertRule[], f: ScheduleFir
       });
     } else if (!breach && isOpen) {
       out.resolve.push({ ruleId: rule.id, subjectKey, value: null, detail: `schedule ${f.schedule_name} ran again at ${new Date(f.scheduled_for).toISOString()}` });
+    }
+  }
+  return out;
+}
+
+/** A spider service's status as the reconciler left it (master/services). */
+export interface ServiceStatus { id: number; name: string; project: string; spider: string; status: string; detail: string | null; since: number }
+
+/** Fires while a service is crash-looping or its roll is paused on a crashing version; resolves when it runs again. */
+export function evaluateServiceStatus(rules: readonly AlertRule[], s: ServiceStatus, open: OpenFirings): Evaluation {
+  const out: Evaluation = { fire: [], resolve: [] };
+  const subjectKey = `service:${s.id}`;
+  const failing = s.status === 'crash-looping' || s.status.startsWith('roll paused');
+  for (const rule of rules) {
+    if (!rule.enabled || rule.kind !== 'service_failing' || !runInScope(rule, { project: s.project, spider: s.spider, node: null })) continue;
+    const isOpen = open.get(rule.id)?.has(subjectKey) === true;
+    if (failing && !isOpen) {
+      out.fire.push({ ruleId: rule.id, subjectKey, title: `service ${s.name} ${s.status}`, link: '/services', value: null, threshold: null, since: s.since, detail: `${s.project}/${s.spider}: ${s.detail ?? s.status}` });
+    } else if (!failing && isOpen) {
+      out.resolve.push({ ruleId: rule.id, subjectKey, value: null, detail: `service ${s.name} is ${s.status}${s.detail ? ` (${s.detail})` : ''}` });
     }
   }
   return out;

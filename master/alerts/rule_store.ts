@@ -41,6 +41,7 @@ export function parseRecipients(v: unknown, field: string): string[] {
 const KIND_LABEL: Record<AlertKind, string> = {
   node_offline: 'Node offline', cpu: 'CPU', memory: 'Memory', disk: 'Disk', network_rx: 'Network receive', network_tx: 'Network send',
   job_failed: 'Job failed', job_finished_with_errors: 'Job finished with errors', job_errors: 'Job errors', job_no_items: 'Job scraped no items', job_too_long: 'Job too long', schedule_missed: 'Schedule missed',
+  service_failing: 'Service crash-looping or roll paused',
 };
 
 /** What each kind takes, for the UI's form (GET /api/alerts/rules answers it as `kinds`). */
@@ -57,6 +58,7 @@ export const KIND_INFO: Record<AlertKind, { label: string; threshold: string | n
   job_no_items: { label: KIND_LABEL.job_no_items, threshold: 'items: fires at or below this count (default 0)', duration: false, scopes: ['all', 'node', 'project', 'spider'] },
   job_too_long: { label: KIND_LABEL.job_too_long, threshold: 'seconds of running', duration: false, scopes: ['all', 'node', 'project', 'spider'] },
   schedule_missed: { label: KIND_LABEL.schedule_missed, threshold: null, duration: false, scopes: ['all', 'project', 'spider'] },
+  service_failing: { label: KIND_LABEL.service_failing, threshold: null, duration: false, scopes: ['all', 'project', 'spider'] },
 };
 
 /**

@@ -50,7 +50,7 @@ export function mountApi(router: Router, m: Master): void {
   r('post', '/api/cluster/announce', async (ctx) => {
     if (!authOf(ctx).cluster) throw new HttpError(401, 'announcing needs the cluster token (Authorization: Bearer <token>)');
     const f = new Fields(await readJson(ctx));
-    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: null, password: null }, 'announced',
+    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: null, password: null, labels: f.has('labels') ? f.labels('labels') : null }, 'announced',
       f.has('max_proc') ? f.number('max_proc', 0, { min: 0, integer: true }) : null);
     return { node: node.name, heartbeat_interval_ms: m.config.heartbeatIntervalMs };
   });
@@ -63,7 +63,7 @@ export function mountApi(router: Router, m: Master): void {
   r('post', '/api/nodes', async (ctx) => {
     requireRole(ctx, 'admin');
     const f = new Fields(await readJson(ctx));
-    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: f.string('username', { max: 200 }), password: f.string('password', { max: 500 }) });
+    const node = await m.addNode({ url: f.requiredString('url', 500), name: f.string('name', { max: 200 }), username: f.string('username', { max: 200 }), password: f.string('password', { max: 500 }), labels: f.labels('labels') });
     ctx.status = 201;
     return { node: nodeView(node) };
   });
@@ -79,6 +79,19 @@ export function mountApi(router: Router, m: Master): void {
     if (!(await m.removeNode(ctx.params.name!))) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     return { ok: true };
   });
+  // Labels of a node (what service placement can require); an announcing slave's --label replaces them.
+  const setNodeLabels = async (ctx: Context) => {
+    requireRole(ctx, 'admin');
+    const node = m.nodes.byName(ctx.params.name!);
+    if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
+    const f = new Fields(await readJson(ctx));
+    if (!f.has('labels')) throw bad("'labels' is required: an object like {\"region\": \"eu\"}");
+    m.nodes.setLabels(node.id, f.labels('labels'));
+    m.reconciler.kick();
+    return { node: nodeView(m.nodes.byId(node.id)!) };
+  };
+  router.put('/api/nodes/:name', jsonRoute(setNodeLabels));
+  router.patch('/api/nodes/:name', jsonRoute(setNodeLabels));
   r('post', '/api/nodes/:name/drain', async (ctx) => {
     requireRole(ctx, 'operator');
     const node = m.nodes.byName(ctx.params.name!);

@@ -7,6 +7,7 @@ import { mountApi } from './api_routes.ts';
 import { mountScrapydFacade } from './scrapyd_facade.ts';
 import { mountScrapydFiles } from './scrapyd_files.ts';
 import { mountAlertsApi } from './alerts_api.ts';
+import { mountServicesApi } from './services_api.ts';
 import { mountWebUi, securityHeaders } from '../web/ui.ts';
 import { closeUnreadBodies } from '../../common/http/request_params.ts';
 
@@ -35,6 +36,7 @@ export function createMasterApp(master: Master): Koa {
   mountApi(router, master);
   mountScrapydFacade(router, master);
   mountAlertsApi(router, master);
+  mountServicesApi(router, master);
   const ui = mountWebUi(router, master);
   app.use(ui.assets.middleware());
   app.use(router.routes());

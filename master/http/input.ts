@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { nameProblem } from '../../common/names.ts';
 import { readJsonBody } from '../../common/http/request_params.ts';
+import { checkLabelObject } from '../../common/labels.ts';
 import type { Target, TargetMode } from '../runs/dispatcher.ts';
 import { dict } from '../../common/dict.ts';
 
@@ -83,6 +84,15 @@ export class Fields {
       out[key] = String(val);
     }
     return out;
+  }
+
+  /** Node labels {name: value} (see common/labels.ts). */
+  labels(k: string): Record<string, string> {
+    try {
+      return checkLabelObject(this.body[k], k);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
   }
 
   target(k: string): Target {

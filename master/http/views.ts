@@ -21,6 +21,7 @@ export function runView(r: RunRow, jobOf?: (id: number) => string | undefined) {
     /** a failed run whose retry is planned and not dispatched yet */
     retry_pending: r.retry_at !== null && r.retry_claimed_at === null && r.cancel_requested === 0,
     limit_hit: r.limit_hit ? (JSON.parse(r.limit_hit) as LimitHit) : null,
+    service_id: r.service_id ?? null,
   };
 }
 

@@ -23,6 +23,8 @@ export interface NodeRow {
   failing_since: number | null;
   status_since: number;
   added_at: number;
+  /** JSON {name: value}: announced by the slave (--label) or set through the API */
+  labels: string;
 }
 
 /** A node as the API shows it: no password, parsed metrics. */
@@ -43,6 +45,15 @@ export interface NodeView {
   failing_since: number | null;
   metrics: NodeMetrics | null;
   has_credentials: boolean;
+  labels: Record<string, string>;
+}
+
+export function nodeLabels(r: NodeRow): Record<string, string> {
+  try {
+    return JSON.parse(r.labels || '{}') as Record<string, string>;
+  } catch {
+    return {};
+  }
 }
 
 export function nodeView(r: NodeRow): NodeView {
@@ -50,6 +61,7 @@ export function nodeView(r: NodeRow): NodeView {
     name: r.name, url: r.url, source: r.source, status: r.status, status_since: r.status_since, draining: r.draining === 1,
     extensions: r.extensions === 1, max_proc: r.max_proc, running: r.running, pending: r.pending, last_heartbeat_at: r.last_ok_at,
     last_error: r.last_error, failing_since: r.failing_since ?? null, metrics: r.metrics ? (JSON.parse(r.metrics) as NodeMetrics) : null, has_credentials: r.username !== null,
+    labels: nodeLabels(r),
   };
 }
 
@@ -67,6 +79,7 @@ export class NodeRegistry {
                           VALUES (@name, @url, @username, @password, @source, @max_proc, @now, @now)`),
       updateAnnounce: db.prepare(`UPDATE nodes SET url = @url, max_proc = COALESCE(@max_proc, max_proc) WHERE id = @id`),
       remove: db.prepare(`DELETE FROM nodes WHERE id = ?`),
+      setLabels: db.prepare(`UPDATE nodes SET labels = ? WHERE id = ?`),
       drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
       heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, failing_since = NULL, running = @running, pending = @pending,
                                max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id`),
@@ -96,6 +109,7 @@ export class NodeRegistry {
 
   updateAnnounce(id: number, url: string, maxProc: number | null): void { this.s.updateAnnounce.run({ id, url, max_proc: maxProc }); }
   remove(id: number): void { this.s.remove.run(id); }
+  setLabels(id: number, labels: Record<string, string>): void { this.s.setLabels.run(JSON.stringify(labels), id); }
   setDraining(id: number, draining: boolean): void { this.s.drain.run(draining ? 1 : 0, id); }
 
   recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): void {

@@ -31,6 +31,8 @@ export interface DispatchRequest {
   policy?: RunPolicy;
   /** which failure retry this dispatch is (0 = a first run; a failover keeps its run's number) */
   retryNumber?: number;
+  /** the spider service this run is a replica of */
+  serviceId?: number;
 }
 
 /** Refused before anything was sent: the message says why (Scrapyd's wording where one exists). */
@@ -115,6 +117,7 @@ export class Dispatcher {
       job: jobid ?? randomUUID().replace(/-/g, ''), project: req.project, spider: req.spider, version, args: req.args, settings: req.settings,
       priority: req.priority, node_id: node.id, node: node.name, schedule_id: req.scheduleId, retry_of: req.retryOf?.id ?? null,
       attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
+      service_id: req.serviceId ?? null,
     });
     if (req.policy) this.policies?.setPolicy(run.id, req.policy, req.retryNumber ?? 0);
     this.balancer.recordDispatch(node.id);

@@ -41,6 +41,8 @@ export interface RunRow {
   retry_claimed_at: number | null;
   /** JSON LimitHit when a limit stopped the run */
   limit_hit: string | null;
+  /** the spider service this run is a replica of (master/services) */
+  service_id: number | null;
 }
 
 export interface NewRun {
@@ -58,6 +60,7 @@ export interface NewRun {
   attempt: number;
   retries_left: number;
   created_by: string | null;
+  service_id?: number | null;
 }
 
 export interface RunFilter {
@@ -101,7 +104,19 @@ export class RunStore {
 
   insert(r: NewRun): RunRow {
     const id = Number(this.s.insert.run({ ...r, args: JSON.stringify(r.args), settings: JSON.stringify(r.settings), created_at: Date.now() }).lastInsertRowid);
+    // A service replica is tagged before it is sent to a node, so a master restart never loses track of it.
+    if (r.service_id) this.db.prepare(`UPDATE runs SET service_id = ? WHERE id = ?`).run(r.service_id, id);
     return this.get(id)!;
+  }
+
+  /** Active replicas of every service (dispatching, pending, running). */
+  activeReplicas(): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE service_id IS NOT NULL AND state IN ('dispatching', 'pending', 'running') ORDER BY id`).all() as RunRow[];
+  }
+
+  /** Replicas of a service that ended at or after `since`, newest first (restart backoff, crash loops, rolls). */
+  endedReplicasSince(serviceId: number, since: number): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE service_id = ? AND ended_at >= ? ORDER BY ended_at DESC LIMIT 200`).all(serviceId, since) as RunRow[];
   }
 
   get(id: number): RunRow | undefined { return this.s.byId.get(id) as RunRow | undefined; }

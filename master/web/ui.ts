@@ -10,6 +10,7 @@ import { mountProjectPages } from './pages/project_pages.ts';
 import { mountSchedulePages } from './pages/schedule_pages.ts';
 import { mountJobPages } from './pages/job_pages.ts';
 import { mountAlertPages } from './pages/alert_pages.ts';
+import { mountServicePages } from './pages/service_pages.ts';
 
 /** Headers every page gets: no inline script or style may run, no framing, no sniffing. */
 export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
@@ -35,7 +36,7 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   });
   // Run tables name the schedule that made a run (a deleted schedule keeps its number).
   env.addGlobal('scheduleName', (id: number | null) => (id === null ? null : m.schedules.get(id)?.name ?? `#${id}`));
-  env.addGlobal('extraNav', [{ href: '/alerts', label: 'Alerts' }]);
+  env.addGlobal('extraNav', [{ href: '/services', label: 'Services' }, { href: '/alerts', label: 'Alerts' }]);
   const pc: PageContext = { m, env, router };
   mountAccountPages(pc);
   mountClusterPages(pc);
@@ -43,6 +44,7 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   mountSchedulePages(pc);
   mountJobPages(pc);
   mountAlertPages(pc);
+  mountServicePages(pc);
   return { pages: pc, assets };
 }
 

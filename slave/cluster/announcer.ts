@@ -10,7 +10,7 @@ export class Announcer {
   constructor(
     private readonly masterUrl: string,
     private readonly token: string | null,
-    private readonly payload: () => { name: string; url: string; max_proc: number },
+    private readonly payload: () => { name: string; url: string; max_proc: number; labels?: Record<string, string> },
     private readonly intervalMs = 10_000,
   ) {}
 
