@@ -74,14 +74,15 @@ describe('protocol module (in-process)', () => {
 
   test('encodeSchedule is decodeSchedule read backwards', () => {
     const req = { project: 'p', spider: 's', version: '1_0', jobid: 'j1', priority: 2.5, settings: { A: '1', B: 'x=y' }, args: { foo: 'bar' } };
-    assert.deepEqual(decodeSchedule(src(encodeSchedule(req))), req);
+    assert.deepEqual(JSON.parse(JSON.stringify(decodeSchedule(src(encodeSchedule(req))))), req); // args/settings have no prototype
     assert.throws(() => encodeSchedule({ ...req, args: { setting: 'x' } }), /reserved/);
   });
 
   test('a registered setting check runs on every schedule', () => {
     addSettingCheck((name, value) => (name === 'FORBIDDEN_FOR_TEST' ? `'${value}' is not allowed here` : null));
     assert.throws(() => parseSettings(['FORBIDDEN_FOR_TEST=/etc']), /setting 'FORBIDDEN_FOR_TEST' is invalid: '\/etc' is not allowed here/);
-    assert.deepEqual(parseSettings(['OTHER=1']), { OTHER: '1' });
+    assert.deepEqual({ ...parseSettings(['OTHER=1']) }, { OTHER: '1' });
+    assert.deepEqual(Object.keys(parseSettings(['__proto__=1'])), ['__proto__'], 'a setting named __proto__ is kept as a name');
   });
 
   test("a node's listjobs.json is validated, not cast", () => {
