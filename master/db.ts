@@ -271,6 +271,30 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, COALESCE(ended_at, 0) FROM runs WHERE ended_at IS NOT NULL;
   CREATE INDEX runs_ended ON runs (ended_at);
   `,
+  // Flat cost at scale: per-state run counts kept by triggers in the same transaction as every
+  // change (exact and crash-safe, an O(1) read); indexes that match each list's filter and sort;
+  // raw metric samples carry their fullest disk as a number (no JSON to parse per row).
+  `
+  CREATE TABLE run_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO run_counts (state, n) SELECT state, COUNT(*) FROM runs GROUP BY state;
+  CREATE TRIGGER runs_count_insert AFTER INSERT ON runs BEGIN
+    INSERT INTO run_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER runs_count_delete AFTER DELETE ON runs BEGIN
+    UPDATE run_counts SET n = n - 1 WHERE state = OLD.state;
+  END;
+  CREATE TRIGGER runs_count_update AFTER UPDATE OF state ON runs WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE run_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO run_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  CREATE INDEX runs_ended_list ON runs (ended_at DESC, id DESC) WHERE state IN ('finished', 'lost', 'failed');
+  CREATE INDEX runs_ended_project ON runs (project, ended_at DESC, id DESC) WHERE state IN ('finished', 'lost', 'failed');
+  CREATE INDEX runs_waiting ON runs (priority DESC, id) WHERE state IN ('dispatching', 'pending');
+  CREATE INDEX runs_running ON runs (started_at, id) WHERE state = 'running';
+  CREATE INDEX runs_project_id ON runs (project, id DESC);
+  CREATE INDEX runs_lost ON runs (node_id, ended_at) WHERE state = 'lost';
+  ALTER TABLE node_metrics ADD COLUMN disk_max REAL;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

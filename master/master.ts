@@ -16,6 +16,7 @@ import { LoadBalancer } from './runs/load_balancer.ts';
 import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
+import { RunRetention } from './runs/run_retention.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
@@ -42,9 +43,9 @@ export class Master {
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   readonly balancer = new LoadBalancer();
+  readonly retention: RunRetention;
   readonly clusterToken: string;
   private server: Server | null = null;
-  private pruneTimer: NodeJS.Timeout | null = null;
 
   private constructor(readonly config: MasterConfig, readonly db: Db) {
     this.clusterToken = config.clusterToken ?? this.storedClusterToken();
@@ -55,6 +56,7 @@ export class Master {
     this.runs = new RunStore(db);
     this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n));
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
+    this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
     this.schedules = new ScheduleStore(db);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
     this.users = new UserStore(db);
@@ -107,8 +109,7 @@ export class Master {
     master.heartbeat.start();
     await master.scheduler.start();
     master.alerts.start();
-    master.pruneTimer = setInterval(() => master.nodes.pruneSamples(Date.now() - config.metricsRetentionMs), 600_000);
-    master.pruneTimer.unref();
+    master.retention.start();
     return master;
   }
 
@@ -128,7 +129,7 @@ export class Master {
   async stop(): Promise<void> {
     this.heartbeat.stop();
     this.scheduler.stop();
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.retention.stop();
     if (this.server) {
       await new Promise<void>((resolve) => {
         this.server!.close(() => resolve());
@@ -136,6 +137,7 @@ export class Master {
       });
     }
     await this.alerts.stop();
+    this.nodes.flushSamples();
     this.db.close();
   }
 

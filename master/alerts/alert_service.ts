@@ -98,7 +98,7 @@ export class AlertService {
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     this.ensureDefaultRules();
     for (const run of this.uncheckedRuns()) this.onRunEnded(run);
-    this.history.prune();
+    void this.maintainHistory();
     this.sender.start();
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(() => {
@@ -109,12 +109,20 @@ export class AlertService {
     };
     every(this.opts.evalIntervalMs, () => this.evaluateRound());
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
-    every(60_000, () => { this.history.prune(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+    every(60_000, () => { void this.maintainHistory(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+  }
+
+  /** Metric roll-ups and expiry, in small batches between which the event loop runs. */
+  private maintainHistory(): Promise<void> {
+    const p = this.history.maintain().catch((e) => console.error('[spiderplane-master] metric history:', e));
+    this.pending.add(p);
+    return p.finally(() => this.pending.delete(p));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.history.halt();
     await Promise.allSettled([...this.pending]);
     await this.sender.stop();
   }

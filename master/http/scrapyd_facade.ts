@@ -136,12 +136,11 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   endpoint('/listjobs.json', 'GET', 'viewer', (p) => {
     const project = p.get('project');
     if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const mine = (r: RunRow) => project === undefined || r.project === project;
     const urls = (r: RunRow) => ({ log_url: `/api/runs/${r.job}/log`, items_url: null });
     return {
-      pending: m.runs.pendingList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
-      running: m.runs.runningList().filter(mine).map((r) => ({ id: r.job, project: r.project, spider: r.spider, pid: null, start_time: secs(r.started_at), ...urls(r), node: r.node })),
-      finished: m.runs.finishedList(1000).filter(mine).slice(0, 100).map((r) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), ...urls(r), node: r.node, outcome: r.outcome })),
+      pending: m.runs.pendingList(project).map((r) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
+      running: m.runs.runningList(project).map((r) => ({ id: r.job, project: r.project, spider: r.spider, pid: null, start_time: secs(r.started_at), ...urls(r), node: r.node })),
+      finished: m.runs.finishedList(100, project).map((r) => ({ id: r.job, project: r.project, spider: r.spider, start_time: secs(r.started_at), end_time: secs(r.ended_at), ...urls(r), node: r.node, outcome: r.outcome })),
     };
   });
 

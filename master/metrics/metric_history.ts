@@ -1,19 +1,25 @@
 // Node metric history with downsampling, and the points the charts draw.
 //
-// Three tiers, each kept for a fixed time:
-//   raw       node_metrics: one row per heartbeat, --metrics-retention-hours (48 h by default)
-//   1 minute  metric_rollups res=60000: average and maximum per minute, MINUTE_RETENTION_MS (8 days)
+// Four tiers, each kept for a fixed time (sized so 1 000 nodes at a 5 s heartbeat fit in < 1 GB):
+//   raw       node_metrics: one row per heartbeat, --metrics-retention-hours (6 h by default)
+//   1 minute  metric_rollups res=60000: average and maximum per minute, MINUTE_RETENTION_MS (2 days)
 //   1 hour    metric_rollups res=3600000: average and maximum per hour, HOUR_RETENTION_MS (35 days)
+//   1 day     metric_rollups res=86400000: average and maximum per day, DAY_RETENTION_MS (400 days)
 // Roll-ups are recomputed idempotently (INSERT OR REPLACE) from the tier below for every bucket
 // since the last one written, so a restart or a late sample never leaves a hole or a double count.
+// Expired rows go in small batches (maintain(): one short DELETE per turn of the event loop).
 import type { Db } from '../../common/sqlite.ts';
 
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
-export const MINUTE_RETENTION_MS = 8 * 24 * HOUR;
-export const HOUR_RETENTION_MS = 35 * 24 * HOUR;
+export const DAY = 24 * HOUR;
+export const MINUTE_RETENTION_MS = 2 * DAY;
+export const HOUR_RETENTION_MS = 35 * DAY;
+export const DAY_RETENTION_MS = 400 * DAY;
+/** Rows per DELETE when expiring metrics. */
+export const PRUNE_BATCH = 2000;
 
-export const RANGES = { '1h': HOUR, '24h': 24 * HOUR, '7d': 7 * 24 * HOUR, '30d': 30 * 24 * HOUR } as const;
+export const RANGES = { '1h': HOUR, '24h': 24 * HOUR, '7d': 7 * DAY, '30d': 30 * DAY, '1y': 365 * DAY } as const;
 export type Range = keyof typeof RANGES;
 
 /** One chart point: averages over the step, and maxima where a peak matters. */
@@ -47,40 +53,50 @@ export interface ClusterPoint {
 }
 
 /** Which tier answers a range, and the width of a point: at most ~1500 points per series. */
-export function plan(range: Range): { res: 0 | typeof MINUTE | typeof HOUR; step: number } {
+export function plan(range: Range): { res: 0 | typeof MINUTE | typeof HOUR | typeof DAY; step: number } {
   switch (range) {
     case '1h': return { res: 0, step: 0 };              // raw: every heartbeat (720 at 5 s)
     case '24h': return { res: MINUTE, step: MINUTE };    // 1440
-    case '7d': return { res: MINUTE, step: 10 * MINUTE }; // 1008
+    case '7d': return { res: HOUR, step: HOUR };         // 168
     case '30d': return { res: HOUR, step: HOUR };        // 720
+    case '1y': return { res: DAY, step: DAY };           // 365
   }
 }
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 const r1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
 
 export class MetricHistory {
   private readonly s;
   private rolledTo = 0;
+  private halted = false;
+  private hoursTo = 0;
+  private daysTo = 0;
 
   constructor(private readonly db: Db, private readonly rawRetentionMs: number) {
-    // The fullest mount of a raw sample, from its JSON [{mount, used_percent}].
-    const diskMax = `(SELECT MAX(json_extract(d.value, '$.used_percent')) FROM json_each(node_metrics.disk) AS d)`;
+    // The fullest mount of a raw sample: its disk_max, or (rows written before it existed) from its JSON [{mount, used_percent}].
+    const diskMax = `COALESCE(node_metrics.disk_max, (SELECT MAX(json_extract(d.value, '$.used_percent')) FROM json_each(node_metrics.disk) AS d))`;
+    const rollFrom = (res: number, below: number) => `INSERT OR REPLACE INTO metric_rollups (res, node_id, bucket, n, cpu_avg, cpu_max, load_avg, mem_avg, mem_max, disk_max, rx_avg, rx_max, tx_avg, tx_max, running_avg, running_max)
+        SELECT ${res}, node_id, (bucket / ${res}) * ${res} AS b, SUM(n), SUM(cpu_avg * n) / SUM(CASE WHEN cpu_avg IS NULL THEN 0 ELSE n END), MAX(cpu_max),
+               SUM(load_avg * n) / SUM(CASE WHEN load_avg IS NULL THEN 0 ELSE n END), SUM(mem_avg * n) / SUM(CASE WHEN mem_avg IS NULL THEN 0 ELSE n END), MAX(mem_max),
+               MAX(disk_max), SUM(rx_avg * n) / SUM(CASE WHEN rx_avg IS NULL THEN 0 ELSE n END), MAX(rx_max),
+               SUM(tx_avg * n) / SUM(CASE WHEN tx_avg IS NULL THEN 0 ELSE n END), MAX(tx_max), SUM(running_avg * n) / SUM(n), MAX(running_max)
+        FROM metric_rollups WHERE res = ${below} AND bucket >= ? AND bucket < ? GROUP BY node_id, b`;
     this.s = {
       lastBucket: db.prepare(`SELECT MAX(bucket) AS b FROM metric_rollups WHERE res = ?`),
       firstRaw: db.prepare(`SELECT MIN(time) AS t FROM node_metrics`),
       firstMinute: db.prepare(`SELECT MIN(bucket) AS t FROM metric_rollups WHERE res = ${MINUTE}`),
+      firstHour: db.prepare(`SELECT MIN(bucket) AS t FROM metric_rollups WHERE res = ${HOUR}`),
       rollMinutes: db.prepare(`INSERT OR REPLACE INTO metric_rollups (res, node_id, bucket, n, cpu_avg, cpu_max, load_avg, mem_avg, mem_max, disk_max, rx_avg, rx_max, tx_avg, tx_max, running_avg, running_max)
         SELECT ${MINUTE}, node_id, (time / ${MINUTE}) * ${MINUTE} AS b, COUNT(*), AVG(cpu_percent), MAX(cpu_percent), AVG(load1), AVG(mem_percent), MAX(mem_percent),
                MAX(${diskMax}), AVG(rx_bps), MAX(rx_bps), AVG(tx_bps), MAX(tx_bps), AVG(running), MAX(running)
         FROM node_metrics WHERE time >= ? AND time < ? GROUP BY node_id, b`),
-      rollHours: db.prepare(`INSERT OR REPLACE INTO metric_rollups (res, node_id, bucket, n, cpu_avg, cpu_max, load_avg, mem_avg, mem_max, disk_max, rx_avg, rx_max, tx_avg, tx_max, running_avg, running_max)
-        SELECT ${HOUR}, node_id, (bucket / ${HOUR}) * ${HOUR} AS b, SUM(n), SUM(cpu_avg * n) / SUM(CASE WHEN cpu_avg IS NULL THEN 0 ELSE n END), MAX(cpu_max),
-               SUM(load_avg * n) / SUM(CASE WHEN load_avg IS NULL THEN 0 ELSE n END), SUM(mem_avg * n) / SUM(CASE WHEN mem_avg IS NULL THEN 0 ELSE n END), MAX(mem_max),
-               MAX(disk_max), SUM(rx_avg * n) / SUM(CASE WHEN rx_avg IS NULL THEN 0 ELSE n END), MAX(rx_max),
-               SUM(tx_avg * n) / SUM(CASE WHEN tx_avg IS NULL THEN 0 ELSE n END), MAX(tx_max), SUM(running_avg * n) / SUM(n), MAX(running_max)
-        FROM metric_rollups WHERE res = ${MINUTE} AND bucket >= ? AND bucket < ? GROUP BY node_id, b`),
-      pruneRaw: db.prepare(`DELETE FROM node_metrics WHERE time < ?`),
-      pruneRes: db.prepare(`DELETE FROM metric_rollups WHERE res = ? AND bucket < ?`),
+      rollHours: db.prepare(rollFrom(HOUR, MINUTE)),
+      rollDays: db.prepare(rollFrom(DAY, HOUR)),
+      pruneRaw: db.prepare(`DELETE FROM node_metrics WHERE rowid IN (SELECT rowid FROM node_metrics WHERE time < ? ORDER BY time LIMIT ${PRUNE_BATCH})`),
+      pruneRes: db.prepare(`DELETE FROM metric_rollups WHERE res = ?1 AND (node_id, bucket) IN
+        (SELECT node_id, bucket FROM metric_rollups WHERE res = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ${PRUNE_BATCH})`),
       raw: db.prepare(`SELECT time AS t, cpu_percent AS cpu, mem_percent AS mem, ${diskMax} AS disk, load1 AS load, rx_bps AS rx, tx_bps AS tx, running
         FROM node_metrics WHERE node_id = ? AND time >= ? ORDER BY time`),
       rollups: db.prepare(`SELECT (bucket / CAST(@step AS INTEGER)) * CAST(@step AS INTEGER) AS t, AVG(cpu_avg) AS cpu, MAX(cpu_max) AS cpu_max, AVG(mem_avg) AS mem, MAX(mem_max) AS mem_max,
@@ -111,19 +127,51 @@ export class MetricHistory {
     this.db.transaction(() => {
       const minuteFrom = this.last(MINUTE) ?? (this.s.firstRaw.get() as { t: number | null }).t;
       if (minuteFrom !== null && minuteFrom < minuteEnd) this.s.rollMinutes.run(Math.floor(minuteFrom / MINUTE) * MINUTE, minuteEnd);
+      // An hour (a day) is rolled when it completes and once more a minute later, when its last
+      // minute has been redone with any sample that came in late — not every minute.
       const hourEnd = Math.floor(now / HOUR) * HOUR;
-      const hourFrom = this.last(HOUR) ?? (this.s.firstMinute.get() as { t: number | null }).t;
-      if (hourFrom !== null && hourFrom < hourEnd) this.s.rollHours.run(Math.floor(hourFrom / HOUR) * HOUR, hourEnd);
+      if (hourEnd !== this.hoursTo || minuteEnd - hourEnd <= MINUTE) {
+        this.hoursTo = hourEnd;
+        const hourFrom = this.last(HOUR) ?? (this.s.firstMinute.get() as { t: number | null }).t;
+        if (hourFrom !== null && hourFrom < hourEnd) this.s.rollHours.run(Math.floor(hourFrom / HOUR) * HOUR, hourEnd);
+      }
+      const dayEnd = Math.floor(now / DAY) * DAY;
+      if (dayEnd !== this.daysTo || minuteEnd - dayEnd <= MINUTE) {
+        this.daysTo = dayEnd;
+        const dayFrom = this.last(DAY) ?? (this.s.firstHour.get() as { t: number | null }).t;
+        if (dayFrom !== null && dayFrom < dayEnd) this.s.rollDays.run(Math.floor(dayFrom / DAY) * DAY, dayEnd);
+      }
     })();
   }
 
-  /** Drops what each tier no longer keeps (after rolling it up). */
+  /** The expiry deletes, each one batch of at most PRUNE_BATCH rows; true when it deleted a full batch. */
+  private pruneSteps(now: number): Array<() => boolean> {
+    return [
+      () => this.s.pruneRaw.run(now - this.rawRetentionMs).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run(MINUTE, now - MINUTE_RETENTION_MS).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run(HOUR, now - HOUR_RETENTION_MS).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run(DAY, now - DAY_RETENTION_MS).changes === PRUNE_BATCH,
+    ];
+  }
+
+  /** Drops what each tier no longer keeps (after rolling it up), all at once: for tests and tools. */
   prune(now = Date.now()): void {
     this.rollup(now);
-    this.s.pruneRaw.run(now - this.rawRetentionMs);
-    this.s.pruneRes.run(MINUTE, now - MINUTE_RETENTION_MS);
-    this.s.pruneRes.run(HOUR, now - HOUR_RETENTION_MS);
+    for (const step of this.pruneSteps(now)) while (step());
   }
+
+  /** The master's timer: roll up, then expire in small batches with a turn of the event loop between. */
+  async maintain(now = Date.now()): Promise<void> {
+    this.halted = false;
+    this.rollup(now);
+    for (const step of this.pruneSteps(now)) {
+      while (!this.halted && step()) await yieldToLoop();
+      await yieldToLoop();
+    }
+  }
+
+  /** Ends a maintain() in progress after its current batch (the rest waits for the next one). */
+  halt(): void { this.halted = true; }
 
   nodeSeries(nodeId: number, range: Range, now = Date.now()): { step_seconds: number; points: MetricPoint[] } {
     const since = now - RANGES[range];
@@ -146,8 +194,8 @@ export class MetricHistory {
   /** Cluster figures per step: the average node's CPU and memory, the fullest disk, network and running summed. */
   clusterSeries(range: Range, now = Date.now()): { step_seconds: number; points: ClusterPoint[] } {
     const since = now - RANGES[range];
-    // Across all nodes: 1h and 24h from 1-minute buckets, 7d and 30d from 1-hour buckets.
-    const res = range === '1h' || range === '24h' ? MINUTE : HOUR;
+    // Across all nodes: 1h and 24h from 1-minute buckets, 7d and 30d from 1-hour buckets, 1y from days.
+    const res = range === '1h' || range === '24h' ? MINUTE : range === '1y' ? DAY : HOUR;
     const step = res;
     this.rollup(now);
     const from = Math.floor(since / step) * step;

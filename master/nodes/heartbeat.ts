@@ -64,18 +64,20 @@ export class Heartbeat extends EventEmitter {
     const requestedAt = Date.now();
     try {
       const client = this.clientFor(node, this.opts.timeoutMs);
-      const [status, metrics, jobs] = await Promise.all([client.daemonStatus(), client.metrics().catch(() => null), client.listJobs()]);
+      // listjobs.json carries what daemonstatus.json would (the pending and running counts): two requests, not three.
+      const [metrics, jobs] = await Promise.all([client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
       if (!this.registry.byId(nodeId)) return; // removed meanwhile
       this.registry.recordHeartbeat(nodeId, {
-        now: receivedAt, running: status.running, pending: status.pending, maxProc: metrics?.max_proc ?? null, metrics,
+        now: receivedAt, running: jobs.running.length, pending: jobs.pending.length, maxProc: metrics?.max_proc ?? null, metrics,
       });
-      const fresh = this.registry.byId(nodeId)!;
+      let fresh = this.registry.byId(nodeId)!;
       if (fresh.status !== 'online') {
         this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
-        this.emit('online', this.registry.byId(nodeId)!);
+        fresh = this.registry.byId(nodeId)!;
+        this.emit('online', fresh);
       }
-      this.emit('heartbeat', { node: this.registry.byId(nodeId)!, jobs, requestedAt } satisfies HeartbeatResult);
+      this.emit('heartbeat', { node: fresh, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
       if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message);
     } finally {
