@@ -7,6 +7,7 @@ import type { SlaveConfig } from './config.ts';
 import { openSlaveDb } from './db.ts';
 import { JobStore } from './jobs/job_store.ts';
 import { JobFiles } from './jobs/job_files.ts';
+import { HistoryPruner } from './jobs/history_pruner.ts';
 import { PackageStore } from './packages/package_store.ts';
 import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
@@ -30,6 +31,7 @@ export class Slave {
     private readonly metrics: SystemMetrics,
     private readonly logs: LogMonitor,
     private readonly announcer: Announcer | null,
+    private readonly pruner: HistoryPruner,
   ) {}
 
   get port(): number { return (this.server.address() as AddressInfo).port; }
@@ -64,7 +66,7 @@ export class Slave {
     const logs = new LogMonitor(1000, saveErrors, () => address);
     const launcher = new Launcher(jobs, packages, files, logs, () => python, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
-      historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+      jobsToKeep: config.jobsToKeep, orphans: config.orphans,
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);
@@ -73,6 +75,9 @@ export class Slave {
       console.log(`[spiderplane-slave] after restart: ${recovered.adopted} running spider(s) re-adopted, ${recovered.killed} stopped, ${recovered.lost} recorded as lost`);
     }
     logs.start();
+    const pruner = new HistoryPruner(jobs, config.historyToKeep);
+    await pruner.prune();
+    pruner.start();
     const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
     await metrics.start();
 
@@ -90,7 +95,7 @@ export class Slave {
       announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc }));
       announcer.start();
     }
-    return new Slave(config, core, db, server, metrics, logs, announcer);
+    return new Slave(config, core, db, server, metrics, logs, announcer, pruner);
   }
 
   /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
@@ -103,6 +108,7 @@ export class Slave {
     await this.core.launcher.shutdown(this.config.onShutdown);
     this.metrics.stop();
     this.logs.stop();
+    await this.pruner.stop();
     this.db.close();
   }
 }

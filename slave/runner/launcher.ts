@@ -18,7 +18,6 @@ export interface LauncherOptions {
   maxProc: number;
   maxProcPerCpu: number;
   cancelGraceSeconds: number;
-  historyToKeep: number;
   jobsToKeep: number;
   orphans: 'adopt' | 'kill';
 }
@@ -180,7 +179,6 @@ export class Launcher extends EventEmitter {
       log_exists: await exists(paths.logPath), stats: summary ? JSON.stringify(summary.stats) : null, note: row.note,
     });
     if (summary) this.emit('errors', uid, summary.errors);
-    this.jobs.pruneFinished(this.opts.historyToKeep);
     await this.rotateFiles(row.project, row.spider);
   }
 
