@@ -95,8 +95,8 @@ export class MetricHistory {
       rollHours: db.prepare(rollFrom(HOUR, MINUTE)),
       rollDays: db.prepare(rollFrom(DAY, HOUR)),
       pruneRaw: db.prepare(`DELETE FROM node_metrics WHERE rowid IN (SELECT rowid FROM node_metrics WHERE time < ? ORDER BY time LIMIT ${PRUNE_BATCH})`),
-      pruneRes: db.prepare(`DELETE FROM metric_rollups WHERE res = ?1 AND (node_id, bucket) IN
-        (SELECT node_id, bucket FROM metric_rollups WHERE res = ?1 AND bucket < ?2 ORDER BY bucket LIMIT ${PRUNE_BATCH})`),
+      pruneRes: db.prepare(`DELETE FROM metric_rollups WHERE res = @res AND (node_id, bucket) IN
+        (SELECT node_id, bucket FROM metric_rollups WHERE res = @res AND bucket < @before ORDER BY bucket LIMIT ${PRUNE_BATCH})`),
       raw: db.prepare(`SELECT time AS t, cpu_percent AS cpu, mem_percent AS mem, ${diskMax} AS disk, load1 AS load, rx_bps AS rx, tx_bps AS tx, running
         FROM node_metrics WHERE node_id = ? AND time >= ? ORDER BY time`),
       rollups: db.prepare(`SELECT (bucket / CAST(@step AS INTEGER)) * CAST(@step AS INTEGER) AS t, AVG(cpu_avg) AS cpu, MAX(cpu_max) AS cpu_max, AVG(mem_avg) AS mem, MAX(mem_max) AS mem_max,
@@ -148,9 +148,9 @@ export class MetricHistory {
   private pruneSteps(now: number): Array<() => boolean> {
     return [
       () => this.s.pruneRaw.run(now - this.rawRetentionMs).changes === PRUNE_BATCH,
-      () => this.s.pruneRes.run(MINUTE, now - MINUTE_RETENTION_MS).changes === PRUNE_BATCH,
-      () => this.s.pruneRes.run(HOUR, now - HOUR_RETENTION_MS).changes === PRUNE_BATCH,
-      () => this.s.pruneRes.run(DAY, now - DAY_RETENTION_MS).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run({ res: MINUTE, before: now - MINUTE_RETENTION_MS }).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run({ res: HOUR, before: now - HOUR_RETENTION_MS }).changes === PRUNE_BATCH,
+      () => this.s.pruneRes.run({ res: DAY, before: now - DAY_RETENTION_MS }).changes === PRUNE_BATCH,
     ];
   }
 

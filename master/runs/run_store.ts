@@ -92,15 +92,16 @@ export class RunStore {
                           exit_code = @exit_code, items_count = @items_count, error_count = @error_count, note = @note WHERE id = @id`),
       cancelRequested: db.prepare(`UPDATE runs SET cancel_requested = 1 WHERE id = ?`),
       counts: db.prepare(`SELECT state, n FROM run_counts WHERE n > 0`),
-      finishedAll: db.prepare(`SELECT * FROM runs WHERE state IN ('finished', 'lost', 'failed') ORDER BY ended_at DESC, id DESC LIMIT ?`),
-      finishedOf: db.prepare(`SELECT * FROM runs WHERE state IN ('finished', 'lost', 'failed') AND project = ? ORDER BY ended_at DESC, id DESC LIMIT ?`),
-      pendingAll: db.prepare(`SELECT * FROM runs WHERE state IN ('dispatching', 'pending') ORDER BY priority DESC, id`),
-      runningAll: db.prepare(`SELECT * FROM runs WHERE state = 'running' ORDER BY started_at, id`),
+      // INDEXED BY: the plan must not depend on the planner's guess (a wrong one sorts the whole history).
+      finishedAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed') ORDER BY ended_at DESC, id DESC LIMIT ?`),
+      finishedOf: db.prepare(`SELECT * FROM runs INDEXED BY runs_ended_project WHERE state IN ('finished', 'lost', 'failed') AND project = ? ORDER BY ended_at DESC, id DESC LIMIT ?`),
+      pendingAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_waiting WHERE state IN ('dispatching', 'pending') ORDER BY priority DESC, id`),
+      runningAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_running WHERE state = 'running' ORDER BY started_at, id`),
       // Retention: the oldest ended runs first, through runs_ended_list; a lost run its node may
       // still give back (LOST_TAKE_BACK_MS) is never taken.
-      pruneBefore: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE state IN ('finished', 'lost', 'failed') AND ended_at < @before
+      pruneBefore: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed') AND ended_at < @before
                                AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
-      pruneOldest: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE state IN ('finished', 'lost', 'failed')
+      pruneOldest: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed')
                                AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
     };
   }
