@@ -88,9 +88,9 @@ export class JobStore {
       runningAll: db.prepare(`SELECT * FROM jobs WHERE state = 'running' ORDER BY start_time, uid`),
       runningOf: db.prepare(`SELECT * FROM jobs WHERE state = 'running' AND project = ? ORDER BY start_time, uid`),
       finishedAll: db.prepare(`SELECT uid, id, project, spider, start_time, end_time, log_exists, items_exists FROM jobs
-                               WHERE state = 'finished' ORDER BY end_time DESC LIMIT ?`),
+                               WHERE state = 'finished' ORDER BY end_time DESC LIMIT ? OFFSET ?`),
       finishedOf: db.prepare(`SELECT uid, id, project, spider, start_time, end_time, log_exists, items_exists FROM jobs
-                              WHERE state = 'finished' AND project = ? ORDER BY end_time DESC LIMIT ?`),
+                              WHERE state = 'finished' AND project = ? ORDER BY end_time DESC LIMIT ? OFFSET ?`),
       counts: db.prepare(`SELECT state, n FROM job_counts`),
       statesOf: db.prepare(`SELECT state FROM jobs WHERE id = ?`),
       statesOfIn: db.prepare(`SELECT state FROM jobs WHERE id = ? AND project = ?`),
@@ -144,8 +144,9 @@ export class JobStore {
   runningById(project: string, id: string): JobRow[] { return this.s.runningById.all(project, id) as JobRow[]; }
   latestById(project: string, spider: string, id: string): JobRow | undefined { return this.s.latestById.get(project, spider, id) as JobRow | undefined; }
 
-  finished(limit: number, project?: string): Array<Pick<JobRow, 'uid' | 'id' | 'project' | 'spider' | 'start_time' | 'end_time' | 'log_exists' | 'items_exists'>> {
-    return (project === undefined ? this.s.finishedAll.all(limit) : this.s.finishedOf.all(project, limit)) as JobRow[];
+  /** The newest finished jobs (newest first), from `offset` on: a long list is read a page at a time. */
+  finished(limit: number, project?: string, offset = 0): Array<Pick<JobRow, 'uid' | 'id' | 'project' | 'spider' | 'start_time' | 'end_time' | 'log_exists' | 'items_exists'>> {
+    return (project === undefined ? this.s.finishedAll.all(limit, offset) : this.s.finishedOf.all(project, limit, offset)) as JobRow[];
   }
 
   counts(): Record<JobState, number> {
