@@ -294,6 +294,12 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_project_id ON runs (project, id DESC);
   CREATE INDEX runs_lost ON runs (node_id, ended_at) WHERE state = 'lost';
   ALTER TABLE node_metrics ADD COLUMN disk_max REAL;
+  -- One row per bucket for the whole cluster, so cluster charts never read a row per node.
+  CREATE TABLE cluster_rollups (
+    res INTEGER NOT NULL, bucket INTEGER NOT NULL, nodes INTEGER NOT NULL,
+    cpu REAL, mem REAL, load REAL, disk_max REAL, rx REAL, tx REAL, running REAL,
+    PRIMARY KEY (res, bucket)
+  ) WITHOUT ROWID;
   `,
 ];
 
