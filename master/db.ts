@@ -293,6 +293,7 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_running ON runs (started_at, id) WHERE state = 'running';
   CREATE INDEX runs_project_id ON runs (project, id DESC);
   CREATE INDEX runs_lost ON runs (node_id, ended_at) WHERE state = 'lost';
+  CREATE INDEX alert_run_checks_time ON alert_run_checks (checked_at);
   ALTER TABLE node_metrics ADD COLUMN disk_max REAL;
   -- One row per bucket for the whole cluster, so cluster charts never read a row per node.
   CREATE TABLE cluster_rollups (

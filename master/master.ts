@@ -17,6 +17,7 @@ import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
 import { RunRetention } from './runs/run_retention.ts';
+import { SettingsStore } from './settings_store.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
@@ -86,10 +87,11 @@ export class Master {
 
   /** The cluster token kept in the database (made once, on first start, when none is configured). */
   private storedClusterToken(): string {
-    const row = this.db.prepare(`SELECT value FROM settings WHERE key = 'cluster_token'`).get() as { value: string } | undefined;
-    if (row) return row.value;
+    const settings = new SettingsStore(this.db);
+    const stored = settings.get('cluster_token');
+    if (stored !== undefined) return stored;
     const token = randomBytes(24).toString('base64url');
-    this.db.prepare(`INSERT INTO settings (key, value) VALUES ('cluster_token', ?)`).run(token);
+    settings.set('cluster_token', token);
     return token;
   }
 

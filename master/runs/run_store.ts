@@ -133,6 +133,18 @@ export class RunStore {
     return next;
   }
 
+  /** Runs that ended since `since` and the alert rules have not looked at (the master stopped in between). */
+  endedUnchecked(since: number): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs WHERE ended_at >= ? AND state IN ('finished', 'lost', 'failed')
+                            AND id NOT IN (SELECT run_id FROM alert_run_checks) ORDER BY ended_at, id`).all(since) as RunRow[];
+  }
+
+  /** The alert rules have looked at this ended run (marks older than 3 days are dropped). */
+  markAlertChecked(runId: number, at: number): void {
+    this.db.prepare(`INSERT OR IGNORE INTO alert_run_checks (run_id, checked_at) VALUES (?, ?)`).run(runId, at);
+    this.db.prepare(`DELETE FROM alert_run_checks WHERE checked_at < ?`).run(at - 3 * 24 * 3600_000);
+  }
+
   /** Runs per state, exact, from run_counts (O(1)). */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
