@@ -206,12 +206,16 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
   const dataDir = tempDir('spiderplane-scalebench-hb-');
   const master = await Master.start(masterConfig({ port: 0, data_dir: dataDir, admin_user: 'admin', admin_password: 'admin-password-1', cluster_token: 't', heartbeat_interval: 5 }));
   const origLog = console.log;
+  const origErr = console.error;
   console.log = () => undefined; // "node X is online" x n
+  let errors = 0;
+  console.error = () => { errors++; };
   try {
     for (let i = 0; i < n; i++) await master.addNode({ url: `http://127.0.0.1:${fake.port}/n${i}`, name: `fake${i}`, username: null, password: null });
     await waitFor('fake nodes online', () => (master.nodes.all().filter((x) => x.status === 'online').length === n ? true : undefined), 300_000, 500);
     console.log = origLog;
     await sleep(10_000);
+    const errorsBefore = errors;
     const lag = monitorEventLoopDelay({ resolution: 10 });
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -227,9 +231,10 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
     const samples = (master.db.prepare(`SELECT COUNT(*) AS c FROM node_metrics`).get() as { c: number }).c;
     console.log(`  ${String(n).padStart(5)} nodes: CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core, RSS max ${(rssMax / 1e6).toFixed(0)} MB, ` +
       `event-loop lag p50 ${f1(lag.percentile(50) / 1e6)} ms, p99 ${f1(lag.percentile(99) / 1e6)} ms, max ${f1(lag.max / 1e6)} ms over ${wall.toFixed(0)} s ` +
-      `(${samples} samples stored; fake nodes' process ${f1(cpuSeconds(fake.pid))} CPU s in all; load ${load()})`);
+      `(${samples} samples stored; ${errors - errorsBefore} errors logged meanwhile; fake nodes' process ${f1(cpuSeconds(fake.pid))} CPU s in all; load ${load()})`);
   } finally {
     console.log = origLog;
+    console.error = origErr;
     await master.stop();
     fake.stop();
   }

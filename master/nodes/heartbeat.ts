@@ -2,6 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { NodeRegistry, NodeRow } from './node_registry.ts';
 import type { ListedJobs, NodeClient } from './node_client.ts';
 
+/** Nodes polled together; the slices of a round are spread over SPREAD of the interval. */
+const SLICE = 25;
+const SPREAD = 0.8;
+
 export interface HeartbeatOptions {
   intervalMs: number;
   timeoutMs: number;
@@ -25,6 +29,7 @@ export interface HeartbeatResult {
  */
 export class Heartbeat extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
+  private readonly slices = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<number>();
   private readonly startedAt = Date.now();
 
@@ -44,14 +49,28 @@ export class Heartbeat extends EventEmitter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const t of this.slices) clearTimeout(t);
+    this.slices.clear();
   }
 
-  /** One round: judge every node on the master's clock, then poll the ones not already being polled. */
+  /**
+   * One round: judge every node on the master's clock, then poll the ones not already being
+   * polled — in slices of SLICE nodes spread over most of the interval, so 1 000 nodes are 40
+   * small bursts, not 2 000 requests and their answers in one turn of the event loop.
+   */
   tick(): void {
     const now = Date.now();
-    for (const node of this.registry.all()) {
-      this.judge(node, now);
-      if (!this.inFlight.has(node.id)) void this.poll(node.id);
+    const nodes = this.registry.all();
+    for (const node of nodes) this.judge(node, now);
+    const slices = Math.ceil(nodes.length / SLICE);
+    const gap = slices > 1 ? (this.opts.intervalMs * SPREAD) / slices : 0;
+    for (let j = 0; j < slices; j++) {
+      const ids = nodes.slice(j * SLICE, (j + 1) * SLICE).map((n) => n.id);
+      const pollSlice = () => { for (const id of ids) if (!this.inFlight.has(id)) void this.poll(id); };
+      if (j === 0) { pollSlice(); continue; }
+      const t = setTimeout(() => { this.slices.delete(t); pollSlice(); }, Math.round(j * gap));
+      t.unref();
+      this.slices.add(t);
     }
   }
 
