@@ -228,8 +228,9 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
     lag.disable();
     const c = process.cpuUsage(c0);
     const wall = (performance.now() - t0) / 1000;
+    const mem = process.memoryUsage();
     const samples = (master.db.prepare(`SELECT COUNT(*) AS c FROM node_metrics`).get() as { c: number }).c;
-    console.log(`  ${String(n).padStart(5)} nodes: CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core, RSS max ${(rssMax / 1e6).toFixed(0)} MB, ` +
+    console.log(`  ${String(n).padStart(5)} nodes: CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core, RSS max ${(rssMax / 1e6).toFixed(0)} MB (V8 heap ${(mem.heapUsed / 1e6).toFixed(0)} of ${(mem.heapTotal / 1e6).toFixed(0)} MB, external ${(mem.external / 1e6).toFixed(0)} MB), ` +
       `event-loop lag p50 ${f1(lag.percentile(50) / 1e6)} ms, p99 ${f1(lag.percentile(99) / 1e6)} ms, max ${f1(lag.max / 1e6)} ms over ${wall.toFixed(0)} s ` +
       `(${samples} samples stored; ${errors - errorsBefore} errors logged meanwhile; fake nodes' process ${f1(cpuSeconds(fake.pid))} CPU s in all; load ${load()})`);
   } finally {
@@ -242,7 +243,7 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
 
 async function heartbeat(): Promise<void> {
   console.log(`master heartbeating fake nodes every 5 s (listjobs + metrics.json per node, samples stored), in-process master, measured over ${SECONDS} s:`);
-  for (const n of [200, 1000]) await heartbeatAt(n, SECONDS);
+  for (const n of process.env.HB_NODES ? [Number(process.env.HB_NODES)] : [200, 1000]) await heartbeatAt(n, SECONDS);
 }
 
 // ---- metrics size ----

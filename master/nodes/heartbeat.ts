@@ -65,8 +65,8 @@ export class Heartbeat extends EventEmitter {
     const slices = Math.ceil(nodes.length / SLICE);
     const gap = slices > 1 ? (this.opts.intervalMs * SPREAD) / slices : 0;
     for (let j = 0; j < slices; j++) {
-      const ids = nodes.slice(j * SLICE, (j + 1) * SLICE).map((n) => n.id);
-      const pollSlice = () => { for (const id of ids) if (!this.inFlight.has(id)) void this.poll(id); };
+      const rows = nodes.slice(j * SLICE, (j + 1) * SLICE);
+      const pollSlice = () => { for (const row of rows) if (!this.inFlight.has(row.id)) void this.pollNode(row); };
       if (j === 0) { pollSlice(); continue; }
       const t = setTimeout(() => { this.slices.delete(t); pollSlice(); }, Math.round(j * gap));
       t.unref();
@@ -78,7 +78,13 @@ export class Heartbeat extends EventEmitter {
   async poll(nodeId: number): Promise<void> {
     if (this.inFlight.has(nodeId)) return;
     const node = this.registry.byId(nodeId);
-    if (!node) return;
+    if (node) await this.pollNode(node);
+  }
+
+  /** Polls a node whose row was just read (a round reads them all at once: no read per node). */
+  private async pollNode(node: NodeRow): Promise<void> {
+    const nodeId = node.id;
+    if (this.inFlight.has(nodeId)) return;
     this.inFlight.add(nodeId);
     const requestedAt = Date.now();
     try {
@@ -86,11 +92,10 @@ export class Heartbeat extends EventEmitter {
       // listjobs.json carries what daemonstatus.json would (the pending and running counts): two requests, not three.
       const [metrics, jobs] = await Promise.all([client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
-      if (!this.registry.byId(nodeId)) return; // removed meanwhile
-      this.registry.recordHeartbeat(nodeId, {
+      let fresh = this.registry.recordHeartbeat(nodeId, {
         now: receivedAt, running: jobs.running.length, pending: jobs.pending.length, maxProc: metrics?.max_proc ?? null, metrics,
       });
-      let fresh = this.registry.byId(nodeId)!;
+      if (!fresh) return; // removed meanwhile
       if (fresh.status !== 'online') {
         this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
         fresh = this.registry.byId(nodeId)!;
@@ -98,7 +103,7 @@ export class Heartbeat extends EventEmitter {
       }
       this.emit('heartbeat', { node: fresh, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
-      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message);
+      this.registry.recordFailure(nodeId, (e as Error).message); // a no-op when the node was removed meanwhile
     } finally {
       this.inFlight.delete(nodeId);
     }

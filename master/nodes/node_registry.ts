@@ -76,7 +76,7 @@ export class NodeRegistry {
       remove: db.prepare(`DELETE FROM nodes WHERE id = ?`),
       drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
       heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, running = @running, pending = @pending,
-                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id`),
+                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id RETURNING *`),
       heartbeatFail: db.prepare(`UPDATE nodes SET last_error = ? WHERE id = ?`),
       setStatus: db.prepare(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`),
       event: db.prepare(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`),
@@ -116,8 +116,10 @@ export class NodeRegistry {
   remove(id: number): void { this.s.remove.run(id); }
   setDraining(id: number, draining: boolean): void { this.s.drain.run(draining ? 1 : 0, id); }
 
-  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): void {
-    this.s.heartbeatOk.run({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+  /** Records a good heartbeat; returns the node's row as it now stands (undefined: the node was removed). */
+  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): NodeRow | undefined {
+    const row = this.s.heartbeatOk.get({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+    if (!row) return undefined;
     const m = h.metrics;
     let diskMax: number | null = null;
     for (const d of m?.disks ?? []) if (diskMax === null || d.used_percent > diskMax) diskMax = d.used_percent;
@@ -132,6 +134,7 @@ export class NodeRegistry {
       }, SAMPLE_FLUSH_MS);
       this.flushTimer.unref();
     }
+    return row as NodeRow;
   }
 
   recordFailure(id: number, error: string): void { this.s.heartbeatFail.run(error, id); }
