@@ -40,9 +40,13 @@ async function masterAt(runs: number): Promise<Array<[string, number]>> {
   const db = openMasterDb(dir);
   for (let p = 0; p < 5; p++) db.prepare(`INSERT INTO versions (project, version, kind, size, sha256, uploaded_at) VALUES (?, '1', 'generic', 1, 'x', 0)`).run(`p${p}`);
   const t0 = performance.now();
-  // 'quiet' holds 1 run in 1 000: listjobs.json?project=quiet must still list its newest 100.
+  // 'p4' is quiet (1 run in 1 000 at 1 000 000 runs, 1 in 10 at 1 000): listjobs.json?project=p4 must still list its newest 100.
+  const quiet = runs >= 100_000 ? 1000 : 10;
   for (let done = 0; done < runs; done += 100_000) {
-    fillRuns(db, { count: Math.min(100_000, runs - done), project: (i) => (i % 1000 === 0 ? 'p4' : `p${i % 4}`), spreadMs: 365 * DAY, now: Date.now() - (runs - done) * 10 });
+    const count = Math.min(100_000, runs - done);
+    // Spread over a year, oldest first: chunk k covers its own slice of the year.
+    const sliceMs = (365 * DAY * count) / runs;
+    fillRuns(db, { count, project: (i) => (i % quiet === 0 ? 'p4' : `p${i % 4}`), spreadMs: sliceMs, now: Date.now() - 365 * DAY + ((done + count) / runs) * 365 * DAY });
   }
   fillRuns(db, { count: 20, state: () => 'running' });
   fillRuns(db, { count: 10, state: () => 'pending' });

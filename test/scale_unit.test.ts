@@ -105,6 +105,11 @@ describe('lists filter before their limit', () => {
       ['lost of a node', `SELECT * FROM runs WHERE node_id = ? AND state = 'lost' AND ended_at > ? AND outcome = 'lost'`, [1, 0]],
       ['retention', `SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed') AND ended_at < 5 AND (state <> 'lost' OR ended_at < 3) ORDER BY ended_at, id LIMIT 500`, []],
     ];
+    // The dashboard's last-24-hours figures read that window through runs_created (a sort of the window's few problem runs is fine).
+    for (const sql of [`SELECT COUNT(*) FROM runs INDEXED BY runs_created WHERE created_at >= ?`,
+      `SELECT * FROM runs INDEXED BY runs_created WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0) ORDER BY id DESC LIMIT 8`]) {
+      assert.match(plan(sql, 0), /SEARCH runs USING INDEX runs_created \(created_at>\?\)/);
+    }
     for (const [what, sql, params] of hot) {
       const p = plan(sql, ...params);
       assert.doesNotMatch(p, /TEMP B-TREE/, `${what}: ${p}`);

@@ -159,13 +159,14 @@ export class RunStore {
         SUM(state = 'failed' OR (state = 'finished' AND outcome = 'failed')) AS failed,
         SUM(state = 'lost') AS lost,
         SUM(state = 'finished' AND outcome = 'cancelled') AS cancelled
-      FROM runs WHERE created_at >= ?`).get(since) as Record<string, number | null>;
+      FROM runs INDEXED BY runs_created WHERE created_at >= ?`).get(since) as Record<string, number | null>;
     return { finished: r.finished ?? 0, failed: r.failed ?? 0, lost: r.lost ?? 0, cancelled: r.cancelled ?? 0 };
   }
 
   /** Recent runs that went wrong (failed, lost, or logged errors), newest first. */
   recentProblems(since: number, limit: number): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0)
+    // INDEXED BY: read the window's runs only (a scan by id would walk the whole history when problems are rare).
+    return this.db.prepare(`SELECT * FROM runs INDEXED BY runs_created WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0)
                             ORDER BY id DESC LIMIT ?`).all(since, limit) as RunRow[];
   }
 
