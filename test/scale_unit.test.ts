@@ -178,6 +178,9 @@ describe('slave history', () => {
     jobs.replaceErrors(oldUid, [{ ...err, job_uid: oldUid }], 1000);
     jobs.replaceErrors(keptUid, [{ ...err, job_uid: keptUid }], 1000);
     assert.deepEqual(jobs.counts(), { pending: 1, running: 1, finished: 1200 });
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT uid FROM jobs WHERE state = 'finished' ORDER BY end_time LIMIT 500`).all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+    assert.match(plan, /USING (COVERING )?INDEX jobs_state \(state=\?\)/, plan);
+    assert.doesNotMatch(plan, /TEMP B-TREE/, 'the oldest finished jobs come straight off the index');
     const pruner = new HistoryPruner(jobs, 100, 60_000, 250);
     assert.equal(await pruner.prune(), 1100);
     assert.deepEqual(jobs.counts(), { pending: 1, running: 1, finished: 100 });

@@ -37,7 +37,7 @@ export function spiderArgs(params: Params): Record<string, string> {
 }
 
 /** Finished jobs read and serialised per turn of the event loop when listjobs.json lists more. */
-export const LISTJOBS_PAGE = 5000;
+export const LISTJOBS_PAGE = 2000;
 
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
 export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
