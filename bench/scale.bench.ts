@@ -44,9 +44,10 @@ async function masterAt(runs: number): Promise<Array<[string, number]>> {
   const quiet = runs >= 100_000 ? 1000 : 10;
   for (let done = 0; done < runs; done += 100_000) {
     const count = Math.min(100_000, runs - done);
-    // Spread over a year, oldest first: chunk k covers its own slice of the year.
-    const sliceMs = (365 * DAY * count) / runs;
-    fillRuns(db, { count, project: (i) => (i % quiet === 0 ? 'p4' : `p${i % 4}`), spreadMs: sliceMs, now: Date.now() - 365 * DAY + ((done + count) / runs) * 365 * DAY });
+    // One run every 100 s, oldest first, whatever the size: the last 24 hours hold the same 864
+    // runs at both sizes, only the length of the history differs (1 000 000 runs = 3.2 years).
+    const span = runs * 100_000;
+    fillRuns(db, { count, project: (i) => (i % quiet === 0 ? 'p4' : `p${i % 4}`), spreadMs: count * 100_000, now: Date.now() - span + (done + count) * 100_000 });
   }
   fillRuns(db, { count: 20, state: () => 'running' });
   fillRuns(db, { count: 10, state: () => 'pending' });
