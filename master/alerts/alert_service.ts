@@ -67,6 +67,7 @@ export class AlertService {
   readonly history: MetricHistory;
   readonly engine = new RuleEngine();
   private readonly settings: SettingsStore;
+  private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
   private fireCursor: number;
@@ -118,9 +119,11 @@ export class AlertService {
 
   /** Metric roll-ups and expiry, in small batches between which the event loop runs. */
   private maintainHistory(): Promise<void> {
+    if (this.maintaining) return this.maintaining; // a long expiry backlog: one pass at a time
     const p = this.history.maintain().catch((e) => console.error('[spiderplane-master] metric history:', e));
     this.pending.add(p);
-    return p.finally(() => this.pending.delete(p));
+    this.maintaining = p.finally(() => { this.pending.delete(p); this.maintaining = null; });
+    return this.maintaining;
   }
 
   async stop(): Promise<void> {
