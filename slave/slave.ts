@@ -76,8 +76,8 @@ export class Slave {
     }
     logs.start();
     const pruner = new HistoryPruner(jobs, config.historyToKeep);
-    await pruner.prune();
     pruner.start();
+    void pruner.prune().catch((e) => console.error('[spiderplane-slave] pruning the job history failed:', e));
     const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
     await metrics.start();
 
