@@ -150,7 +150,7 @@ function benchDisk(): void {
     perTable = '(dbstat not available)';
   }
   const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-  console.log(`disk: ${NODES_D} nodes x ${DAYS} days, heartbeat ${HEARTBEAT_MS / 1000} s: raw ${RAW_HOURS} h = ${rawRows} rows, 1-minute 8 days = ${minRows} rows, 1-hour ${DAYS} days = ${hourRows} rows`);
+  console.log(`disk: ${NODES_D} nodes x ${DAYS} days, heartbeat ${HEARTBEAT_MS / 1000} s: raw ${RAW_HOURS} h = ${rawRows} rows, 1-minute ${MINUTE_RETENTION_MS / (24 * HOUR)} days = ${minRows} rows, 1-hour ${DAYS} days = ${hourRows} rows`);
   console.log(`disk: database file ${mb(size)} (written in ${(filled / 1000).toFixed(1)} s; rolling up 48 h of raw samples took ${(rolled / 1000).toFixed(2)} s)`);
   console.log(`disk: per table and index: ${perTable}`);
   // A chart read on a month of data: the node 30d chart and the cluster 7d chart.

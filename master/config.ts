@@ -14,7 +14,9 @@ export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'admin-user', env: 'SPIDERPLANE_ADMIN_USER', type: 'string', default: null, help: 'first admin user, created on first start' },
   { flag: 'admin-password', env: 'SPIDERPLANE_ADMIN_PASSWORD', type: 'string', default: null, help: 'first admin password, created on first start (a random one is printed when absent)' },
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
-  { flag: 'metrics-retention-hours', env: 'SPIDERPLANE_METRICS_RETENTION_HOURS', type: 'number', default: 48, min: 0.01, help: 'hours of per-heartbeat node metrics kept' },
+  { flag: 'metrics-retention-hours', env: 'SPIDERPLANE_METRICS_RETENTION_HOURS', type: 'number', default: 6, min: 0.01, help: 'hours of per-heartbeat node metrics kept (then 1-minute, 1-hour and 1-day roll-ups)' },
+  { flag: 'history-days', env: 'SPIDERPLANE_HISTORY_DAYS', type: 'number', default: 180, min: 0, help: 'days an ended run is kept in the history (0 = no age limit); active runs are never deleted' },
+  { flag: 'history-max-runs', env: 'SPIDERPLANE_HISTORY_MAX_RUNS', type: 'int', default: 1_000_000, min: 0, help: 'most runs kept in the history: the oldest ended ones go first (0 = no cap)' },
   { flag: 'local-slave', env: 'SPIDERPLANE_LOCAL_SLAVE', type: 'bool', default: false, help: 'also start a slave on this machine (127.0.0.1:6800, data in DATA_DIR/../slave) that joins this master; its spiders\' user and environment follow SPIDERPLANE_RUN_AS, SPIDERPLANE_SPIDER_ENV, SPIDERPLANE_SPIDER_ENV_PASS' },
   { flag: 'local-slave-port', env: 'SPIDERPLANE_LOCAL_SLAVE_PORT', type: 'int', default: 6800, min: 0, help: 'port of the --local-slave' },
   { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'node_name the master reports on its Scrapyd API (default: the hostname)' },
@@ -46,6 +48,8 @@ export interface MasterConfig {
   adminPassword: string | null;
   maxUploadBytes: number;
   metricsRetentionMs: number;
+  historyMaxAgeMs: number;
+  historyMaxRuns: number;
   localSlave: boolean;
   localSlavePort: number;
   nodeName: string | null;
@@ -77,6 +81,8 @@ export function masterConfig(v: Record<string, unknown>): MasterConfig {
     adminPassword: str('admin_password'),
     maxUploadBytes: Math.floor(Number(o.max_upload_mb) * 1024 * 1024),
     metricsRetentionMs: Number(o.metrics_retention_hours) * 3600_000,
+    historyMaxAgeMs: Number(o.history_days) * 24 * 3600_000,
+    historyMaxRuns: Number(o.history_max_runs),
     localSlave: o.local_slave === true,
     localSlavePort: Number(o.local_slave_port),
     nodeName: str('node_name'),

@@ -20,6 +20,8 @@ import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
 import { RunPolicyStore } from './runs/run_policy_store.ts';
 import { RetryManager } from './runs/retry_manager.ts';
+import { RunRetention } from './runs/run_retention.ts';
+import { SettingsStore } from './settings_store.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { UserStore } from './auth/users.ts';
@@ -55,9 +57,9 @@ export class Master {
   readonly balancer = new LoadBalancer();
   /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
   readonly nodeJobs = new NodeJobsCache();
+  readonly retention: RunRetention;
   readonly clusterToken: string;
   private server: Server | null = null;
-  private pruneTimer: NodeJS.Timeout | null = null;
 
   private constructor(readonly config: MasterConfig, readonly db: Db) {
     this.clusterToken = config.clusterToken ?? this.storedClusterToken();
@@ -70,6 +72,7 @@ export class Master {
     this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n), this.policies);
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
     this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
+    this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
     this.schedules = new ScheduleStore(db);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
     this.users = new UserStore(db);
@@ -112,10 +115,11 @@ export class Master {
 
   /** The cluster token kept in the database (made once, on first start, when none is configured). */
   private storedClusterToken(): string {
-    const row = this.db.prepare(`SELECT value FROM settings WHERE key = 'cluster_token'`).get() as { value: string } | undefined;
-    if (row) return row.value;
+    const settings = new SettingsStore(this.db);
+    const stored = settings.get('cluster_token');
+    if (stored !== undefined) return stored;
     const token = randomBytes(24).toString('base64url');
-    this.db.prepare(`INSERT INTO settings (key, value) VALUES ('cluster_token', ?)`).run(token);
+    settings.set('cluster_token', token);
     return token;
   }
 
@@ -140,8 +144,7 @@ export class Master {
     await master.scheduler.start();
     master.retries.start();
     master.alerts.start();
-    master.pruneTimer = setInterval(() => master.nodes.pruneSamples(Date.now() - config.metricsRetentionMs), 600_000);
-    master.pruneTimer.unref();
+    master.retention.start();
     return master;
   }
 
@@ -163,7 +166,7 @@ export class Master {
     this.scheduler.stop();
     await this.reconciler.stop();
     this.retries.stop();
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.retention.stop();
     if (this.server) {
       await new Promise<void>((resolve) => {
         this.server!.close(() => resolve());
@@ -171,6 +174,7 @@ export class Master {
       });
     }
     await this.alerts.stop();
+    this.nodes.flushSamples();
     this.db.close();
   }
 

@@ -18,7 +18,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'insecure-no-auth', env: 'SPIDERPLANE_INSECURE_NO_AUTH', type: 'bool', default: false, help: 'listen beyond loopback without --username/--password or --cluster-token (anyone who reaches the port can run code here)' },
   { flag: 'node-name', env: 'SPIDERPLANE_NODE_NAME', type: 'string', default: null, help: 'name reported as node_name (default: the hostname)' },
   { flag: 'finished-to-keep', env: 'SPIDERPLANE_FINISHED_TO_KEEP', type: 'int', default: 100, min: 1, help: 'newest finished jobs listed by listjobs.json and /jobs (Scrapyd\'s setting)' },
-  { flag: 'history-to-keep', env: 'SPIDERPLANE_HISTORY_TO_KEEP', type: 'int', default: 100000, min: 1, help: 'finished job records kept in the database (/jobs.json, stats, errors); never fewer than finished-to-keep' },
+  { flag: 'history-to-keep', env: 'SPIDERPLANE_HISTORY_TO_KEEP', type: 'int', default: 100000, min: 1, help: 'finished job records kept in the database (/jobs.json, stats, errors); never fewer than finished-to-keep; the oldest beyond it are deleted in batches every 10 s' },
   { flag: 'jobs-to-keep', env: 'SPIDERPLANE_JOBS_TO_KEEP', type: 'int', default: 5, min: 1, help: 'log and items files kept per spider' },
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
   { flag: 'max-unzipped-mb', env: 'SPIDERPLANE_MAX_UNZIPPED_MB', type: 'number', default: 1024, min: 0.001, help: 'largest total uncompressed size of a package, in MiB' },

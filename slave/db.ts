@@ -70,6 +70,22 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN nice INTEGER;
   ALTER TABLE jobs ADD COLUMN limit_hit TEXT;
   `,
+  // Per-state job counts kept by triggers in the same transaction as every change: daemonstatus.json
+  // and the history pruner read them in O(1), however many finished jobs are kept.
+  `
+  CREATE TABLE job_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO job_counts (state, n) SELECT state, COUNT(*) FROM jobs GROUP BY state;
+  CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+  END;
+  CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO job_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  END;
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

@@ -7,6 +7,7 @@ import type { SlaveConfig } from './config.ts';
 import { openSlaveDb } from './db.ts';
 import { JobStore } from './jobs/job_store.ts';
 import { JobFiles } from './jobs/job_files.ts';
+import { HistoryPruner } from './jobs/history_pruner.ts';
 import { PackageStore } from './packages/package_store.ts';
 import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
@@ -35,6 +36,7 @@ export class Slave {
     private readonly metrics: SystemMetrics,
     private readonly logs: LogMonitor,
     private readonly announcer: Announcer | null,
+    private readonly pruner: HistoryPruner,
   ) {}
 
   get port(): number { return (this.server.address() as AddressInfo).port; }
@@ -75,7 +77,7 @@ export class Slave {
     const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
-      historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
+      jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
     });
     launcher.on('errors', saveErrors);
@@ -85,6 +87,9 @@ export class Slave {
       console.log(`[spiderplane-slave] after restart: ${recovered.adopted} running spider(s) re-adopted, ${recovered.killed} stopped, ${recovered.lost} recorded as lost`);
     }
     logs.start();
+    const pruner = new HistoryPruner(jobs, config.historyToKeep);
+    pruner.start();
+    void pruner.prune().catch((e) => console.error('[spiderplane-slave] pruning the job history failed:', e));
     const metrics = new SystemMetrics(config.metricsIntervalSeconds * 1000);
     await metrics.start();
 
@@ -102,7 +107,7 @@ export class Slave {
       announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }));
       announcer.start();
     }
-    return new Slave(config, core, db, server, metrics, logs, announcer);
+    return new Slave(config, core, db, server, metrics, logs, announcer, pruner);
   }
 
   /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
@@ -115,6 +120,7 @@ export class Slave {
     await this.core.launcher.shutdown(this.config.onShutdown);
     this.metrics.stop();
     this.logs.stop();
+    await this.pruner.stop();
     this.db.close();
   }
 }

@@ -7,6 +7,8 @@ import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
 import { bad } from '../http/input.ts';
 import { MetricHistory } from '../metrics/metric_history.ts';
+import { SettingsStore } from '../settings_store.ts';
+import { ScheduleStore } from '../schedules/schedule_store.ts';
 import { composeAlertMail, sendMail, SmtpFailure, verifySmtp, type NoticeForMail, type SmtpCheck, type SmtpSecure, type SmtpSettings } from './mailer.ts';
 import { Outbox, OutboxSender } from './outbox.ts';
 import { emailProblem, FiringStore, parseRecipients, RuleStore, type RuleInput } from './rule_store.ts';
@@ -33,6 +35,7 @@ export type ErrorLines = (run: RunRow) => Promise<SpiderError[] | null>;
 
 const SMTP_KEY = 'alert_smtp';
 const DEFAULTS_KEY = 'alert_default_rules_created';
+const FIRE_CURSOR_KEY = 'alerts_fire_cursor';
 const SENT_KEPT_MS = 30 * 24 * 3600_000;
 
 /** A node as the rules see it, from its registry row. */
@@ -64,6 +67,9 @@ export class AlertService {
   readonly sender: OutboxSender;
   readonly history: MetricHistory;
   readonly engine = new RuleEngine();
+  private readonly settings: SettingsStore;
+  private maintaining: Promise<void> | null = null;
+  private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
   private fireCursor: number;
   private readonly pending = new Set<Promise<void>>();
@@ -86,15 +92,14 @@ export class AlertService {
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
-    const saved = db.prepare(`SELECT value FROM settings WHERE key = 'alerts_fire_cursor'`).get() as { value: string } | undefined;
-    this.fireCursor = saved ? Number(saved.value) : (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM schedule_fires`).get() as { id: number }).id;
+    this.settings = new SettingsStore(db);
+    this.fires = new ScheduleStore(db);
+    const saved = this.settings.get(FIRE_CURSOR_KEY);
+    this.fireCursor = saved !== undefined ? Number(saved) : this.fires.lastFireId();
   }
 
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
-  private uncheckedRuns(): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE ended_at >= ? AND state IN ('finished', 'lost', 'failed')
-                            AND id NOT IN (SELECT run_id FROM alert_run_checks) ORDER BY ended_at, id`).all(Date.now() - 24 * 3600_000) as RunRow[];
-  }
+  private uncheckedRuns(): RunRow[] { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
 
   start(): void {
     this.checkSmtp();
@@ -102,7 +107,7 @@ export class AlertService {
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     this.ensureDefaultRules();
     for (const run of this.uncheckedRuns()) this.onRunEnded(run);
-    this.history.prune();
+    void this.maintainHistory();
     this.sender.start();
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(() => {
@@ -113,12 +118,22 @@ export class AlertService {
     };
     every(this.opts.evalIntervalMs, () => this.evaluateRound());
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
-    every(60_000, () => { this.history.prune(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+    every(60_000, () => { void this.maintainHistory(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+  }
+
+  /** Metric roll-ups and expiry, in small batches between which the event loop runs. */
+  private maintainHistory(): Promise<void> {
+    if (this.maintaining) return this.maintaining; // a long expiry backlog: one pass at a time
+    const p = this.history.maintain().catch((e) => console.error('[spiderplane-master] metric history:', e));
+    this.pending.add(p);
+    this.maintaining = p.finally(() => { this.pending.delete(p); this.maintaining = null; });
+    return this.maintaining;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.history.halt();
     await Promise.allSettled([...this.pending]);
     await this.sender.stop();
   }
@@ -127,8 +142,8 @@ export class AlertService {
 
   /** The effective settings: saved ones (Settings page / API), else the flags. */
   smtp(): SmtpSettings {
-    const row = this.db.prepare(`SELECT value FROM settings WHERE key = ?`).get(SMTP_KEY) as { value: string } | undefined;
-    return row ? (JSON.parse(row.value) as SmtpSettings) : this.opts.flags;
+    const saved = this.settings.get(SMTP_KEY);
+    return saved !== undefined ? (JSON.parse(saved) as SmtpSettings) : this.opts.flags;
   }
 
   /** The last check of the effective SMTP settings (null when none is configured). */
@@ -156,7 +171,7 @@ export class AlertService {
   }
 
   smtpSource(): 'flags' | 'settings' {
-    return this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(SMTP_KEY) ? 'settings' : 'flags';
+    return this.settings.has(SMTP_KEY) ? 'settings' : 'flags';
   }
 
   /** Validates and saves an edit of the settings: absent fields keep their value; password null or '' clears it. */
@@ -199,7 +214,7 @@ export class AlertService {
       }
     }
     if (has('to')) next.to = parseRecipients(body.to, 'to');
-    this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(SMTP_KEY, JSON.stringify(next));
+    this.settings.set(SMTP_KEY, JSON.stringify(next));
     this.ensureDefaultRules();
     this.sender.kick();
     void this.checkSmtp();
@@ -232,14 +247,14 @@ export class AlertService {
     const s = this.smtp();
     if (s.host === null || s.to.length === 0) return;
     this.db.transaction(() => {
-      if (this.db.prepare(`SELECT 1 FROM settings WHERE key = ?`).get(DEFAULTS_KEY)) return;
+      if (this.settings.has(DEFAULTS_KEY)) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
       // A kind the user already watches cluster-wide gets no second (duplicate) rule.
       const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
       if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
       if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
       if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
-      this.db.prepare(`INSERT INTO settings (key, value) VALUES (?, ?)`).run(DEFAULTS_KEY, String(Date.now()));
+      this.settings.set(DEFAULTS_KEY, String(Date.now()));
     })();
   }
 
@@ -308,11 +323,10 @@ export class AlertService {
   }
 
   private newFires(): ScheduleFire[] {
-    const rows = this.db.prepare(`SELECT f.id, f.schedule_id, f.scheduled_for, f.outcome, f.detail, s.name AS schedule_name, s.project, s.spider
-      FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id WHERE f.id > ? ORDER BY f.id LIMIT 1000`).all(this.fireCursor) as Array<ScheduleFire & { id: number }>;
+    const rows: Array<ScheduleFire & { id: number }> = this.fires.firesAfter(this.fireCursor, 1000);
     if (rows.length) {
       this.fireCursor = rows[rows.length - 1]!.id;
-      this.db.prepare(`INSERT INTO settings (key, value) VALUES ('alerts_fire_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(this.fireCursor));
+      this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));
     }
     return rows;
   }
@@ -353,8 +367,7 @@ export class AlertService {
     }
     this.db.transaction(() => {
       this.apply(ev);
-      this.db.prepare(`INSERT OR IGNORE INTO alert_run_checks (run_id, checked_at) VALUES (?, ?)`).run(run.id, Date.now());
-      this.db.prepare(`DELETE FROM alert_run_checks WHERE checked_at < ?`).run(Date.now() - 3 * 24 * 3600_000);
+      this.runs.markAlertChecked(run.id, Date.now());
     })();
     this.group();
   }

@@ -184,12 +184,12 @@ export function mountApi(router: Router, m: Master): void {
     const state = strQuery(ctx, 'state');
     if (state !== undefined && state !== 'active' && ![...ACTIVE_STATES, 'finished', 'lost', 'failed'].includes(state)) throw bad(`query 'state' must be one of active, dispatching, pending, running, finished, lost, failed`);
     const schedule = strQuery(ctx, 'schedule');
-    const { runs, total } = m.runs.query({
+    const { runs, total, total_exact } = m.runs.query({
       state, node: strQuery(ctx, 'node'), project: strQuery(ctx, 'project'), spider: strQuery(ctx, 'spider'),
       schedule_id: schedule === undefined ? undefined : intQuery(ctx, 'schedule', 0, Number.MAX_SAFE_INTEGER), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
       limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { runs: runs.map(viewRun), total };
+    return { runs: runs.map(viewRun), total, total_exact };
   });
   r('get', '/api/runs/:job', (ctx) => {
     requireRole(ctx, 'viewer');

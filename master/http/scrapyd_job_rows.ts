@@ -21,7 +21,6 @@ export const FINISHED_TO_KEEP = 100;
  * items has an items file.
  */
 export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] } {
-  const mine = (r: RunRow) => project === undefined || r.project === project;
   const row = (r: RunRow, running: boolean): ScrapydJobRow => {
     const facts = m.nodeJobs.get(r.node_id, r.job);
     const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
@@ -34,8 +33,9 @@ export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJ
     };
   };
   return {
-    pending: m.runs.pendingList().filter(mine).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
-    running: m.runs.runningList().filter(mine).map((r) => row(r, true)),
-    finished: m.runs.finishedList(project === undefined ? FINISHED_TO_KEEP : 10 * FINISHED_TO_KEEP).filter(mine).slice(0, FINISHED_TO_KEEP).map((r) => row(r, false)),
+    pending: m.runs.pendingList(project).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
+    running: m.runs.runningList(project).map((r) => row(r, true)),
+    // Filtered before the limit (by an index): a quiet project still lists its own newest.
+    finished: m.runs.finishedList(FINISHED_TO_KEEP, project).map((r) => row(r, false)),
   };
 }

@@ -3,6 +3,10 @@ import type { NodeRegistry, NodeRow } from './node_registry.ts';
 import type { ListedJobs, NodeClient } from './node_client.ts';
 import { eventLoopLag } from '../../common/event_loop_lag.ts';
 
+/** Nodes polled together; the slices of a round are spread over SPREAD of the interval. */
+const SLICE = 25;
+const SPREAD = 0.8;
+
 export interface HeartbeatOptions {
   intervalMs: number;
   timeoutMs: number;
@@ -36,6 +40,7 @@ export interface StallClock {
  */
 export class Heartbeat extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
+  private readonly slices = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<number>();
   private readonly startedAt = Date.now();
   /** The master's stall total when each node was last heard from (in this process). */
@@ -60,14 +65,28 @@ export class Heartbeat extends EventEmitter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const t of this.slices) clearTimeout(t);
+    this.slices.clear();
   }
 
-  /** One round: judge every node on the master's clock, then poll the ones not already being polled. */
+  /**
+   * One round: judge every node on the master's clock, then poll the ones not already being
+   * polled — in slices of SLICE nodes spread over most of the interval, so 1 000 nodes are 40
+   * small bursts, not 2 000 requests and their answers in one turn of the event loop.
+   */
   tick(): void {
     const now = Date.now();
-    for (const node of this.registry.all()) {
-      this.judge(node, now);
-      if (!this.inFlight.has(node.id)) void this.poll(node.id);
+    const nodes = this.registry.all();
+    for (const node of nodes) this.judge(node, now);
+    const slices = Math.ceil(nodes.length / SLICE);
+    const gap = slices > 1 ? (this.opts.intervalMs * SPREAD) / slices : 0;
+    for (let j = 0; j < slices; j++) {
+      const rows = nodes.slice(j * SLICE, (j + 1) * SLICE);
+      const pollSlice = () => { for (const row of rows) if (!this.inFlight.has(row.id)) void this.pollNode(row); };
+      if (j === 0) { pollSlice(); continue; }
+      const t = setTimeout(() => { this.slices.delete(t); pollSlice(); }, Math.round(j * gap));
+      t.unref();
+      this.slices.add(t);
     }
   }
 
@@ -75,26 +94,33 @@ export class Heartbeat extends EventEmitter {
   async poll(nodeId: number): Promise<void> {
     if (this.inFlight.has(nodeId)) return;
     const node = this.registry.byId(nodeId);
-    if (!node) return;
+    if (node) await this.pollNode(node);
+  }
+
+  /** Polls a node whose row was just read (a round reads them all at once: no read per node). */
+  private async pollNode(node: NodeRow): Promise<void> {
+    const nodeId = node.id;
+    if (this.inFlight.has(nodeId)) return;
     this.inFlight.add(nodeId);
     const requestedAt = Date.now();
     try {
       const client = this.clientFor(node, this.opts.timeoutMs);
-      const [status, metrics, jobs] = await Promise.all([client.daemonStatus(), client.metrics().catch(() => null), client.listJobs()]);
+      // listjobs.json carries what daemonstatus.json would (the pending and running counts): two requests, not three.
+      const [metrics, jobs] = await Promise.all([client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
-      if (!this.registry.byId(nodeId)) { this.stallAtHeard.delete(nodeId); return; } // removed meanwhile
-      this.stallAtHeard.set(nodeId, this.stalls.stalledMs());
-      this.registry.recordHeartbeat(nodeId, {
-        now: receivedAt, running: status.running, pending: status.pending, maxProc: metrics?.max_proc ?? null, metrics,
+      let fresh = this.registry.recordHeartbeat(nodeId, {
+        now: receivedAt, running: jobs.running.length, pending: jobs.pending.length, maxProc: metrics?.max_proc ?? null, metrics,
       });
-      const fresh = this.registry.byId(nodeId)!;
+      if (!fresh) { this.stallAtHeard.delete(nodeId); return; } // removed meanwhile
+      this.stallAtHeard.set(nodeId, this.stalls.stalledMs());
       if (fresh.status !== 'online') {
         this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
-        this.emit('online', this.registry.byId(nodeId)!);
+        fresh = this.registry.byId(nodeId)!;
+        this.emit('online', fresh);
       }
-      this.emit('heartbeat', { node: this.registry.byId(nodeId)!, jobs, requestedAt } satisfies HeartbeatResult);
+      this.emit('heartbeat', { node: fresh, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
-      if (this.registry.byId(nodeId)) this.registry.recordFailure(nodeId, (e as Error).message, requestedAt);
+      this.registry.recordFailure(nodeId, (e as Error).message, requestedAt); // a no-op when the node was removed meanwhile
     } finally {
       this.inFlight.delete(nodeId);
     }

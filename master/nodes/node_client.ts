@@ -49,6 +49,13 @@ export class NodeClient {
     return this.node.url.replace(/\/+$/, '') + path;
   }
 
+  private unreachable(e: unknown, timeoutMs: number): NodeUnreachable {
+    const err = e as Error & { cause?: { code?: string } };
+    const why = err.name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : err.cause?.code ?? err.message;
+    return new NodeUnreachable(`${this.node.url}: ${why}`);
+  }
+
+  /** A request whose deadline runs until the caller has read the body (raw streams keep theirs to the end). */
   private async request(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
     try {
       return await fetch(this.url(path), {
@@ -57,16 +64,38 @@ export class NodeClient {
         signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
       });
     } catch (e) {
-      const err = e as Error & { cause?: { code?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer in ${(init.timeoutMs ?? this.timeoutMs) / 1000} s` : err.cause?.code ?? err.message;
-      throw new NodeUnreachable(`${this.node.url}: ${why}`);
+      throw this.unreachable(e, init.timeoutMs ?? this.timeoutMs);
     }
   }
 
-  private async json(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Json> {
-    const r = await this.request(path, init);
+  /**
+   * A request read to the end within its deadline, whose timer is cleared as soon as the body is
+   * in: heartbeats make thousands of these, and a deadline left to fire later (AbortSignal.timeout)
+   * aborts an already finished request, building an error and its stack each time.
+   */
+  private async exchange<T>(path: string, init: RequestInit & { timeoutMs?: number }, read: (r: Response, text: string) => T): Promise<T> {
+    const ms = init.timeoutMs ?? this.timeoutMs;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(new DOMException(`no answer in ${ms / 1000} s`, 'TimeoutError')), ms);
+    let r: Response;
+    let text: string;
+    try {
+      r = await fetch(this.url(path), { ...init, headers: { ...this.headers(), ...(init.headers as Record<string, string> | undefined) }, signal: ctl.signal });
+      text = await r.text();
+    } catch (e) {
+      throw this.unreachable(e, ms);
+    } finally {
+      clearTimeout(timer);
+    }
+    return read(r, text);
+  }
+
+  private json(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Json> {
+    return this.exchange(path, init, (r, text) => this.parseEnvelope(path, r, text));
+  }
+
+  private parseEnvelope(path: string, r: Response, text: string): Json {
     if (r.status === 401) throw new NodeApiError(`${this.node.url} refused the credentials (HTTP 401)`);
-    const text = await r.text();
     let body: Json;
     try {
       body = JSON.parse(text) as Json;
@@ -102,10 +131,12 @@ export class NodeClient {
 
   /** spiderplane's /metrics.json, or null on a plain Scrapyd (which answers 404). */
   async metrics(): Promise<NodeMetrics | null> {
-    const r = await this.request('/metrics.json');
-    if (r.status === 404) return null;
-    const body = (await r.json().catch(() => null)) as (NodeMetrics & { status?: string }) | null;
-    return body && body.status === 'ok' ? body : null;
+    return this.exchange('/metrics.json', {}, (r, text) => {
+      if (r.status === 404) return null;
+      let body: (NodeMetrics & { status?: string }) | null = null;
+      try { body = JSON.parse(text) as NodeMetrics & { status?: string }; } catch { /* not JSON: no metrics */ }
+      return body && body.status === 'ok' ? body : null;
+    });
   }
 
   async listJobs(): Promise<ListedJobs> {

@@ -65,9 +65,20 @@ export function nodeView(r: NodeRow): NodeView {
   };
 }
 
-/** Every SQL statement about nodes, their status history and their metric samples. */
+type Sample = { node_id: number; time: number; cpu_percent: number | null; load1: number | null; mem_percent: number | null; disk_max: number | null; rx_bps: number | null; tx_bps: number | null; running: number; pending: number };
+
+/** Samples wait at most this long to be written with the others that came in meanwhile. */
+const SAMPLE_FLUSH_MS = 1000;
+
+/**
+ * Every SQL statement about nodes, their status history and their metric samples. Metric samples
+ * are written in batches (one transaction per second for the whole fleet), not one commit per
+ * heartbeat; reads of samples flush first.
+ */
 export class NodeRegistry {
   private readonly s;
+  private queued: Sample[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Db) {
     this.s = {
@@ -82,17 +93,28 @@ export class NodeRegistry {
       setLabels: db.prepare(`UPDATE nodes SET labels = ? WHERE id = ?`),
       drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
       heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, failing_since = NULL, running = @running, pending = @pending,
-                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id`),
+                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id RETURNING *`),
       heartbeatFail: db.prepare(`UPDATE nodes SET last_error = @error, failing_since = COALESCE(failing_since, @now) WHERE id = @id`),
       setStatus: db.prepare(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`),
       event: db.prepare(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`),
       events: db.prepare(`SELECT node, time, status, reason FROM node_events WHERE node_id = ? ORDER BY time DESC, id DESC LIMIT ?`),
-      sample: db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending)
-                          VALUES (@node_id, @time, @cpu_percent, @load1, @mem_percent, @disk, @rx_bps, @tx_bps, @running, @pending)`),
-      samples: db.prepare(`SELECT time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending FROM node_metrics
-                           WHERE node_id = ? AND time >= ? ORDER BY time`),
-      pruneSamples: db.prepare(`DELETE FROM node_metrics WHERE time < ?`),
+      sample: db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk_max, rx_bps, tx_bps, running, pending)
+                          VALUES (@node_id, @time, @cpu_percent, @load1, @mem_percent, @disk_max, @rx_bps, @tx_bps, @running, @pending)`),
+      samples: db.prepare(`SELECT time, cpu_percent, load1, mem_percent, COALESCE(disk_max, (SELECT MAX(json_extract(d.value, '$.used_percent')) FROM json_each(node_metrics.disk) AS d)) AS disk_max,
+                           rx_bps, tx_bps, running, pending FROM node_metrics WHERE node_id = ? AND time >= ? ORDER BY time`),
     };
+    this.writeSamples = db.transaction((rows: Sample[]) => { for (const r of rows) this.s.sample.run(r); });
+  }
+
+  private readonly writeSamples: (rows: Sample[]) => void;
+
+  /** Writes the queued metric samples in one transaction (also on close and before a read). */
+  flushSamples(): void {
+    if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+    if (!this.queued.length) return;
+    const rows = this.queued;
+    this.queued = [];
+    this.writeSamples(rows);
   }
 
   all(): NodeRow[] { return this.s.all.all() as NodeRow[]; }
@@ -112,14 +134,25 @@ export class NodeRegistry {
   setLabels(id: number, labels: Record<string, string>): void { this.s.setLabels.run(JSON.stringify(labels), id); }
   setDraining(id: number, draining: boolean): void { this.s.drain.run(draining ? 1 : 0, id); }
 
-  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): void {
-    this.s.heartbeatOk.run({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+  /** Records a good heartbeat; returns the node's row as it now stands (undefined: the node was removed). */
+  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): NodeRow | undefined {
+    const row = this.s.heartbeatOk.get({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+    if (!row) return undefined;
     const m = h.metrics;
-    this.s.sample.run({
+    let diskMax: number | null = null;
+    for (const d of m?.disks ?? []) if (diskMax === null || d.used_percent > diskMax) diskMax = d.used_percent;
+    this.queued.push({
       node_id: id, time: h.now, cpu_percent: m?.cpu_percent ?? null, load1: m?.load[0] ?? null, mem_percent: m?.memory.used_percent ?? null,
-      disk: m ? JSON.stringify(m.disks.map((d) => ({ mount: d.mount, used_percent: d.used_percent }))) : null,
-      rx_bps: m?.network.rx_bytes_per_sec ?? null, tx_bps: m?.network.tx_bytes_per_sec ?? null, running: h.running, pending: h.pending,
+      disk_max: diskMax, rx_bps: m?.network.rx_bytes_per_sec ?? null, tx_bps: m?.network.tx_bytes_per_sec ?? null, running: h.running, pending: h.pending,
     });
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        try { this.flushSamples(); } catch (e) { console.error('[spiderplane-master] writing metric samples failed:', e); }
+      }, SAMPLE_FLUSH_MS);
+      this.flushTimer.unref();
+    }
+    return row as NodeRow;
   }
 
   /** A failed heartbeat; the first one after a good heartbeat starts `failing_since`. */
@@ -136,6 +169,8 @@ export class NodeRegistry {
     return this.s.events.all(id, limit) as Array<{ node: string; time: number; status: string; reason: string | null }>;
   }
 
-  samples(id: number, since: number): unknown[] { return this.s.samples.all(id, since); }
-  pruneSamples(before: number): void { this.s.pruneSamples.run(before); }
+  samples(id: number, since: number): unknown[] {
+    this.flushSamples();
+    return this.s.samples.all(id, since);
+  }
 }

@@ -63,6 +63,9 @@ export class ScheduleStore {
       claim: db.prepare(`UPDATE schedules SET last_fire_at = ? WHERE id = ? AND enabled = 1 AND (last_fire_at IS NULL OR last_fire_at < ?)`),
       fire: db.prepare(`INSERT OR IGNORE INTO schedule_fires (schedule_id, scheduled_for, handled_at, outcome, detail) VALUES (?, ?, ?, ?, ?)`),
       fires: db.prepare(`SELECT scheduled_for, handled_at, outcome, detail FROM schedule_fires WHERE schedule_id = ? ORDER BY scheduled_for DESC, id DESC LIMIT ?`),
+      firesAfter: db.prepare(`SELECT f.id, f.schedule_id, f.scheduled_for, f.outcome, f.detail, s.name AS schedule_name, s.project, s.spider
+                              FROM schedule_fires f JOIN schedules s ON s.id = f.schedule_id WHERE f.id > ? ORDER BY f.id LIMIT ?`),
+      lastFireId: db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM schedule_fires`),
     };
   }
 
@@ -103,6 +106,13 @@ export class ScheduleStore {
   hasFire(id: number, occurrence: number): boolean {
     return this.db.prepare(`SELECT 1 FROM schedule_fires WHERE schedule_id = ? AND scheduled_for = ?`).get(id, occurrence) !== undefined;
   }
+
+  /** Fires of every schedule recorded after fire `cursor`, oldest first, with their schedule's names (for the alert rules). */
+  firesAfter(cursor: number, limit: number): Array<{ id: number; schedule_id: number; scheduled_for: number; outcome: FireOutcome; detail: string | null; schedule_name: string; project: string; spider: string }> {
+    return this.s.firesAfter.all(cursor, limit) as Array<{ id: number; schedule_id: number; scheduled_for: number; outcome: FireOutcome; detail: string | null; schedule_name: string; project: string; spider: string }>;
+  }
+
+  lastFireId(): number { return (this.s.lastFireId.get() as { id: number }).id; }
 
   fires(id: number, limit = 50): Array<{ scheduled_for: number; handled_at: number; outcome: FireOutcome; detail: string | null }> {
     return this.s.fires.all(id, limit) as Array<{ scheduled_for: number; handled_at: number; outcome: FireOutcome; detail: string | null }>;

@@ -81,13 +81,14 @@ export function action(pc: PageContext, path: string, role: Role, handler: (ctx:
   });
 }
 
-export interface Page { offset: number; limit: number; total: number; from: number; to: number; prev: number | null; next: number | null }
+/** `more`: the total is a lower bound (a long history is counted only so far). */
+export interface Page { offset: number; limit: number; total: number; more: boolean; from: number; to: number; prev: number | null; next: number | null }
 
-export function pageOf(ctx: Context, total: number, limit = 50): Page {
+export function pageOf(ctx: Context, total: number, limit = 50, exact = true): Page {
   const raw = Number(ctx.query.offset ?? 0);
   const offset = Number.isInteger(raw) && raw > 0 ? raw : 0;
   return {
-    offset, limit, total, from: total ? offset + 1 : 0, to: Math.min(total, offset + limit),
+    offset, limit, total, more: !exact, from: total ? offset + 1 : 0, to: Math.min(total, offset + limit),
     prev: offset > 0 ? Math.max(0, offset - limit) : null, next: offset + limit < total ? offset + limit : null,
   };
 }

@@ -1,13 +1,17 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { formatScrapydTime } from '../../common/scrapyd_time.ts';
-import { ApiError, scrapydEndpoint } from '../../common/http/scrapyd_protocol.ts';
+import { ApiError, scrapydEndpoint, sendJson } from '../../common/http/scrapyd_protocol.ts';
 import { decodeSchedule, required } from '../../common/http/scrapyd_params.ts';
+import { pyJson } from '../../common/pyjson.ts';
 import { BodyRejected, readParams, scrapydLimits, type Params } from '../../common/http/request_params.ts';
 import { itemsUrl, logUrl, parseSignal, type SlaveCore } from '../slave_core.ts';
 
 // Decoding lives in the shared protocol module; these names stay importable from here.
 export { parsePriority, parseSettings, spiderArgs } from '../../common/http/scrapyd_params.ts';
+
+/** Finished jobs read and serialised per turn of the event loop when listjobs.json lists more. */
+export const LISTJOBS_PAGE = 2000;
 
 /** Scrapyd 1.6's JSON API, same paths, parameters, shapes and messages. */
 export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () => string, maxUploadBytes: number, finishedToKeep: number): void {
@@ -64,7 +68,7 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
     return { spiders: core.listSpiders(project, p.get('_version')) };
   });
 
-  get('/listjobs.json', async (p) => {
+  get('/listjobs.json', async (p, ctx) => {
     const project = p.get('project');
     if (project !== undefined) core.requireProject(project);
     const pending = core.jobs.pending(project).map((r) => ({
@@ -76,14 +80,27 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
       start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
       ...(await core.runningUrls(r)),
     })));
-    const finished = core.jobs.finished(finishedToKeep, project).map((r) => ({
+    const finishedView = (r: ReturnType<typeof core.jobs.finished>[number]) => ({
       id: r.id, project: r.project, spider: r.spider,
       start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
       end_time: r.end_time === null ? null : formatScrapydTime(r.end_time),
       log_url: r.log_exists ? logUrl(r) : null,
       items_url: r.items_exists ? itemsUrl(r) : null,
-    }));
-    return { pending, running, finished };
+    });
+    if (finishedToKeep <= LISTJOBS_PAGE) return { pending, running, finished: core.jobs.finished(finishedToKeep, project).map(finishedView) };
+    // A long finished list (--finished-to-keep 100000) is read and serialised a page at a time, with
+    // a turn of the event loop between pages, so other requests are not held up behind it; the
+    // body is the same bytes the envelope would give.
+    const pages: string[] = [];
+    for (let offset = 0; offset < finishedToKeep; offset += LISTJOBS_PAGE) {
+      const rows = core.jobs.finished(Math.min(LISTJOBS_PAGE, finishedToKeep - offset), project, offset);
+      if (rows.length) pages.push(pyJson(rows.map(finishedView)).slice(1, -1));
+      if (rows.length < LISTJOBS_PAGE) break;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const head = pyJson({ pending, running, finished: [] }).slice(0, -3); // '{"pending": […], "running": […], "finished": '
+    sendJson(ctx, `${head}[${pages.join(', ')}], "status": "ok", "node_name": ${pyJson(nodeName())}}`);
+    return {};
   });
 
   post('/delversion.json', async (p) => {

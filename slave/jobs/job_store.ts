@@ -88,16 +88,16 @@ export class JobStore {
       runningAll: db.prepare(`SELECT * FROM jobs WHERE state = 'running' ORDER BY start_time, uid`),
       runningOf: db.prepare(`SELECT * FROM jobs WHERE state = 'running' AND project = ? ORDER BY start_time, uid`),
       finishedAll: db.prepare(`SELECT uid, id, project, spider, start_time, end_time, log_exists, items_exists FROM jobs
-                               WHERE state = 'finished' ORDER BY end_time DESC LIMIT ?`),
+                               WHERE state = 'finished' ORDER BY end_time DESC LIMIT ? OFFSET ?`),
       finishedOf: db.prepare(`SELECT uid, id, project, spider, start_time, end_time, log_exists, items_exists FROM jobs
-                              WHERE state = 'finished' AND project = ? ORDER BY end_time DESC LIMIT ?`),
-      counts: db.prepare(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`),
+                              WHERE state = 'finished' AND project = ? ORDER BY end_time DESC LIMIT ? OFFSET ?`),
+      counts: db.prepare(`SELECT state, n FROM job_counts`),
       statesOf: db.prepare(`SELECT state FROM jobs WHERE id = ?`),
       statesOfIn: db.prepare(`SELECT state FROM jobs WHERE id = ? AND project = ?`),
       runningById: db.prepare(`SELECT * FROM jobs WHERE state = 'running' AND project = ? AND id = ?`),
-      pruneFinished: db.prepare(`DELETE FROM jobs WHERE state = 'finished' AND uid NOT IN
-                                 (SELECT uid FROM jobs WHERE state = 'finished' ORDER BY end_time DESC LIMIT ?)`),
-      pruneErrors: db.prepare(`DELETE FROM errors WHERE job_uid NOT IN (SELECT uid FROM jobs)`),
+      // The oldest finished jobs, through jobs_state (state, end_time DESC) read backwards: no sort, no scan.
+      oldestFinished: db.prepare(`SELECT uid FROM jobs WHERE state = 'finished' ORDER BY end_time LIMIT ?`),
+      deleteJob: db.prepare(`DELETE FROM jobs WHERE uid = ?`),
       capErrors: db.prepare(`DELETE FROM errors WHERE seq <= (SELECT MAX(seq) FROM errors) - ?`),
       filesOf: db.prepare(`SELECT uid, id, log_exists, items_exists FROM jobs
                            WHERE project = ? AND spider = ? AND state = 'finished' AND (log_exists = 1 OR items_exists = 1)
@@ -146,8 +146,9 @@ export class JobStore {
   runningById(project: string, id: string): JobRow[] { return this.s.runningById.all(project, id) as JobRow[]; }
   latestById(project: string, spider: string, id: string): JobRow | undefined { return this.s.latestById.get(project, spider, id) as JobRow | undefined; }
 
-  finished(limit: number, project?: string): Array<Pick<JobRow, 'uid' | 'id' | 'project' | 'spider' | 'start_time' | 'end_time' | 'log_exists' | 'items_exists'>> {
-    return (project === undefined ? this.s.finishedAll.all(limit) : this.s.finishedOf.all(project, limit)) as JobRow[];
+  /** The newest finished jobs (newest first), from `offset` on: a long list is read a page at a time. */
+  finished(limit: number, project?: string, offset = 0): Array<Pick<JobRow, 'uid' | 'id' | 'project' | 'spider' | 'start_time' | 'end_time' | 'log_exists' | 'items_exists'>> {
+    return (project === undefined ? this.s.finishedAll.all(limit, offset) : this.s.finishedOf.all(project, limit, offset)) as JobRow[];
   }
 
   counts(): Record<JobState, number> {
@@ -161,9 +162,20 @@ export class JobStore {
     return rows.map((r) => r.state);
   }
 
-  pruneFinished(keep: number): void {
-    this.db.transaction(() => {
-      if (this.s.pruneFinished.run(keep).changes > 0) this.s.pruneErrors.run();
+  /**
+   * Deletes the oldest finished jobs beyond `keep`, at most `batch` of them (with their error
+   * lines), in one short transaction; returns how many went. Called in a loop off the job-end path.
+   */
+  pruneFinished(keep: number, batch = 500): number {
+    return this.db.transaction(() => {
+      const over = this.counts().finished - keep;
+      if (over <= 0) return 0;
+      const uids = (this.s.oldestFinished.all(Math.min(over, batch)) as Array<{ uid: number }>).map((r) => r.uid);
+      for (const uid of uids) {
+        this.s.deleteErrorsOf.run(uid);
+        this.s.deleteJob.run(uid);
+      }
+      return uids.length;
     })();
   }
 

@@ -28,7 +28,6 @@ export interface LauncherOptions {
   maxProc: number;
   maxProcPerCpu: number;
   cancelGraceSeconds: number;
-  historyToKeep: number;
   jobsToKeep: number;
   orphans: 'adopt' | 'kill';
   /** Limits on a run: where they are stored, and the slave's defaults (--max-runtime, --max-memory, --nice). */
@@ -244,7 +243,6 @@ export class Launcher extends EventEmitter {
       note: judged.why ? (row.note ? `${row.note}; ${judged.why}` : judged.why) : row.note,
     });
     if (summary) this.emit('errors', uid, summary.errors);
-    this.jobs.pruneFinished(this.opts.historyToKeep);
     await this.rotateFiles(row.project, row.spider);
   }
 

@@ -75,11 +75,13 @@ export function mountClusterPages(pc: PageContext): void {
 
   page(pc, '/nodes/:name', 'viewer', (ctx) => {
     const node = findNode(ctx.params.name!);
-    const total = m.runs.query({ node: node.name, limit: 0, offset: 0 }).total;
-    const p = pageOf(ctx, total, 25);
+    const { offset, limit } = pageOf(ctx, 0, 25);
+    const q = m.runs.query({ node: node.name, limit, offset });
+    const total = q.total_exact ? q.total : Math.max(q.total, offset + q.runs.length + (q.runs.length === limit ? 1 : 0));
+    const p = pageOf(ctx, total, limit, q.total_exact);
     render(env, ctx, 'node.njk', {
       node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
-      runs: m.runs.query({ node: node.name, limit: p.limit, offset: p.offset }).runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
+      runs: q.runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
       versions: m.repo.versionsOnNode(node.id),
     });
   });

@@ -27,10 +27,13 @@ export function mountJobPages(pc: PageContext): void {
 
   page(pc, '/jobs', 'viewer', (ctx) => {
     const filter = filterOf(ctx);
-    const total = m.runs.query({ ...filter, limit: 0, offset: 0 }).total;
-    const p = pageOf(ctx, total, 50);
+    const { offset, limit } = pageOf(ctx, 0, 50);
+    const q = m.runs.query({ ...filter, limit, offset });
+    // A capped count still lets the pager go on while full pages keep coming.
+    const total = q.total_exact ? q.total : Math.max(q.total, offset + q.runs.length + (q.runs.length === limit ? 1 : 0));
+    const p = pageOf(ctx, total, limit, q.total_exact);
     render(env, ctx, 'jobs.njk', {
-      runs: m.runs.query({ ...filter, limit: p.limit, offset: p.offset }).runs.map(withRetryLinks), page: p,
+      runs: q.runs.map(withRetryLinks), page: p,
       pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since', 'schedule']), nowMs: Date.now(),
       q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '', schedule: ctx.query.schedule ?? '' },
       schedules: m.schedules.all().map((s) => ({ id: String(s.id), name: s.name })),
