@@ -70,6 +70,20 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN nice INTEGER;
   ALTER TABLE jobs ADD COLUMN limit_hit TEXT;
   `,
+  `
+  ALTER TABLE versions ADD COLUMN requirements TEXT;   -- JSON array of pip requirement lines (null: none)
+  ALTER TABLE versions ADD COLUMN py_env TEXT;         -- key of its Python environment (envs/KEY)
+  ALTER TABLE versions ADD COLUMN node_env TEXT;       -- key of its Node environment
+  CREATE TABLE envs (
+    key           TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,         -- python | node
+    requirements  TEXT NOT NULL,         -- what it was built from, one per line
+    built_at      REAL NOT NULL,
+    last_used     REAL,
+    size          INTEGER NOT NULL,
+    build_seconds REAL NOT NULL
+  );
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

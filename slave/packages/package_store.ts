@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
@@ -10,6 +10,9 @@ import { MANIFEST_NAME, manifestFromJson, ManifestError, type Manifest } from '.
 import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
 import { listEggSpiders } from '../runner/python.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
+import type { EnvPaths } from '../runner/env_activation.ts';
+import { declaredFrom, RequirementsError, type Declared } from '../../common/packages/requirements.ts';
+import { EnvironmentBuildError, type EnvironmentStore } from './environments.ts';
 
 export class PackageError extends Error {}
 
@@ -39,6 +42,9 @@ export interface VersionRow {
   spiders: string;
   settings_module: string | null;
   manifest: string | null;
+  requirements: string | null;
+  py_env: string | null;
+  node_env: string | null;
 }
 
 export interface StoredVersion {
@@ -50,7 +56,15 @@ export interface StoredVersion {
   manifest: Manifest | null;
   /** The .egg file (eggs) or the extracted folder (generic packages). */
   path: string;
+  /** The pip requirements it declared (empty: none). */
+  requirements: string[];
+  /** Its dependency environments (null: none declared). */
+  envs: EnvPaths;
+  envKeys: { py: string | null; node: string | null };
 }
+
+/** Hooks an upload reports its progress to (the deploy page shows "building environment"). */
+export interface AddProgress { onLog?: (line: string) => void }
 
 /**
  * Every uploaded version, on disk and in SQLite. Files are written under a temporary name and
@@ -65,16 +79,19 @@ export class PackageStore {
     private readonly zipLimits: ZipLimits,
     private readonly python: () => Promise<string | null>,
     private readonly sandbox: SpiderSandbox,
+    readonly envs: EnvironmentStore,
   ) {
     this.s = {
       projects: db.prepare(`SELECT project FROM versions GROUP BY project ORDER BY MIN(uploaded_at), project`),
       versions: db.prepare(`SELECT version FROM versions WHERE project = ?`),
       get: db.prepare(`SELECT * FROM versions WHERE project = ? AND version = ?`),
-      upsert: db.prepare(`INSERT INTO versions (project, version, kind, uploaded_at, size, sha256, spiders, settings_module, manifest)
-                          VALUES (@project, @version, @kind, @uploaded_at, @size, @sha256, @spiders, @settings_module, @manifest)
+      upsert: db.prepare(`INSERT INTO versions (project, version, kind, uploaded_at, size, sha256, spiders, settings_module, manifest, requirements, py_env, node_env)
+                          VALUES (@project, @version, @kind, @uploaded_at, @size, @sha256, @spiders, @settings_module, @manifest, @requirements, @py_env, @node_env)
                           ON CONFLICT (project, version) DO UPDATE SET kind = excluded.kind, uploaded_at = excluded.uploaded_at,
                           size = excluded.size, sha256 = excluded.sha256, spiders = excluded.spiders,
-                          settings_module = excluded.settings_module, manifest = excluded.manifest`),
+                          settings_module = excluded.settings_module, manifest = excluded.manifest,
+                          requirements = excluded.requirements, py_env = excluded.py_env, node_env = excluded.node_env`),
+      envKeys: db.prepare(`SELECT py_env, node_env FROM versions WHERE project = ? AND (? IS NULL OR version = ?)`),
       delete: db.prepare(`DELETE FROM versions WHERE project = ? AND version = ?`),
       deleteProject: db.prepare(`DELETE FROM versions WHERE project = ?`),
       all: db.prepare(`SELECT project, version, kind, uploaded_at, size, sha256, spiders FROM versions ORDER BY project, uploaded_at`),
@@ -111,14 +128,50 @@ export class PackageStore {
       settingsModule: row.settings_module,
       manifest: row.manifest ? manifestFromJson(row.manifest) : null,
       path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
+      requirements: row.requirements ? JSON.parse(row.requirements) as string[] : [],
+      envs: { pyEnv: row.py_env ? this.envs.pathOf(row.py_env) : null, nodeEnv: row.node_env ? this.envs.pathOf(row.node_env) : null },
+      envKeys: { py: row.py_env, node: row.node_env },
     };
+  }
+
+  /** Records that a version's environments were used by a run (envs.json's last_used). */
+  noteUsed(pkg: StoredVersion): void {
+    this.envs.touch(pkg.envKeys.py);
+    this.envs.touch(pkg.envKeys.node);
+  }
+
+  private declared(check: PackageCheck): Declared {
+    try {
+      return declaredFrom(check.declared, check.manifest ? null : { topLevel: new Set(check.topLevel) });
+    } catch (e) {
+      if (e instanceof RequirementsError) throw new PackageError(e.message);
+      throw e;
+    }
+  }
+
+  /** Builds (or reuses) the Python environment a version declares; null when it declares none. Claims its key. */
+  private async pythonEnv(declared: Declared, progress: AddProgress): Promise<{ key: string; path: string } | null> {
+    if (declared.python.length === 0) return null;
+    const python = await this.python();
+    if (!python) throw new PackageError('the package declares Python requirements, but no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
+    const key = await this.envs.pythonKey(python, declared.python);
+    try {
+      return { key, path: await this.envs.ensurePython(key, python, declared.python, progress.onLog) };
+    } catch (e) {
+      if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
+      throw e;
+    }
+  }
+
+  private oldEnvKeys(project: string, version: string | null): Array<string | null> {
+    return (this.s.envKeys.all(project, version, version) as Array<{ py_env: string | null; node_env: string | null }>).flatMap((r) => [r.py_env, r.node_env]);
   }
 
   /**
    * Validates and stores a package. Unlike Scrapyd, a package whose spiders cannot be listed is
    * refused and not kept, so a broken upload never becomes the version that runs next.
    */
-  async add(project: string, version: string, data: Buffer): Promise<StoredVersion> {
+  async add(project: string, version: string, data: Buffer, progress: AddProgress = {}): Promise<StoredVersion> {
     if (!isZip(data)) throw new PackageError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
     // Every entry's real bytes are checked (and a generic package unpacked into staging) in a
     // worker thread: a package may unpack to --max-unzipped-mb, which must not stall the daemon.
@@ -132,8 +185,44 @@ export class PackageStore {
       throw e;
     }
     const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256 };
-    if (check.manifest) {
-      const manifest = check.manifest;
+    const replaced = this.oldEnvKeys(project, version);
+    const claimed: string[] = [];
+    try {
+      const stored = check.manifest
+        ? await this.addGeneric(check, check.manifest, base, dir, genericStaging, claimed, progress)
+        : await this.addEgg(check, base, data, claimed, progress);
+      await this.envs.releaseUnused(replaced.filter((k) => k !== stored.envKeys.py && k !== stored.envKeys.node));
+      return stored;
+    } finally {
+      for (const k of claimed) this.envs.unclaim(k);
+    }
+  }
+
+  private async addGeneric(check: PackageCheck, manifest: Manifest, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, dir: string, genericStaging: string, claimed: string[], progress: AddProgress): Promise<StoredVersion> {
+    let py: { key: string; path: string } | null = null;
+    let node: { key: string; path: string } | null = null;
+    let declared: Declared;
+    try {
+      declared = this.declared(check);
+      py = await this.pythonEnv(declared, progress);
+      if (py) claimed.push(py.key);
+      // A package that ships its own node_modules keeps it, as an uberegg keeps its bundled code.
+      if (declared.node && !existsSync(join(genericStaging, 'node_modules'))) {
+        const key = this.envs.nodeKey(declared.node);
+        try {
+          node = { key, path: await this.envs.ensureNode(key, declared.node, genericStaging, progress.onLog) };
+        } catch (e) {
+          if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
+          throw e;
+        }
+        claimed.push(key);
+        await symlink(join(node.path, 'node_modules'), join(genericStaging, 'node_modules'));
+      }
+    } catch (e) {
+      await rm(genericStaging, { recursive: true, force: true });
+      throw e;
+    }
+    {
       await chmod(join(dir, '..'), 0o755); // spiders (the run-as user) read packages whatever the daemon's umask
       ensureNodeBoundary(genericStaging);
       // Swap in the new tree; an old tree of the same version goes aside first so the rename succeeds.
@@ -141,11 +230,17 @@ export class PackageStore {
       await rename(dir, old).catch(() => undefined);
       await rename(genericStaging, dir);
       await rm(old, { recursive: true, force: true });
-      const row = { ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest) };
+      const row = {
+        ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest),
+        requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: py?.key ?? null, node_env: node?.key ?? null,
+      };
       this.s.upsert.run(row);
       return this.toStored(row);
     }
+  }
 
+  private async addEgg(check: PackageCheck, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, data: Buffer, claimed: string[], progress: AddProgress): Promise<StoredVersion> {
+    const { project, version } = base;
     const settingsModule = check.settingsModule;
     if (!settingsModule) {
       throw new PackageError(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings" (what scrapyd-deploy's setup.py declares), and there is no ${MANIFEST_NAME} for a generic package`);
@@ -159,16 +254,24 @@ export class PackageStore {
     await writeFile(staging, data);
     await chmod(staging, 0o644);
     let spiders: string[];
+    let declared: Declared;
+    let py: { key: string; path: string } | null = null;
     try {
+      declared = this.declared(check);
+      py = await this.pythonEnv(declared, progress);
+      if (py) claimed.push(py.key);
       await mkdir(this.workDir(project), { recursive: true });
       this.sandbox.ownFolder(this.workDir(project));
-      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox);
+      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox, { pyEnv: py?.path ?? null, nodeEnv: null });
     } catch (e) {
       await rm(staging, { force: true });
-      throw new PackageError((e as Error).message);
+      throw e instanceof PackageError ? e : new PackageError((e as Error).message);
     }
     await rename(staging, egg);
-    const row = { ...base, kind: 'scrapy-egg' as const, spiders: JSON.stringify(spiders.sort()), settings_module: settingsModule, manifest: null };
+    const row = {
+      ...base, kind: 'scrapy-egg' as const, spiders: JSON.stringify(spiders.sort()), settings_module: settingsModule, manifest: null,
+      requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: py?.key ?? null, node_env: null,
+    };
     this.s.upsert.run(row);
     return this.toStored(row);
   }
@@ -179,13 +282,16 @@ export class PackageStore {
     this.s.delete.run(project, version);
     await rm(row.kind === 'scrapy-egg' ? this.eggPath(project, version) : this.genericDir(project, version), { recursive: true, force: true });
     if (!this.hasProject(project)) await this.removeProjectDirs(project);
+    await this.envs.releaseUnused([row.py_env, row.node_env]);
     return true;
   }
 
   async deleteProject(project: string): Promise<boolean> {
     if (!this.hasProject(project)) return false;
+    const keys = this.oldEnvKeys(project, null);
     this.s.deleteProject.run(project);
     await this.removeProjectDirs(project);
+    await this.envs.releaseUnused(keys);
     return true;
   }
 

@@ -143,6 +143,7 @@ export class Launcher extends EventEmitter {
       // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
       try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
     }
+    this.packages.noteUsed(pkg); // envs.json's last_used
     // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
     // and it keeps logging even if this daemon dies.
     const logFd = openSync(paths.logPath, 'a');
