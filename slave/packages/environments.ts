@@ -130,12 +130,12 @@ export class EnvironmentStore {
   /** Builds (once) the virtualenv for `requirements`; returns its path. Claims the key for the caller. */
   async ensurePython(key: string, python: string, requirements: readonly string[], onLog?: (line: string) => void): Promise<string> {
     return this.ensure(key, 'python', requirements.join('\n'), async (buildDir, log) => {
-      await this.run(python, ['-m', 'venv', '--system-site-packages', '--without-pip', buildDir], this.dir, log, onLog);
+      await this.run(python, ['-m', 'venv', '--system-site-packages', '--without-pip', buildDir], this.dir, log, onLog, 'a virtualenv');
       const reqFile = join(buildDir, 'spiderplane-requirements.txt');
       await writeFile(reqFile, requirements.join('\n') + '\n', { mode: 0o644 });
       // The interpreter's own pip installs into the venv (--python): the venv needs no pip of its
       // own, and pip reads the slave's standard configuration (PIP_*, pip.conf).
-      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '-r', reqFile], this.dir, log, onLog, requirements);
+      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '-r', reqFile], this.dir, log, onLog, `requirements ${requirements.join(', ')}`);
     });
   }
 
@@ -150,7 +150,7 @@ export class EnvironmentStore {
       this.sandbox.ownFolder(buildDir);
       const args = ['ci', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'];
       if (!deps.scripts) args.push('--ignore-scripts');
-      await this.run('npm', args, buildDir, log, onLog);
+      await this.run('npm', args, buildDir, log, onLog, `the dependencies locked in ${deps.lockName}`);
       // Keep only what the spiders need from the copy: node_modules and the files that made it.
       for (const name of await readdir(buildDir)) {
         if (name !== 'node_modules' && name !== 'package.json' && name !== deps.lockName) await rm(join(buildDir, name), { recursive: true, force: true });
@@ -225,7 +225,7 @@ export class EnvironmentStore {
   }
 
   /** Runs a build step as the spiders' user, its output into the log; fails with the tool's own last lines. */
-  private run(command: string, args: string[], cwd: string, log: NodeJS.WritableStream, onLog?: (line: string) => void, requirements?: readonly string[]): Promise<void> {
+  private run(command: string, args: string[], cwd: string, log: NodeJS.WritableStream, onLog: ((line: string) => void) | undefined, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       log.write(`$ ${command} ${args.join(' ')}\n`);
       const child = spawn(command, args, {
@@ -246,8 +246,7 @@ export class EnvironmentStore {
         if (code === 0) return resolve();
         const tool = command === 'npm' ? 'npm' : args.includes('pip') ? 'pip' : command;
         const named = failedRequirement(tail);
-        const what = named ? `requirement '${named}'` : requirements?.length ? `requirements ${requirements.join(', ')}` : 'the environment';
-        reject(new EnvironmentBuildError(`could not install ${what}: ${tool} ${signal ? `was stopped by ${signal}` : `exited with ${code}`}:\n${failureReason(tail)}`));
+        reject(new EnvironmentBuildError(`could not install ${named ? `requirement '${named}'` : what}: ${tool} ${signal ? `was stopped by ${signal}` : `exited with ${code}`}:\n${failureReason(tail)}`));
       });
     });
   }
