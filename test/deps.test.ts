@@ -129,6 +129,17 @@ describe('eggs with requirements', () => {
     assert.ok(!existsSync(join(h.dataDir, 'envs', key)), 'gone from disk');
   });
 
+  test('an uberegg (dependencies bundled inside) keeps working, with no environment for what it bundles', async () => {
+    // tinylib==9.9 is in no wheelhouse: only skipping the bundled requirement lets this deploy.
+    const uber = await buildDepsEgg(work, { installRequires: ['tinylib==9.9'], bundleTinylib: true });
+    const before = (await envs(h.url)).length;
+    ok(await upload(h, 'uber', 'v1', uber), 'deploy uberegg');
+    const [item] = await runOnce(h, 'uber', 'which');
+    assert.equal(item!.tinylib, 'bundled');
+    assert.equal(item!.virtual_env, null);
+    assert.equal((await envs(h.url)).length, before);
+  });
+
   test('an egg without requirements runs as before, with no environment', async () => {
     const plain = await buildDepsEgg(work, {});
     // Its spider imports tinylib, which the slave's Python does not have: scrapy list fails.

@@ -46,9 +46,9 @@ class WhichSpider(scrapy.Spider):
 /**
  * A Scrapy egg of project `depdemo` whose spider `which` imports tinylib at import time (so
  * `scrapy list` fails without it). installRequires goes to setup.py (EGG-INFO/requires.txt);
- * requirementsTxt is added at the egg's root.
+ * requirementsTxt is added at the egg's root; bundleTinylib puts tinylib's code in the egg.
  */
-export async function buildDepsEgg(workDir: string, opts: { installRequires?: string[]; requirementsTxt?: string }): Promise<Buffer> {
+export async function buildDepsEgg(workDir: string, opts: { installRequires?: string[]; requirementsTxt?: string; bundleTinylib?: boolean }): Promise<Buffer> {
   const src = join(workDir, `egg-src-${Math.random().toString(36).slice(2)}`);
   await mkdir(join(src, 'depdemo', 'spiders'), { recursive: true });
   await writeFile(join(src, 'setup.py'), `from setuptools import setup, find_packages
@@ -60,6 +60,11 @@ setup(name='depdemo', version='1.0', packages=find_packages(),
   await writeFile(join(src, 'depdemo', 'settings.py'), `BOT_NAME = 'depdemo'\nSPIDER_MODULES = ['depdemo.spiders']\nROBOTSTXT_OBEY = False\nTELNETCONSOLE_ENABLED = False\nLOG_LEVEL = 'INFO'\nREQUEST_FINGERPRINTER_IMPLEMENTATION = '2.7'\n`);
   await writeFile(join(src, 'depdemo', 'spiders', '__init__.py'), '');
   await writeFile(join(src, 'depdemo', 'spiders', 'which.py'), WHICH_SPIDER);
+  if (opts.bundleTinylib) {
+    // As an uberegg carries its dependencies: the library's code inside the egg itself.
+    await mkdir(join(src, 'tinylib'), { recursive: true });
+    await writeFile(join(src, 'tinylib', '__init__.py'), `VERSION = 'bundled'\n`);
+  }
   const dist = join(src, 'dist');
   await run(PYTHON, ['setup.py', 'bdist_egg', '-d', dist], { cwd: src, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
   const egg = (await readdir(dist)).find((f) => f.endsWith('.egg'))!;
