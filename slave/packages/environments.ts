@@ -51,12 +51,26 @@ export interface EnvInfo {
   log_url: string;
 }
 
+/** A build in progress, for /envs.json's "building" (the master's deploy page follows it). */
+export interface BuildInfo {
+  key: string;
+  kind: 'python' | 'node';
+  requirements: string[];
+  started_at: number;
+  /** The uploads waiting for it. */
+  versions: Array<{ project: string; version: string }>;
+  log_url: string;
+}
+
+export interface ForVersion { project: string; version: string }
+
 export function envLogUrl(key: string): string { return `/envs/${key}/log`; }
 
 export class EnvironmentStore {
   readonly dir: string;
   readonly logsDir: string;
   private readonly building = new Map<string, Promise<string>>();
+  private readonly buildInfo = new Map<string, BuildInfo>();
   /** Keys an upload is about to use (between its build and its row): never deleted meanwhile. */
   private readonly claimed = new Map<string, number>();
   private pythonVersion: Promise<string> | null = null;
@@ -128,14 +142,14 @@ export class EnvironmentStore {
   nodeKey(deps: NodeDeps): string { return nodeEnvKey(process.version, deps); }
 
   /** Builds (once) the virtualenv for `requirements`; returns its path. Claims the key for the caller. */
-  async ensurePython(key: string, python: string, requirements: readonly string[], onLog?: (line: string) => void): Promise<string> {
-    return this.ensure(key, 'python', requirements.join('\n'), async (buildDir, log) => {
-      await this.run(python, ['-m', 'venv', '--system-site-packages', '--without-pip', buildDir], this.dir, log, onLog, 'a virtualenv');
+  async ensurePython(key: string, python: string, requirements: readonly string[], forVersion: ForVersion): Promise<string> {
+    return this.ensure(key, 'python', requirements.join('\n'), forVersion, async (buildDir, log) => {
+      await this.run(python, ['-m', 'venv', '--system-site-packages', '--without-pip', buildDir], this.dir, log, 'a virtualenv');
       const reqFile = join(buildDir, 'spiderplane-requirements.txt');
       await writeFile(reqFile, requirements.join('\n') + '\n', { mode: 0o644 });
       // The interpreter's own pip installs into the venv (--python): the venv needs no pip of its
       // own, and pip reads the slave's standard configuration (PIP_*, pip.conf).
-      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '-r', reqFile], this.dir, log, onLog, `requirements ${requirements.join(', ')}`);
+      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '-r', reqFile], this.dir, log, `requirements ${requirements.join(', ')}`);
     });
   }
 
@@ -144,13 +158,13 @@ export class EnvironmentStore {
    * off unless allowed) in a copy of the package (so file: dependencies inside it resolve); returns
    * the environment's path, whose node_modules the package links to.
    */
-  async ensureNode(key: string, deps: NodeDeps, packageDir: string, onLog?: (line: string) => void): Promise<string> {
-    return this.ensure(key, 'node', `${deps.lockName} sha256:${deps.lockHash.slice(0, 16)}`, async (buildDir, log) => {
+  async ensureNode(key: string, deps: NodeDeps, packageDir: string, forVersion: ForVersion): Promise<string> {
+    return this.ensure(key, 'node', `${deps.lockName} sha256:${deps.lockHash.slice(0, 16)}`, forVersion, async (buildDir, log) => {
       await cp(packageDir, buildDir, { recursive: true, force: true, filter: (p) => !p.endsWith('/node_modules') });
       this.sandbox.ownFolder(buildDir);
       const args = ['ci', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'];
       if (!deps.scripts) args.push('--ignore-scripts');
-      await this.run('npm', args, buildDir, log, onLog, `the dependencies locked in ${deps.lockName}`);
+      await this.run('npm', args, buildDir, log, `the dependencies locked in ${deps.lockName}`);
       // Keep only what the spiders need from the copy: node_modules and the files that made it.
       for (const name of await readdir(buildDir)) {
         if (name !== 'node_modules' && name !== 'package.json' && name !== deps.lockName) await rm(join(buildDir, name), { recursive: true, force: true });
@@ -159,23 +173,28 @@ export class EnvironmentStore {
     });
   }
 
-  private async ensure(key: string, kind: 'python' | 'node', requirements: string, build: (buildDir: string, log: NodeJS.WritableStream) => Promise<void>): Promise<string> {
+  private async ensure(key: string, kind: 'python' | 'node', requirements: string, forVersion: ForVersion, build: (buildDir: string, log: NodeJS.WritableStream) => Promise<void>): Promise<string> {
     if (!ENV_KEY.test(key)) throw new EnvironmentBuildError(`bad environment key ${key}`);
     this.claim(key);
     try {
       const inFlight = this.building.get(key);
-      if (inFlight) return await inFlight;
+      if (inFlight) {
+        this.buildInfo.get(key)?.versions.push(forVersion);
+        return await inFlight;
+      }
       const done = this.pathOf(key);
       if (done) {
         if (!this.s.get.get(key)) this.s.upsert.run({ key, kind, requirements, built_at: nowSeconds(), last_used: null, size: await folderSize(join(this.dir, readlinkSync(done))), build_seconds: 0 });
         return done;
       }
+      this.buildInfo.set(key, { key, kind, requirements: requirements.split('\n'), started_at: nowSeconds(), versions: [forVersion], log_url: envLogUrl(key) });
       const p = this.build(key, kind, requirements, build);
       this.building.set(key, p);
       try {
         return await p;
       } finally {
         this.building.delete(key);
+        this.buildInfo.delete(key);
       }
     } catch (e) {
       this.unclaim(key);
@@ -225,7 +244,7 @@ export class EnvironmentStore {
   }
 
   /** Runs a build step as the spiders' user, its output into the log; fails with the tool's own last lines. */
-  private run(command: string, args: string[], cwd: string, log: NodeJS.WritableStream, onLog: ((line: string) => void) | undefined, what: string): Promise<void> {
+  private run(command: string, args: string[], cwd: string, log: NodeJS.WritableStream, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
       log.write(`$ ${command} ${args.join(' ')}\n`);
       const child = spawn(command, args, {
@@ -237,7 +256,6 @@ export class EnvironmentStore {
         log.write(chunk);
         const text = chunk.toString('utf8');
         tail = (tail + text).slice(-TAIL_BYTES);
-        if (onLog) for (const line of text.split('\n')) if (line.trim()) onLog(line);
       };
       child.stdout.on('data', take);
       child.stderr.on('data', take);
@@ -277,6 +295,9 @@ export class EnvironmentStore {
       await rm(join(this.logsDir, `${key}.log`), { force: true });
     }
   }
+
+  /** Builds in progress, oldest first. */
+  inProgress(): BuildInfo[] { return [...this.buildInfo.values()].map((b) => ({ ...b, versions: [...b.versions] })); }
 
   list(): EnvInfo[] {
     return (this.s.all.all() as EnvRow[]).filter((r) => this.pathOf(r.key)).map((r) => ({

@@ -12,7 +12,7 @@ import { listEggSpiders } from '../runner/python.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
 import type { EnvPaths } from '../runner/env_activation.ts';
 import { declaredFrom, RequirementsError, type Declared } from '../../common/packages/requirements.ts';
-import { EnvironmentBuildError, type EnvironmentStore } from './environments.ts';
+import { EnvironmentBuildError, type EnvironmentStore, type ForVersion } from './environments.ts';
 
 export class PackageError extends Error {}
 
@@ -62,9 +62,6 @@ export interface StoredVersion {
   envs: EnvPaths;
   envKeys: { py: string | null; node: string | null };
 }
-
-/** Hooks an upload reports its progress to (the deploy page shows "building environment"). */
-export interface AddProgress { onLog?: (line: string) => void }
 
 /**
  * Every uploaded version, on disk and in SQLite. Files are written under a temporary name and
@@ -150,13 +147,13 @@ export class PackageStore {
   }
 
   /** Builds (or reuses) the Python environment a version declares; null when it declares none. Claims its key. */
-  private async pythonEnv(declared: Declared, progress: AddProgress): Promise<{ key: string; path: string } | null> {
+  private async pythonEnv(declared: Declared, forVersion: ForVersion): Promise<{ key: string; path: string } | null> {
     if (declared.python.length === 0) return null;
     const python = await this.python();
     if (!python) throw new PackageError('the package declares Python requirements, but no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
     const key = await this.envs.pythonKey(python, declared.python);
     try {
-      return { key, path: await this.envs.ensurePython(key, python, declared.python, progress.onLog) };
+      return { key, path: await this.envs.ensurePython(key, python, declared.python, forVersion) };
     } catch (e) {
       if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
       throw e;
@@ -171,7 +168,7 @@ export class PackageStore {
    * Validates and stores a package. Unlike Scrapyd, a package whose spiders cannot be listed is
    * refused and not kept, so a broken upload never becomes the version that runs next.
    */
-  async add(project: string, version: string, data: Buffer, progress: AddProgress = {}): Promise<StoredVersion> {
+  async add(project: string, version: string, data: Buffer): Promise<StoredVersion> {
     if (!isZip(data)) throw new PackageError('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
     // Every entry's real bytes are checked (and a generic package unpacked into staging) in a
     // worker thread: a package may unpack to --max-unzipped-mb, which must not stall the daemon.
@@ -189,8 +186,8 @@ export class PackageStore {
     const claimed: string[] = [];
     try {
       const stored = check.manifest
-        ? await this.addGeneric(check, check.manifest, base, dir, genericStaging, claimed, progress)
-        : await this.addEgg(check, base, data, claimed, progress);
+        ? await this.addGeneric(check, check.manifest, base, dir, genericStaging, claimed)
+        : await this.addEgg(check, base, data, claimed);
       await this.envs.releaseUnused(replaced.filter((k) => k !== stored.envKeys.py && k !== stored.envKeys.node));
       return stored;
     } finally {
@@ -198,19 +195,19 @@ export class PackageStore {
     }
   }
 
-  private async addGeneric(check: PackageCheck, manifest: Manifest, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, dir: string, genericStaging: string, claimed: string[], progress: AddProgress): Promise<StoredVersion> {
+  private async addGeneric(check: PackageCheck, manifest: Manifest, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, dir: string, genericStaging: string, claimed: string[]): Promise<StoredVersion> {
     let py: { key: string; path: string } | null = null;
     let node: { key: string; path: string } | null = null;
     let declared: Declared;
     try {
       declared = this.declared(check);
-      py = await this.pythonEnv(declared, progress);
+      py = await this.pythonEnv(declared, { project: base.project, version: base.version });
       if (py) claimed.push(py.key);
       // A package that ships its own node_modules keeps it, as an uberegg keeps its bundled code.
       if (declared.node && !existsSync(join(genericStaging, 'node_modules'))) {
         const key = this.envs.nodeKey(declared.node);
         try {
-          node = { key, path: await this.envs.ensureNode(key, declared.node, genericStaging, progress.onLog) };
+          node = { key, path: await this.envs.ensureNode(key, declared.node, genericStaging, { project: base.project, version: base.version }) };
         } catch (e) {
           if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
           throw e;
@@ -239,7 +236,7 @@ export class PackageStore {
     }
   }
 
-  private async addEgg(check: PackageCheck, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, data: Buffer, claimed: string[], progress: AddProgress): Promise<StoredVersion> {
+  private async addEgg(check: PackageCheck, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, data: Buffer, claimed: string[]): Promise<StoredVersion> {
     const { project, version } = base;
     const settingsModule = check.settingsModule;
     if (!settingsModule) {
@@ -258,7 +255,7 @@ export class PackageStore {
     let py: { key: string; path: string } | null = null;
     try {
       declared = this.declared(check);
-      py = await this.pythonEnv(declared, progress);
+      py = await this.pythonEnv(declared, { project: base.project, version: base.version });
       if (py) claimed.push(py.key);
       await mkdir(this.workDir(project), { recursive: true });
       this.sandbox.ownFolder(this.workDir(project));
