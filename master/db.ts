@@ -295,6 +295,11 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
   ALTER TABLE schedules ADD COLUMN run_policy TEXT NOT NULL DEFAULT '{}';
   `,
+  // Per-project dependencies (issue 10): what a version declares, JSON {python: [...], node: LOCKFILE|null}
+  // (NULL: nothing), shown on the project page; each node builds it when the version is deployed.
+  `
+  ALTER TABLE versions ADD COLUMN requirements TEXT;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {
