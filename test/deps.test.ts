@@ -5,8 +5,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { getJson, postForm, startSlave, tempDir, uploadEgg, waitFor, type Json, type SlaveHandle } from './helpers/slave_process.ts';
-import { schedule, waitFinished, daemonPid, waitGone } from './helpers/runner_checks.ts';
-import { buildDepsEgg, buildWheelhouse, genericPythonPackage, nodePackageWithLockfile } from './helpers/deps_fixtures.ts';
+import { schedule, waitFinished, hardKill9 } from './helpers/runner_checks.ts';
+import { buildDepsEgg, buildWheelhouse, genericPythonPackage, nodePackageWithLockfile, serveWheelhouse, type GatedWheelhouse } from './helpers/deps_fixtures.ts';
+import { startMaster, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
+import { FAST_MASTER_ARGS, uploadVersion, waitNodeStatus } from './helpers/master_slave_pair.ts';
 
 interface EnvJson { key: string; kind: string; requirements: string[]; size: number; versions: Array<{ project: string; version: string }>; built_at: number; last_used: number | null; log_url: string }
 
@@ -175,28 +177,86 @@ describe('generic packages with dependencies', () => {
 describe('a build killed half-way', () => {
   test('kill -9 of the slave during a build, restart, deploy again: works', async () => {
     const dataDir = tempDir();
-    let h = await startSlave({ dataDir, env: pipEnv });
-    const egg = await buildDepsEgg(work, { installRequires: ['tinylib==2.0'] });
-    const uploading = upload(h, 'killed', 'v1', egg).catch(() => null);
-    const envsDir = join(dataDir, 'envs');
-    const buildDir = await waitFor('a build folder', () => readdirSync(envsDir).find((n) => /^py-[0-9a-f]{24}\.\d+-/.test(n) && !n.endsWith('.link')), 60_000, 10);
-    // Only the daemon: pip, its child, lives on as after a real kill -9 of the service.
-    const pid = daemonPid(h);
-    process.kill(pid, 'SIGKILL');
-    await waitGone(pid);
-    await uploading;
-    const key = buildDir.split('.')[0]!;
-    assert.ok(!existsSync(join(envsDir, key)), 'no environment looks complete');
-
-    h = await startSlave({ dataDir, env: pipEnv });
+    // pip waits on this wheelhouse until the test opens it: the build is held mid-way, deterministically.
+    const wh = await serveWheelhouse(wheelhouse);
+    const env = { ...pipEnv, PIP_FIND_LINKS: wh.url };
+    let h = await startSlave({ dataDir, env });
     try {
+      const egg = await buildDepsEgg(work, { installRequires: ['tinylib==2.0'] });
+      const uploading = upload(h, 'killed', 'v1', egg).catch(() => null);
+      await waitFor('pip to ask the wheelhouse', () => (wh.requests() > 0 ? true : undefined));
+      const building = (await getJson(h.url, '/envs.json')).building as Array<{ key: string; versions: unknown[]; log_url: string }>;
+      assert.equal(building.length, 1);
+      assert.deepEqual(building[0]!.versions, [{ project: 'killed', version: 'v1' }]);
+      assert.match(await (await fetch(h.url + building[0]!.log_url)).text(), /-m pip/, 'the build log grows while it runs');
+      const envsDir = join(dataDir, 'envs');
+      const buildDir = readdirSync(envsDir).find((n) => n.startsWith(`${building[0]!.key}.`))!;
+      assert.ok(buildDir, 'the build runs in its own folder');
+      await hardKill9(h); // the daemon and its process group (pip with it), as systemd's kill does
+      await uploading;
+      assert.ok(!existsSync(join(envsDir, building[0]!.key)), 'no environment looks complete');
+
+      h = await startSlave({ dataDir, env });
       assert.deepEqual(await envs(h.url), []);
+      assert.ok(!existsSync(join(envsDir, buildDir)), 'the unfinished build is removed at start');
+      wh.open();
       ok(await upload(h, 'killed', 'v1', egg), 'deploy again');
       const [item] = await runOnce(h, 'killed', 'which');
       assert.equal(item!.tinylib, '2.0');
       assert.equal((await envs(h.url)).length, 1);
     } finally {
       await h.stop();
+      await wh.stop();
     }
+  });
+});
+
+describe('the master follows the builds', () => {
+  let master: MasterHandle;
+  let slave: SlaveHandle;
+  let wh: GatedWheelhouse;
+  before(async () => {
+    wh = await serveWheelhouse(wheelhouse);
+    master = await startMaster({ args: FAST_MASTER_ARGS });
+    slave = await startSlave({ args: ['--master', master.url, '--cluster-token', CLUSTER_TOKEN, '--node-name', 'n1'], env: { ...pipEnv, PIP_FIND_LINKS: wh.url } });
+    await waitNodeStatus(master, 'n1', 'online');
+  });
+  after(async () => {
+    await slave?.stop();
+    await master?.stop();
+    await wh?.stop();
+  });
+
+  test('the deploy shows "building environment" with the log as it grows, then the result; the project shows the requirements', async () => {
+    const egg = await buildDepsEgg(work, { installRequires: ['tinylib==1.0'] });
+    const r = await uploadVersion(master, 'mdeps', 'v1', egg, { wait: false });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const id = (r.body.deployment as { id: number }).id;
+    type Target = { node: string; state: string; message: string | null; phase: string | null; build_log: string | null };
+    const deployment = async () => (await master.api<{ deployment: { finished_at: number | null; targets: Target[] } }>('GET', `/api/deployments/${id}`)).body.deployment;
+    const live = await waitFor('n1 building the environment', async () => {
+      const t = (await deployment()).targets[0];
+      return t && t.phase === 'building environment' && /-m pip/.test(t.build_log ?? '') ? t : undefined;
+    });
+    assert.equal(live.state, 'pending');
+    wh.open();
+    const done = await waitFor('the deploy to finish', async () => { const d = await deployment(); return d.finished_at ? d : undefined; });
+    assert.equal(done.targets[0]!.state, 'ok', JSON.stringify(done));
+    assert.equal(done.targets[0]!.phase, null);
+    const projects = (await master.api<{ projects: Array<{ project: string; versions: Array<{ version: string; requirements: unknown; nodes: string[] }> }> }>('GET', '/api/projects')).body.projects;
+    const v = projects.find((p) => p.project === 'mdeps')!.versions[0]!;
+    assert.deepEqual(v.requirements, { python: ['tinylib==1.0'], node: null });
+    assert.deepEqual(v.nodes, ['n1']);
+  });
+
+  test('a node that cannot build the requirement fails the deploy with pip\'s reason', async () => {
+    wh.open();
+    const egg = await buildDepsEgg(work, { installRequires: ['nosuchpkg-master==1.0'] });
+    const r = await uploadVersion(master, 'mbad', 'v1', egg);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const t = (r.body.deployment as { targets: Array<{ state: string; message: string }> }).targets[0]!;
+    assert.equal(t.state, 'failed');
+    assert.match(t.message, /nosuchpkg-master/);
+    assert.match(t.message, /No matching distribution/);
   });
 });

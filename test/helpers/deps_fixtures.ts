@@ -7,6 +7,8 @@ import { chmodSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import AdmZip from 'adm-zip';
 import { PYTHON } from './fixtures.ts';
 
@@ -119,4 +121,42 @@ fs.appendFileSync(process.env.SPIDERPLANE_ITEMS_FILE, JSON.stringify({ nodelib: 
   };
   await add(pkg, '');
   return zip.toBuffer();
+}
+
+/**
+ * The wheelhouse served over HTTP on 127.0.0.1 (pip's PIP_FIND_LINKS=URL), with a gate: while it
+ * is closed, every request waits, so a test holds pip — and the slave's build — mid-way for as long
+ * as it needs (to watch "building environment", or to kill the slave), then lets it go.
+ */
+export interface GatedWheelhouse { url: string; requests: () => number; open: () => void; close: () => void; stop: () => Promise<void> }
+
+export async function serveWheelhouse(wheelhouse: string): Promise<GatedWheelhouse> {
+  let waiting: Array<() => void> = [];
+  let closed = true;
+  let requests = 0;
+  const server: Server = createServer((req, res) => {
+    requests++;
+    const answer = async () => {
+      const name = decodeURIComponent((req.url ?? '/').split('?')[0]!.split('/').pop() ?? '');
+      const files = await readdir(wheelhouse);
+      if (name && files.includes(name)) {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        res.end(await readFile(join(wheelhouse, name)));
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(`<html><body>${files.map((f) => `<a href="${f}">${f}</a>`).join('\n')}</body></html>`);
+    };
+    if (closed) waiting.push(() => void answer());
+    else void answer();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/wheels/`,
+    requests: () => requests,
+    open: () => { closed = false; const w = waiting; waiting = []; for (const f of w) f(); },
+    close: () => { closed = true; },
+    stop: () => { server.closeAllConnections(); return new Promise((r) => server.close(() => r())); },
+  };
 }
