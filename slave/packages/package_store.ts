@@ -1,18 +1,19 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
 import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
-import { MANIFEST_NAME, manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
 import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
-import { listEggSpiders } from '../runner/python.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
 import type { EnvPaths } from '../runner/env_activation.ts';
 import { declaredFrom, RequirementsError, type Declared } from '../../common/packages/requirements.ts';
 import { EnvironmentBuildError, type EnvironmentStore, type ForVersion } from './environments.ts';
+import { kindOf } from './kinds/index.ts';
+import type { KindContext } from './kinds/kind.ts';
 
 export class PackageError extends Error {}
 
@@ -95,8 +96,8 @@ export class PackageStore {
     };
   }
 
-  eggPath(project: string, version: string): string { return join(this.dataDir, 'eggs', project, `${version}.egg`); }
-  genericDir(project: string, version: string): string { return join(this.dataDir, 'packages', project, version); }
+  eggPath(project: string, version: string): string { return kindOf('scrapy-egg').path(this.dataDir, project, version); }
+  genericDir(project: string, version: string): string { return kindOf('generic').path(this.dataDir, project, version); }
   workDir(project: string): string { return join(this.dataDir, 'work', project); }
 
   projects(): string[] { return (this.s.projects.all() as Array<{ project: string }>).map((r) => r.project); }
@@ -124,7 +125,7 @@ export class PackageStore {
       spiders: JSON.parse(row.spiders) as string[],
       settingsModule: row.settings_module,
       manifest: row.manifest ? manifestFromJson(row.manifest) : null,
-      path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
+      path: kindOf(row.kind).path(this.dataDir, row.project, row.version),
       requirements: row.requirements ? JSON.parse(row.requirements) as string[] : [],
       envs: { pyEnv: row.py_env ? this.envs.pathOf(row.py_env) : null, nodeEnv: row.node_env ? this.envs.pathOf(row.node_env) : null },
       envKeys: { py: row.py_env, node: row.node_env },
@@ -181,103 +182,44 @@ export class PackageStore {
       if (e instanceof ZipRejected || e instanceof ManifestError || e instanceof PackageCheckBusy) throw new PackageError(e.message);
       throw e;
     }
-    const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256 };
     const replaced = this.oldEnvKeys(project, version);
+    const kind = kindOf(check.manifest ? 'generic' : 'scrapy-egg');
+    const staging = check.manifest ? genericStaging : null;
     const claimed: string[] = [];
     try {
-      const stored = check.manifest
-        ? await this.addGeneric(check, check.manifest, base, dir, genericStaging, claimed)
-        : await this.addEgg(check, base, data, claimed);
-      await this.envs.releaseUnused(replaced.filter((k) => k !== stored.envKeys.py && k !== stored.envKeys.node));
-      return stored;
+      let declared: Declared;
+      try {
+        declared = this.declared(check);
+      } catch (e) {
+        if (staging) await rm(staging, { recursive: true, force: true });
+        throw e;
+      }
+      const installed = await kind.install({ project, version, data, check, declared, staging, claimed }, this.kindContext());
+      const row: VersionRow = {
+        project, version, kind: kind.name, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256,
+        spiders: JSON.stringify([...installed.spiders].sort()), settings_module: installed.settings_module, manifest: installed.manifest,
+        requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: installed.py_env, node_env: installed.node_env,
+      };
+      this.s.upsert.run(row);
+      await this.envs.releaseUnused(replaced.filter((k) => k !== row.py_env && k !== row.node_env));
+      return this.toStored(row);
     } finally {
       for (const k of claimed) this.envs.unclaim(k);
     }
   }
 
-  private async addGeneric(check: PackageCheck, manifest: Manifest, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, dir: string, genericStaging: string, claimed: string[]): Promise<StoredVersion> {
-    let py: { key: string; path: string } | null = null;
-    let node: { key: string; path: string } | null = null;
-    let declared: Declared;
-    try {
-      declared = this.declared(check);
-      py = await this.pythonEnv(declared, { project: base.project, version: base.version });
-      if (py) claimed.push(py.key);
-      // A package that ships its own node_modules keeps it, as an uberegg keeps its bundled code.
-      if (declared.node && !existsSync(join(genericStaging, 'node_modules'))) {
-        const key = this.envs.nodeKey(declared.node);
-        try {
-          node = { key, path: await this.envs.ensureNode(key, declared.node, genericStaging, { project: base.project, version: base.version }) };
-        } catch (e) {
-          if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
-          throw e;
-        }
-        claimed.push(key);
-        await symlink(join(node.path, 'node_modules'), join(genericStaging, 'node_modules'));
-      }
-    } catch (e) {
-      await rm(genericStaging, { recursive: true, force: true });
-      throw e;
-    }
-    {
-      await chmod(join(dir, '..'), 0o755); // spiders (the run-as user) read packages whatever the daemon's umask
-      ensureNodeBoundary(genericStaging);
-      // Swap in the new tree; an old tree of the same version goes aside first so the rename succeeds.
-      const old = `${dir}.replaced-${process.pid}-${Date.now()}`;
-      await rename(dir, old).catch(() => undefined);
-      await rename(genericStaging, dir);
-      await rm(old, { recursive: true, force: true });
-      const row = {
-        ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest),
-        requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: py?.key ?? null, node_env: node?.key ?? null,
-      };
-      this.s.upsert.run(row);
-      return this.toStored(row);
-    }
-  }
-
-  private async addEgg(check: PackageCheck, base: Pick<VersionRow, 'project' | 'version' | 'uploaded_at' | 'size' | 'sha256'>, data: Buffer, claimed: string[]): Promise<StoredVersion> {
-    const { project, version } = base;
-    const settingsModule = check.settingsModule;
-    if (!settingsModule) {
-      throw new PackageError(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings" (what scrapyd-deploy's setup.py declares), and there is no ${MANIFEST_NAME} for a generic package`);
-    }
-    const python = await this.python();
-    if (!python) throw new PackageError('no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
-    const egg = this.eggPath(project, version);
-    await mkdir(join(egg, '..'), { recursive: true });
-    await chmod(join(egg, '..'), 0o755); // spiders (the run-as user) read eggs whatever the daemon's umask
-    const staging = `${egg}.incoming-${process.pid}-${Date.now()}`;
-    await writeFile(staging, data);
-    await chmod(staging, 0o644);
-    let spiders: string[];
-    let declared: Declared;
-    let py: { key: string; path: string } | null = null;
-    try {
-      declared = this.declared(check);
-      py = await this.pythonEnv(declared, { project: base.project, version: base.version });
-      if (py) claimed.push(py.key);
-      await mkdir(this.workDir(project), { recursive: true });
-      this.sandbox.ownFolder(this.workDir(project));
-      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox, { pyEnv: py?.path ?? null, nodeEnv: null });
-    } catch (e) {
-      await rm(staging, { force: true });
-      throw e instanceof PackageError ? e : new PackageError((e as Error).message);
-    }
-    await rename(staging, egg);
-    const row = {
-      ...base, kind: 'scrapy-egg' as const, spiders: JSON.stringify(spiders.sort()), settings_module: settingsModule, manifest: null,
-      requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: py?.key ?? null, node_env: null,
+  private kindContext(): KindContext {
+    return {
+      dataDir: this.dataDir, sandbox: this.sandbox, envs: this.envs, python: this.python, workDir: (p) => this.workDir(p),
+      pythonEnv: (declared, project, version) => this.pythonEnv(declared, { project, version }),
     };
-    this.s.upsert.run(row);
-    return this.toStored(row);
   }
 
   async deleteVersion(project: string, version: string): Promise<boolean> {
     const row = this.s.get.get(project, version) as VersionRow | undefined;
     if (!row) return false;
     this.s.delete.run(project, version);
-    await rm(row.kind === 'scrapy-egg' ? this.eggPath(project, version) : this.genericDir(project, version), { recursive: true, force: true });
+    await rm(kindOf(row.kind).path(this.dataDir, project, version), { recursive: true, force: true });
     if (!this.hasProject(project)) await this.removeProjectDirs(project);
     await this.envs.releaseUnused([row.py_env, row.node_env]);
     return true;
