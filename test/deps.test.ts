@@ -2,7 +2,7 @@
 // PIP_NO_INDEX=1 PIP_FIND_LINKS=<wheelhouse> builds each version's environment at deploy.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { getJson, postForm, startSlave, tempDir, uploadEgg, waitFor, type Json, type SlaveHandle } from './helpers/slave_process.ts';
 import { schedule, waitFinished, hardKill9 } from './helpers/runner_checks.ts';
@@ -83,6 +83,10 @@ describe('eggs with requirements', () => {
     assert.deepEqual(e1.versions, [{ project: 'one', version: 'v1' }]);
     assert.ok(e1.size > 0);
     assert.ok(e1.last_used !== null, 'last_used is set by the run');
+    // Built as the spiders' user, kept as the daemon's: no spider can change an environment others run with.
+    const envDir = join(h.dataDir, 'envs', readlinkSync(join(h.dataDir, 'envs', e1.key)));
+    assert.equal(statSync(envDir).uid, process.getuid!());
+    assert.equal(statSync(join(envDir, 'pyvenv.cfg')).uid, process.getuid!());
     const log = await fetch(h.url + e1.log_url);
     assert.equal(log.status, 200);
     assert.match(await log.text(), /Successfully installed tinylib-1\.0/);
@@ -189,6 +193,8 @@ describe('a build killed half-way', () => {
       assert.equal(building.length, 1);
       assert.deepEqual(building[0]!.versions, [{ project: 'killed', version: 'v1' }]);
       assert.match(await (await fetch(h.url + building[0]!.log_url)).text(), /-m pip/, 'the build log grows while it runs');
+      // The build is a child process: the daemon answers meanwhile.
+      assert.equal((await getJson(h.url, '/daemonstatus.json')).status, 'ok');
       const envsDir = join(dataDir, 'envs');
       const buildDir = readdirSync(envsDir).find((n) => n.startsWith(`${building[0]!.key}.`))!;
       assert.ok(buildDir, 'the build runs in its own folder');

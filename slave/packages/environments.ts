@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readlinkSync } from 'node:fs';
-import { cp, lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, lchown, lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
@@ -215,6 +215,9 @@ export class EnvironmentStore {
       await mkdir(buildDir, { mode: 0o755 });
       this.sandbox.ownFolder(buildDir);
       await build(buildDir, log);
+      // Built as the spiders' user; kept as the daemon's, read-only to spiders, so no spider can
+      // change an environment that other versions (other projects) run with.
+      if (this.sandbox.who) await takeBack(buildDir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
       const builtAt = nowSeconds();
       await writeFile(join(buildDir, MARKER), JSON.stringify({ key, built_at: builtAt }) + '\n', { mode: 0o644 });
       // The link appears at once (rename), and only after the marker: never a half-built environment.
@@ -312,6 +315,21 @@ export class EnvironmentStore {
     const p = join(this.logsDir, `${key}.log`);
     return existsSync(p) ? p : null;
   }
+}
+
+/** Gives a finished build to the daemon (lchown: symlinks themselves, never their targets), asynchronously. */
+async function takeBack(dir: string, uid: number, gid: number): Promise<void> {
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop()!;
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      await lchown(p, uid, gid);
+    }
+    await lchown(d, uid, gid);
+  }
+  await chmod(dir, 0o755);
 }
 
 /** Bytes under a folder (files as stored), walked asynchronously; symlinks are not followed. */
