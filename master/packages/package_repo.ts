@@ -6,7 +6,7 @@ import type { PackageKind } from '../../common/types.ts';
 import { newestVersion, sortVersions } from '../../common/versions.ts';
 import { isZip, ZipRejected, DEFAULT_ZIP_LIMITS } from '../../common/packages/safe_zip.ts';
 import { MANIFEST_NAME, ManifestError } from '../../common/packages/manifest.ts';
-import { checkPackageOffThread, PackageCheckBusy } from '../../common/packages/package_checker.ts';
+import { checkPackageOffThread, kindOfCheck, PackageCheckBusy } from '../../common/packages/package_checker.ts';
 import { declaredFrom, RequirementsError } from '../../common/packages/requirements.ts';
 
 /** What a version declares it needs (issue 10): pip requirement lines and the Node lockfile's name. */
@@ -80,11 +80,12 @@ export class PackageRepo {
       // A bad requirements file is refused here already, as every node would refuse it.
       const d = declaredFrom(c.declared, c.manifest ? null : { topLevel: new Set(c.topLevel) });
       const requirements = d.python.length || d.node ? { python: d.python, node: d.node?.lockName ?? null } : null;
-      if (c.manifest) return { kind: 'generic', spiders: Object.keys(c.manifest.spiders).sort(), sha256: c.sha256, requirements };
+      const kind = kindOfCheck(c);
+      if (c.manifest) return { kind, spiders: Object.keys(c.manifest.spiders).sort(), sha256: c.sha256, requirements };
       if (!c.settingsModule) {
         throw new PackageRejected(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings", and there is no ${MANIFEST_NAME} for a generic package`);
       }
-      return { kind: 'scrapy-egg', spiders: null, sha256: c.sha256, requirements };
+      return { kind, spiders: null, sha256: c.sha256, requirements };
     } catch (e) {
       if (e instanceof ZipRejected || e instanceof ManifestError || e instanceof RequirementsError) throw new PackageRejected(e.message);
       if (e instanceof PackageCheckBusy) throw new PackageRejected(e.message, e.status);

@@ -14,7 +14,7 @@
  *  - An environment no version uses any more is deleted.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readlinkSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { chmod, cp, lchown, lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -73,7 +73,7 @@ export class EnvironmentStore {
   private readonly buildInfo = new Map<string, BuildInfo>();
   /** Keys an upload is about to use (between its build and its row): never deleted meanwhile. */
   private readonly claimed = new Map<string, number>();
-  private pythonVersion: Promise<string> | null = null;
+  private readonly pythonVersions = new Map<string, Promise<string>>();
   private readonly s;
 
   constructor(private readonly db: Db, dataDir: string, private readonly sandbox: SpiderSandbox) {
@@ -119,6 +119,8 @@ export class EnvironmentStore {
       await rm(join(this.dir, n), { recursive: true, force: true });
       removed++;
     }
+    // Complete environments no version uses (a crash between a build and its version's row).
+    await this.releaseUnused(names.filter((n) => ENV_KEY.test(n)));
     return removed;
   }
 
@@ -161,7 +163,8 @@ export class EnvironmentStore {
   async ensureNode(key: string, deps: NodeDeps, packageDir: string, forVersion: ForVersion): Promise<string> {
     return this.ensure(key, 'node', `${deps.lockName} sha256:${deps.lockHash.slice(0, 16)}`, forVersion, async (buildDir, log) => {
       await cp(packageDir, buildDir, { recursive: true, force: true, filter: (p) => !p.endsWith('/node_modules') });
-      this.sandbox.ownFolder(buildDir);
+      const who = this.sandbox.who;
+      if (who) await chownTree(buildDir, who.uid, who.gid); // npm runs as the spiders' user; a package may have many files
       const args = ['ci', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'];
       if (!deps.scripts) args.push('--ignore-scripts');
       await this.run('npm', args, buildDir, log, `the dependencies locked in ${deps.lockName}`);
@@ -217,7 +220,7 @@ export class EnvironmentStore {
       await build(buildDir, log);
       // Built as the spiders' user; kept as the daemon's, read-only to spiders, so no spider can
       // change an environment that other versions (other projects) run with.
-      if (this.sandbox.who) await takeBack(buildDir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+      if (this.sandbox.who) await chownTree(buildDir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
       const builtAt = nowSeconds();
       await writeFile(join(buildDir, MARKER), JSON.stringify({ key, built_at: builtAt }) + '\n', { mode: 0o644 });
       // The link appears at once (rename), and only after the marker: never a half-built environment.
@@ -273,14 +276,17 @@ export class EnvironmentStore {
   }
 
   private interpreterVersion(python: string): Promise<string> {
-    this.pythonVersion ??= new Promise<string>((resolve) => {
+    const known = this.pythonVersions.get(python);
+    if (known) return known;
+    const version = new Promise<string>((resolve) => {
       const child = spawn(python, ['-c', 'import sys; print(sys.version)'], { stdio: ['ignore', 'pipe', 'ignore'] });
       let out = '';
       child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
       child.once('error', () => resolve('unknown'));
       child.once('close', () => resolve(out.trim() || 'unknown'));
     });
-    return this.pythonVersion;
+    this.pythonVersions.set(python, version);
+    return version;
   }
 
   touch(key: string | null): void { if (key) this.s.touch.run(nowSeconds(), key); }
@@ -291,8 +297,15 @@ export class EnvironmentStore {
       if (!key || !ENV_KEY.test(key) || this.claimed.has(key) || this.building.has(key)) continue;
       if (this.s.used.get(key, key)) continue;
       const link = join(this.dir, key);
-      const target = await readlink(link).catch(() => null);
-      await rm(link, { force: true });
+      // The link goes before any await: an upload that looks for this environment from now on
+      // builds a new one (in a folder of its own) instead of taking one being deleted.
+      let target: string | null = null;
+      try {
+        target = readlinkSync(link);
+        unlinkSync(link);
+      } catch {
+        // no link: nothing built
+      }
       if (target) await rm(join(this.dir, target), { recursive: true, force: true });
       this.s.delete.run(key);
       await rm(join(this.logsDir, `${key}.log`), { force: true });
@@ -317,8 +330,8 @@ export class EnvironmentStore {
   }
 }
 
-/** Gives a finished build to the daemon (lchown: symlinks themselves, never their targets), asynchronously. */
-async function takeBack(dir: string, uid: number, gid: number): Promise<void> {
+/** Gives a folder tree to uid/gid (lchown: symlinks themselves, never their targets), asynchronously. */
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   const stack = [dir];
   while (stack.length) {
     const d = stack.pop()!;

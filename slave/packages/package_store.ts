@@ -7,7 +7,7 @@ import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
 import { manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
-import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
+import { checkPackageOffThread, kindOfCheck, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
 import type { EnvPaths } from '../runner/env_activation.ts';
 import { declaredFrom, RequirementsError, type Declared } from '../../common/packages/requirements.ts';
@@ -183,7 +183,7 @@ export class PackageStore {
       throw e;
     }
     const replaced = this.oldEnvKeys(project, version);
-    const kind = kindOf(check.manifest ? 'generic' : 'scrapy-egg');
+    const kind = kindOf(kindOfCheck(check));
     const staging = check.manifest ? genericStaging : null;
     const claimed: string[] = [];
     try {
