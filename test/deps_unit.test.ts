@@ -84,3 +84,14 @@ test('spiderplane deploy puts the project\'s requirements.txt into the egg', asy
   assert.equal(built.kind, 'scrapy-egg');
   assert.equal(new AdmZip(built.data).readAsText('requirements.txt'), 'tinylib==1.0\n');
 });
+
+test('a Node package\'s next version with the same lockfile shares its environment; another dependency does not', () => {
+  const pkg = (version: string, dep = '1.3.0') => JSON.stringify({ name: 'p', version, dependencies: { nodelib: dep } });
+  const lock = (version: string, dep = '1.3.0') => JSON.stringify({
+    name: 'p', version, lockfileVersion: 3,
+    packages: { '': { name: 'p', version, dependencies: { nodelib: dep } }, 'node_modules/nodelib': { version: dep, integrity: `sha512-${dep}` } },
+  });
+  const key = (v: string, dep?: string) => nodeEnvKey('v20', declaredFrom({ ...none, packageJson: pkg(v, dep), lockfile: { name: 'package-lock.json', text: lock(v, dep) } }, null).node!);
+  assert.equal(key('1.0.0'), key('1.0.1'));
+  assert.notEqual(key('1.0.0'), key('1.0.0', '1.4.0'));
+});

@@ -27,7 +27,7 @@ export interface DeclaredFiles {
 }
 
 export interface NodeDeps {
-  /** sha256 of the lockfile's bytes. */
+  /** sha256 of what the lockfile and package.json say about dependencies (not the package's own name or version). */
   lockHash: string;
   lockName: string;
   /** Whether install scripts may run: package.json's "spiderplane": { "npmScripts": true }. */
@@ -102,6 +102,26 @@ export function topLevelNames(entryNames: readonly string[]): Set<string> {
   return out;
 }
 
+const DEPENDENCY_FIELDS = ['dependencies', 'optionalDependencies', 'peerDependencies', 'bundleDependencies', 'bundledDependencies', 'overrides'] as const;
+
+function pickDependencyFields(v: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!v || typeof v !== 'object') return out;
+  for (const f of DEPENDENCY_FIELDS) if (f in v) out[f] = (v as Record<string, unknown>)[f];
+  return out;
+}
+
+/**
+ * What decides a Node environment: package.json's dependency fields and the lockfile's resolved
+ * tree, without the package's own name and version — so the next version of a package with the
+ * same lockfile shares its environment.
+ */
+export function nodeDependencyFacts(manifest: unknown, lock: unknown): unknown {
+  const l = (lock ?? {}) as { lockfileVersion?: unknown; packages?: Record<string, unknown>; dependencies?: unknown };
+  const packages = l.packages ? { ...l.packages, '': pickDependencyFields(l.packages['']) } : null;
+  return { manifest: pickDependencyFields(manifest), lockfileVersion: l.lockfileVersion ?? null, packages, dependencies: packages ? null : l.dependencies ?? null };
+}
+
 /** Reads what a package declares. Throws RequirementsError naming the file on a bad one. */
 export function declaredFrom(files: DeclaredFiles, egg: { topLevel: ReadonlySet<string> } | null): Declared {
   const lines: string[] = [];
@@ -120,14 +140,15 @@ export function declaredFrom(files: DeclaredFiles, egg: { topLevel: ReadonlySet<
     } catch (e) {
       throw new RequirementsError(`${PACKAGE_JSON} is not valid JSON: ${(e as Error).message}`);
     }
+    let lock: unknown;
     try {
-      JSON.parse(files.lockfile.text);
+      lock = JSON.parse(files.lockfile.text);
     } catch (e) {
       throw new RequirementsError(`${files.lockfile.name} is not valid JSON: ${(e as Error).message}`);
     }
     const sp = (manifest as { spiderplane?: { npmScripts?: unknown } } | null)?.spiderplane;
     node = {
-      lockHash: createHash('sha256').update(files.packageJson).update('\0').update(files.lockfile.text).digest('hex'),
+      lockHash: createHash('sha256').update(JSON.stringify(nodeDependencyFacts(manifest, lock))).digest('hex'),
       lockName: files.lockfile.name,
       scripts: sp?.npmScripts === true,
     };
