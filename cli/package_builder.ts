@@ -42,9 +42,23 @@ function zipFolder(dir: string): Buffer {
 }
 
 /**
+ * The project's requirements.txt goes into the egg's root, where the slaves read it and build the
+ * version's environment at deploy (beside setup.py's install_requires, already in EGG-INFO).
+ */
+function withRequirements(egg: Buffer, projectDir: string): Buffer {
+  const file = join(projectDir, 'requirements.txt');
+  if (!existsSync(file)) return egg;
+  const zip = new AdmZip(egg);
+  if (zip.getEntry('requirements.txt')) return egg;
+  zip.addFile('requirements.txt', readFileSync(file));
+  return zip.toBuffer();
+}
+
+/**
  * What `spiderplane deploy PATH` uploads: a file as it is (.egg or .zip); a folder with
  * spiderplane.json zipped as a generic package; a Scrapy project (scrapy.cfg) built into an egg
- * the way scrapyd-deploy builds it (its setup.py, or scrapyd-deploy's generated one). The build
+ * the way scrapyd-deploy builds it (its setup.py, or scrapyd-deploy's generated one), with the
+ * project's requirements.txt at the egg's root when there is one. The build
  * runs in a temporary copy: the user's folder is never written to.
  */
 export async function buildPackage(path: string, python: string): Promise<BuiltPackage> {
@@ -69,7 +83,7 @@ export async function buildPackage(path: string, python: string): Promise<BuiltP
     await run(python, ['setup.py', 'bdist_egg', '-d', out], { cwd: src, timeout: 300_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
     const egg = readdirSync(out).find((f) => f.endsWith('.egg'));
     if (!egg) throw new Error('setup.py bdist_egg made no .egg');
-    return { data: readFileSync(join(out, egg)), project, kind: 'scrapy-egg' };
+    return { data: withRequirements(readFileSync(join(out, egg)), path), project, kind: 'scrapy-egg' };
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new Error(`building the egg failed: ${err.stderr?.trim() || err.message}`);

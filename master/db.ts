@@ -356,6 +356,11 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (res, bucket)
   ) WITHOUT ROWID;
   `,
+  // Per-project dependencies (issue 10): what a version declares, JSON {python: [...], node: LOCKFILE|null}
+  // (NULL: nothing), shown on the project page; each node builds it when the version is deployed.
+  `
+  ALTER TABLE versions ADD COLUMN requirements TEXT;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

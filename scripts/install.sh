@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what spiderplane needs to run on Debian/Ubuntu: the npm packages from the lockfile,
-# Debian's Scrapy for /usr/bin/python3 so Scrapy eggs can run (skipped when already there, or when
-# apt-get is not available — generic Node/Python/shell packages run without it), and the
+# Debian's Scrapy for /usr/bin/python3 so Scrapy eggs can run, and python3-venv + python3-pip so a
+# slave builds each version's declared requirements into a virtualenv at deploy (each skipped when
+# already there, or when apt-get is not available — generic Node/Python/shell packages without
+# requirements run without them), and the
 # unprivileged system user `spiderplane-run` that a slave started as root runs its spiders as
 # (skipped without root: a slave then falls back to `nobody`, or runs spiders as itself when it
 # is not root).
@@ -28,6 +30,10 @@ need_scrapy=0
 /usr/bin/python3 -c 'import scrapy, setuptools' >/dev/null 2>&1 || need_scrapy=1
 missing=()
 [ "$need_scrapy" -eq 1 ] && missing+=(python3-scrapy python3-setuptools)
+# Per-project dependencies: `python3 -m venv` and `python3 -m pip` (Debian splits them out).
+for pkg in python3-venv python3-pip; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 for pkg in "${EXTRA_APT[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
@@ -38,7 +44,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_retry update
     apt_retry install -y --no-install-recommends "${missing[@]}"
   else
-    log "cannot install ${missing[*]} (no apt-get or no root): Scrapy eggs need 'import scrapy' to work for /usr/bin/python3 or --python"
+    log "cannot install ${missing[*]} (no apt-get or no root): Scrapy eggs need 'import scrapy' to work for /usr/bin/python3 or --python, and versions with requirements need its venv and pip modules"
   fi
 fi
 

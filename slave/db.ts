@@ -86,6 +86,20 @@ const MIGRATIONS: readonly string[] = [
     INSERT INTO job_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
   END;
   `,
+  `
+  ALTER TABLE versions ADD COLUMN requirements TEXT;   -- JSON array of pip requirement lines (null: none)
+  ALTER TABLE versions ADD COLUMN py_env TEXT;         -- key of its Python environment (envs/KEY)
+  ALTER TABLE versions ADD COLUMN node_env TEXT;       -- key of its Node environment
+  CREATE TABLE envs (
+    key           TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,         -- python | node
+    requirements  TEXT NOT NULL,         -- what it was built from, one per line
+    built_at      REAL NOT NULL,
+    last_used     REAL,
+    size          INTEGER NOT NULL,
+    build_seconds REAL NOT NULL
+  );
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

@@ -9,6 +9,7 @@ import { JobStore } from './jobs/job_store.ts';
 import { JobFiles } from './jobs/job_files.ts';
 import { HistoryPruner } from './jobs/history_pruner.ts';
 import { PackageStore } from './packages/package_store.ts';
+import { EnvironmentStore } from './packages/environments.ts';
 import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
 import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
@@ -47,7 +48,7 @@ export class Slave {
     for (const w of identity.warnings) console.warn(`[spiderplane-slave] warning: ${w}`);
     console.log(`[spiderplane-slave] ${identity.summary}`);
     const sandbox = new SpiderSandbox(identity, config.spiderEnv, process.env);
-    for (const d of ['logs', 'items', 'eggs', 'packages', 'work']) mkdirSync(join(config.dataDir, d), { recursive: true });
+    for (const d of ['logs', 'items', 'eggs', 'packages', 'work', 'envs']) mkdirSync(join(config.dataDir, d), { recursive: true });
     prepareDataDir(config.dataDir, sandbox.who);
     privateDatabaseFile(join(config.dataDir, 'slave.db'));
     const db = openSlaveDb(config.dataDir);
@@ -64,9 +65,13 @@ export class Slave {
       }
       return python;
     };
+    const envs = new EnvironmentStore(db, config.dataDir, sandbox);
+    // Builds a kill -9 interrupted never got their envs/KEY link: they are not environments, only litter.
+    const unfinished = await envs.removeUnfinished();
+    if (unfinished) console.log(`[spiderplane-slave] removed ${unfinished} unfinished environment build(s)`);
     const packages = new PackageStore(db, config.dataDir, {
       maxEntries: config.maxZipEntries, maxTotalUncompressed: config.maxUnzippedBytes, maxEntryUncompressed: config.maxUnzippedBytes,
-    }, pythonNow, sandbox);
+    }, pythonNow, sandbox, envs);
 
     const saveErrors = (uid: number, errors: SpiderErrorRecord[]) => {
       const row = jobs.get(uid);

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { extractZip, inspectZip, readZipEntry, ZipRejected, type ZipLimits } from './safe_zip.ts';
 import { scrapySettingsModule } from './egg.ts';
 import { MANIFEST_NAME, parseManifest, type Manifest } from './manifest.ts';
+import { LOCKFILES, PACKAGE_JSON, REQUIREMENTS_TXT, REQUIRES_TXT, topLevelNames, type DeclaredFiles } from './requirements.ts';
 
 export const ENTRY_POINTS_NAME = 'EGG-INFO/entry_points.txt';
 export const MAX_META_BYTES = 1024 * 1024;
@@ -31,6 +32,26 @@ export interface PackageCheck {
   size: number;
   /** True when the generic package was unpacked into extractGenericTo. */
   extracted: boolean;
+  /** The dependency files the package declares (requirements.ts reads them). */
+  declared: DeclaredFiles;
+  /** Eggs: import names of the egg's top-level entries (what an uberegg bundles). */
+  topLevel: string[];
+}
+
+function declaredFiles(data: Buffer, limits: ZipLimits, egg: boolean): DeclaredFiles {
+  let lockfile: DeclaredFiles['lockfile'] = null;
+  if (!egg) {
+    for (const name of LOCKFILES) {
+      const text = metaFile(data, name, limits);
+      if (text !== null) { lockfile = { name, text }; break; }
+    }
+  }
+  return {
+    requiresTxt: egg ? metaFile(data, REQUIRES_TXT, limits) : null,
+    requirementsTxt: metaFile(data, REQUIREMENTS_TXT, limits),
+    packageJson: egg ? null : metaFile(data, PACKAGE_JSON, limits),
+    lockfile,
+  };
 }
 
 function metaFile(data: Buffer, name: string, limits: ZipLimits): string | null {
@@ -47,9 +68,12 @@ export async function checkPackage(data: Buffer, opts: PackageCheckOptions): Pro
     const manifest = parseManifest(manifestText);
     if (opts.extractGenericTo !== null) await extractZip(data, opts.extractGenericTo, opts.limits);
     else inspectZip(data, opts.limits);
-    return { manifest, settingsModule: null, sha256, size: data.length, extracted: opts.extractGenericTo !== null };
+    return { manifest, settingsModule: null, sha256, size: data.length, extracted: opts.extractGenericTo !== null, declared: declaredFiles(data, opts.limits, false), topLevel: [] };
   }
-  inspectZip(data, opts.limits);
+  const entries = inspectZip(data, opts.limits);
   const entryPoints = metaFile(data, ENTRY_POINTS_NAME, opts.limits);
-  return { manifest: null, settingsModule: entryPoints === null ? null : scrapySettingsModule(entryPoints), sha256, size: data.length, extracted: false };
+  return {
+    manifest: null, settingsModule: entryPoints === null ? null : scrapySettingsModule(entryPoints), sha256, size: data.length, extracted: false,
+    declared: declaredFiles(data, opts.limits, true), topLevel: [...topLevelNames(entries.map((e) => e.name))],
+  };
 }

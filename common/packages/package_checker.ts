@@ -13,8 +13,14 @@ import { WorkerPool, PoolBusy, WorkerTaskError } from '../workers/worker_pool.ts
 import { ZipRejected } from './safe_zip.ts';
 import { ManifestError } from './manifest.ts';
 import type { PackageCheck, PackageCheckOptions } from './package_check.ts';
+import type { PackageKind } from '../types.ts';
 
 export type { PackageCheck, PackageCheckOptions } from './package_check.ts';
+
+/** The kind a checked package is: a spiderplane.json makes it generic, anything else is taken as an egg. */
+export function kindOfCheck(check: Pick<PackageCheck, 'manifest'>): PackageKind {
+  return check.manifest ? 'generic' : 'scrapy-egg';
+}
 
 export const POOL_SIZE = Math.max(1, Math.min(4, availableParallelism() - 1));
 export const MAX_QUEUED = 8;

@@ -112,7 +112,7 @@ export function mountApi(router: Router, m: Master): void {
           const v = m.repo.get(project, version)!;
           return {
             version, kind: v.kind, size: v.size, sha256: v.sha256, uploaded_at: v.uploaded_at, uploaded_by: v.uploaded_by,
-            spiders: v.spiders ? (JSON.parse(v.spiders) as string[]) : null,
+            spiders: v.spiders ? (JSON.parse(v.spiders) as string[]) : null, requirements: m.repo.requirements(project, version),
             nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id)).filter((x): x is string => !!x).sort(),
           };
         }),

@@ -152,6 +152,20 @@ export class NodeClient {
   }
 
   /** `egg` as a Blob (one made per deployment, or file-backed) is sent without copying it again per node. */
+  /**
+   * The dependency environment a node is building for project/version right now (its /envs.json
+   * "building"), with the tail of its build log; null when none is (or the node predates them).
+   */
+  async envBuild(project: string, version: string, tailChars = 4000): Promise<{ key: string; log: string } | null> {
+    const body = await this.get('/envs.json');
+    const building = Array.isArray(body.building) ? body.building as Array<{ key?: unknown; log_url?: unknown; versions?: unknown }> : [];
+    const b = building.find((x) => Array.isArray(x.versions) && (x.versions as Array<{ project?: unknown; version?: unknown }>).some((v) => v.project === project && v.version === version));
+    if (!b || typeof b.key !== 'string' || typeof b.log_url !== 'string' || !b.log_url.startsWith('/envs/')) return null;
+    const r = await this.request(b.log_url);
+    const text = r.status === 200 ? await r.text() : '';
+    return { key: b.key, log: text.slice(-tailChars) };
+  }
+
   async addVersion(project: string, version: string, egg: Blob, timeoutMs = 300_000): Promise<number> {
     const form = new FormData();
     form.set('project', project);

@@ -11,6 +11,10 @@ export interface DeploymentTarget {
   spiders: number | null;
   started_at: number | null;
   finished_at: number | null;
+  /** While the node works on it: 'building environment' when it builds the version's dependencies. */
+  phase?: string | null;
+  /** The tail of that build's log (pip's or npm's output) as it grows. */
+  build_log?: string | null;
 }
 
 export interface Deployment {
@@ -29,6 +33,8 @@ export interface Deployment {
  */
 export class Deployer extends EventEmitter {
   private readonly s;
+  /** Live progress of targets in flight, by "deploymentId:nodeName" (memory only: it lasts as long as the push). */
+  private readonly live = new Map<string, { phase: string; build_log: string }>();
 
   constructor(
     db: Db,
@@ -72,8 +78,35 @@ export class Deployer extends EventEmitter {
     return { id, done };
   }
 
+  /**
+   * While a node takes a version that declares requirements, asks it every second which build it
+   * runs for the version and keeps the build log's tail, for the deploy page ("building environment").
+   */
+  private followBuild(id: number, node: NodeRow, project: string, version: string): () => void {
+    if (!this.repo.requirements(project, version)) return () => undefined;
+    const liveKey = `${id}:${node.name}`;
+    let stopped = false;
+    let timer: NodeJS.Timeout | null = null;
+    const tick = async () => {
+      try {
+        const b = await this.clientFor(node, 5_000).envBuild(project, version);
+        if (!stopped && b) this.live.set(liveKey, { phase: 'building environment', build_log: b.log });
+      } catch {
+        // the node is busy or older: the deploy's own result still arrives
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), 1000);
+    };
+    timer = setTimeout(() => void tick(), 200);
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      this.live.delete(liveKey);
+    };
+  }
+
   private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Blob): Promise<void> {
     this.s.start.run(Date.now(), id, node.id);
+    const stopFollowing = this.followBuild(id, node, project, version);
     try {
       const spiders = await this.clientFor(node, 300_000).addVersion(project, version, data);
       this.repo.nodeHas(node.id, project, version);
@@ -84,12 +117,21 @@ export class Deployer extends EventEmitter {
       }
     } catch (e) {
       this.s.finishTarget.run('failed', (e as Error).message, null, Date.now(), id, node.id);
+    } finally {
+      stopFollowing();
     }
+  }
+
+  private withLive(id: number, targets: DeploymentTarget[]): DeploymentTarget[] {
+    return targets.map((t) => {
+      const l = t.state === 'pending' ? this.live.get(`${id}:${t.node}`) : undefined;
+      return { ...t, phase: l?.phase ?? null, build_log: l?.build_log ?? null };
+    });
   }
 
   get(id: number): Deployment | undefined {
     const d = this.s.get.get(id) as Omit<Deployment, 'targets'> | undefined;
-    return d ? { ...d, targets: this.s.targets.all(id) as DeploymentTarget[] } : undefined;
+    return d ? { ...d, targets: this.withLive(id, this.s.targets.all(id) as DeploymentTarget[]) } : undefined;
   }
 
   recent(project: string | null, limit = 20): Deployment[] {

@@ -6,7 +6,11 @@ import type { PackageKind } from '../../common/types.ts';
 import { newestVersion, sortVersions } from '../../common/versions.ts';
 import { isZip, ZipRejected, DEFAULT_ZIP_LIMITS } from '../../common/packages/safe_zip.ts';
 import { MANIFEST_NAME, ManifestError } from '../../common/packages/manifest.ts';
-import { checkPackageOffThread, PackageCheckBusy } from '../../common/packages/package_checker.ts';
+import { checkPackageOffThread, kindOfCheck, PackageCheckBusy } from '../../common/packages/package_checker.ts';
+import { declaredFrom, RequirementsError } from '../../common/packages/requirements.ts';
+
+/** What a version declares it needs (issue 10): pip requirement lines and the Node lockfile's name. */
+export interface VersionRequirements { python: string[]; node: string | null }
 
 export class PackageRejected extends Error {
   /** 400: the package is bad; 503: the master is too busy checking other uploads to take it now. */
@@ -24,6 +28,8 @@ export interface VersionRow {
   spiders: string | null;
   uploaded_at: number;
   uploaded_by: string | null;
+  /** JSON VersionRequirements, null when the version declares nothing. */
+  requirements: string | null;
 }
 
 /**
@@ -36,10 +42,11 @@ export class PackageRepo {
 
   constructor(private readonly db: Db, private readonly dir: string) {
     this.s = {
-      upsert: db.prepare(`INSERT INTO versions (project, version, kind, size, sha256, spiders, uploaded_at, uploaded_by)
-                          VALUES (@project, @version, @kind, @size, @sha256, @spiders, @uploaded_at, @uploaded_by)
+      upsert: db.prepare(`INSERT INTO versions (project, version, kind, size, sha256, spiders, uploaded_at, uploaded_by, requirements)
+                          VALUES (@project, @version, @kind, @size, @sha256, @spiders, @uploaded_at, @uploaded_by, @requirements)
                           ON CONFLICT (project, version) DO UPDATE SET kind = excluded.kind, size = excluded.size, sha256 = excluded.sha256,
-                          spiders = excluded.spiders, uploaded_at = excluded.uploaded_at, uploaded_by = excluded.uploaded_by`),
+                          spiders = excluded.spiders, uploaded_at = excluded.uploaded_at, uploaded_by = excluded.uploaded_by,
+                          requirements = excluded.requirements`),
       get: db.prepare(`SELECT * FROM versions WHERE project = ? AND version = ?`),
       ofProject: db.prepare(`SELECT * FROM versions WHERE project = ?`),
       all: db.prepare(`SELECT * FROM versions ORDER BY project, uploaded_at`),
@@ -66,24 +73,28 @@ export class PackageRepo {
    * Checks a package (in a worker thread: see package_checker.ts) and returns its kind, its
    * spiders for a generic package, and its sha256.
    */
-  static async inspect(data: Buffer): Promise<{ kind: PackageKind; spiders: string[] | null; sha256: string }> {
+  static async inspect(data: Buffer): Promise<{ kind: PackageKind; spiders: string[] | null; sha256: string; requirements: VersionRequirements | null }> {
     if (!isZip(data)) throw new PackageRejected('egg is not a ZIP file (if using curl, use egg=@path not egg=path)');
     try {
       const c = await checkPackageOffThread(data, { limits: DEFAULT_ZIP_LIMITS, extractGenericTo: null });
-      if (c.manifest) return { kind: 'generic', spiders: Object.keys(c.manifest.spiders).sort(), sha256: c.sha256 };
+      // A bad requirements file is refused here already, as every node would refuse it.
+      const d = declaredFrom(c.declared, c.manifest ? null : { topLevel: new Set(c.topLevel) });
+      const requirements = d.python.length || d.node ? { python: d.python, node: d.node?.lockName ?? null } : null;
+      const kind = kindOfCheck(c);
+      if (c.manifest) return { kind, spiders: Object.keys(c.manifest.spiders).sort(), sha256: c.sha256, requirements };
       if (!c.settingsModule) {
         throw new PackageRejected(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings", and there is no ${MANIFEST_NAME} for a generic package`);
       }
-      return { kind: 'scrapy-egg', spiders: null, sha256: c.sha256 };
+      return { kind, spiders: null, sha256: c.sha256, requirements };
     } catch (e) {
-      if (e instanceof ZipRejected || e instanceof ManifestError) throw new PackageRejected(e.message);
+      if (e instanceof ZipRejected || e instanceof ManifestError || e instanceof RequirementsError) throw new PackageRejected(e.message);
       if (e instanceof PackageCheckBusy) throw new PackageRejected(e.message, e.status);
       throw e;
     }
   }
 
   async add(project: string, version: string, data: Buffer, by: string | null): Promise<VersionRow> {
-    const { kind, spiders, sha256 } = await PackageRepo.inspect(data);
+    const { kind, spiders, sha256, requirements } = await PackageRepo.inspect(data);
     const path = this.file(project, version);
     await mkdir(join(path, '..'), { recursive: true });
     const staging = `${path}.incoming-${process.pid}-${Date.now()}`;
@@ -92,6 +103,7 @@ export class PackageRepo {
     const row: VersionRow = {
       project, version, kind, size: data.length, sha256,
       spiders: spiders ? JSON.stringify(spiders) : null, uploaded_at: Date.now(), uploaded_by: by,
+      requirements: requirements ? JSON.stringify(requirements) : null,
     };
     this.db.transaction(() => {
       this.s.upsert.run(row);
@@ -113,6 +125,10 @@ export class PackageRepo {
   spiders(project: string, version: string): string[] | null {
     const row = this.get(project, version);
     return row?.spiders ? (JSON.parse(row.spiders) as string[]) : null;
+  }
+  requirements(project: string, version: string): VersionRequirements | null {
+    const row = this.get(project, version);
+    return row?.requirements ? (JSON.parse(row.requirements) as VersionRequirements) : null;
   }
   setSpiders(project: string, version: string, spiders: string[]): void { this.s.setSpiders.run(JSON.stringify([...spiders].sort()), project, version); }
 

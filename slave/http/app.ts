@@ -6,6 +6,7 @@ import { closeUnreadBodies } from '../../common/http/request_params.ts';
 import { slaveSecurityHeaders } from './security_headers.ts';
 import { mountExtensionApi } from './extension_api.ts';
 import { mountFileRoutes } from './file_routes.ts';
+import { mountEnvRoutes } from './env_routes.ts';
 import type { SlaveCore } from '../slave_core.ts';
 import type { SystemMetrics } from '../metrics/system_metrics.ts';
 import type { LogStats } from '../logs/log_stats.ts';
@@ -24,6 +25,7 @@ export function createSlaveApp(config: SlaveConfig, core: SlaveCore, metrics: Sy
   const router = new Router();
   mountScrapydApi(router, core, nodeName, config.maxUploadBytes, config.finishedToKeep);
   mountExtensionApi(router, core, metrics, nodeName);
+  mountEnvRoutes(router, core, nodeName);
   app.use(mountFileRoutes(router, core, stats, nodeName, config.finishedToKeep));
   app.use(router.routes());
   app.use(async (ctx) => {

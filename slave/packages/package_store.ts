@@ -1,15 +1,19 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../../common/sqlite.ts';
 import type { PackageKind } from '../../common/types.ts';
 import { sortVersions, newestVersion } from '../../common/versions.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { isZip, ZipRejected, type ZipLimits } from '../../common/packages/safe_zip.ts';
-import { MANIFEST_NAME, manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
-import { checkPackageOffThread, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
-import { listEggSpiders } from '../runner/python.ts';
+import { manifestFromJson, ManifestError, type Manifest } from '../../common/packages/manifest.ts';
+import { checkPackageOffThread, kindOfCheck, PackageCheckBusy, type PackageCheck } from '../../common/packages/package_checker.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
+import type { EnvPaths } from '../runner/env_activation.ts';
+import { declaredFrom, RequirementsError, type Declared } from '../../common/packages/requirements.ts';
+import { EnvironmentBuildError, type EnvironmentStore, type ForVersion } from './environments.ts';
+import { kindOf } from './kinds/index.ts';
+import type { KindContext } from './kinds/kind.ts';
 
 export class PackageError extends Error {}
 
@@ -39,6 +43,9 @@ export interface VersionRow {
   spiders: string;
   settings_module: string | null;
   manifest: string | null;
+  requirements: string | null;
+  py_env: string | null;
+  node_env: string | null;
 }
 
 export interface StoredVersion {
@@ -50,6 +57,11 @@ export interface StoredVersion {
   manifest: Manifest | null;
   /** The .egg file (eggs) or the extracted folder (generic packages). */
   path: string;
+  /** The pip requirements it declared (empty: none). */
+  requirements: string[];
+  /** Its dependency environments (null: none declared). */
+  envs: EnvPaths;
+  envKeys: { py: string | null; node: string | null };
 }
 
 /**
@@ -65,24 +77,27 @@ export class PackageStore {
     private readonly zipLimits: ZipLimits,
     private readonly python: () => Promise<string | null>,
     private readonly sandbox: SpiderSandbox,
+    readonly envs: EnvironmentStore,
   ) {
     this.s = {
       projects: db.prepare(`SELECT project FROM versions GROUP BY project ORDER BY MIN(uploaded_at), project`),
       versions: db.prepare(`SELECT version FROM versions WHERE project = ?`),
       get: db.prepare(`SELECT * FROM versions WHERE project = ? AND version = ?`),
-      upsert: db.prepare(`INSERT INTO versions (project, version, kind, uploaded_at, size, sha256, spiders, settings_module, manifest)
-                          VALUES (@project, @version, @kind, @uploaded_at, @size, @sha256, @spiders, @settings_module, @manifest)
+      upsert: db.prepare(`INSERT INTO versions (project, version, kind, uploaded_at, size, sha256, spiders, settings_module, manifest, requirements, py_env, node_env)
+                          VALUES (@project, @version, @kind, @uploaded_at, @size, @sha256, @spiders, @settings_module, @manifest, @requirements, @py_env, @node_env)
                           ON CONFLICT (project, version) DO UPDATE SET kind = excluded.kind, uploaded_at = excluded.uploaded_at,
                           size = excluded.size, sha256 = excluded.sha256, spiders = excluded.spiders,
-                          settings_module = excluded.settings_module, manifest = excluded.manifest`),
+                          settings_module = excluded.settings_module, manifest = excluded.manifest,
+                          requirements = excluded.requirements, py_env = excluded.py_env, node_env = excluded.node_env`),
+      envKeys: db.prepare(`SELECT py_env, node_env FROM versions WHERE project = ? AND (? IS NULL OR version = ?)`),
       delete: db.prepare(`DELETE FROM versions WHERE project = ? AND version = ?`),
       deleteProject: db.prepare(`DELETE FROM versions WHERE project = ?`),
       all: db.prepare(`SELECT project, version, kind, uploaded_at, size, sha256, spiders FROM versions ORDER BY project, uploaded_at`),
     };
   }
 
-  eggPath(project: string, version: string): string { return join(this.dataDir, 'eggs', project, `${version}.egg`); }
-  genericDir(project: string, version: string): string { return join(this.dataDir, 'packages', project, version); }
+  eggPath(project: string, version: string): string { return kindOf('scrapy-egg').path(this.dataDir, project, version); }
+  genericDir(project: string, version: string): string { return kindOf('generic').path(this.dataDir, project, version); }
   workDir(project: string): string { return join(this.dataDir, 'work', project); }
 
   projects(): string[] { return (this.s.projects.all() as Array<{ project: string }>).map((r) => r.project); }
@@ -110,8 +125,44 @@ export class PackageStore {
       spiders: JSON.parse(row.spiders) as string[],
       settingsModule: row.settings_module,
       manifest: row.manifest ? manifestFromJson(row.manifest) : null,
-      path: row.kind === 'scrapy-egg' ? this.eggPath(row.project, row.version) : this.genericDir(row.project, row.version),
+      path: kindOf(row.kind).path(this.dataDir, row.project, row.version),
+      requirements: row.requirements ? JSON.parse(row.requirements) as string[] : [],
+      envs: { pyEnv: row.py_env ? this.envs.pathOf(row.py_env) : null, nodeEnv: row.node_env ? this.envs.pathOf(row.node_env) : null },
+      envKeys: { py: row.py_env, node: row.node_env },
     };
+  }
+
+  /** Records that a version's environments were used by a run (envs.json's last_used). */
+  noteUsed(pkg: StoredVersion): void {
+    this.envs.touch(pkg.envKeys.py);
+    this.envs.touch(pkg.envKeys.node);
+  }
+
+  private declared(check: PackageCheck): Declared {
+    try {
+      return declaredFrom(check.declared, check.manifest ? null : { topLevel: new Set(check.topLevel) });
+    } catch (e) {
+      if (e instanceof RequirementsError) throw new PackageError(e.message);
+      throw e;
+    }
+  }
+
+  /** Builds (or reuses) the Python environment a version declares; null when it declares none. Claims its key. */
+  private async pythonEnv(declared: Declared, forVersion: ForVersion): Promise<{ key: string; path: string } | null> {
+    if (declared.python.length === 0) return null;
+    const python = await this.python();
+    if (!python) throw new PackageError('the package declares Python requirements, but no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
+    const key = await this.envs.pythonKey(python, declared.python);
+    try {
+      return { key, path: await this.envs.ensurePython(key, python, declared.python, forVersion) };
+    } catch (e) {
+      if (e instanceof EnvironmentBuildError) throw new PackageError(e.message);
+      throw e;
+    }
+  }
+
+  private oldEnvKeys(project: string, version: string | null): Array<string | null> {
+    return (this.s.envKeys.all(project, version, version) as Array<{ py_env: string | null; node_env: string | null }>).flatMap((r) => [r.py_env, r.node_env]);
   }
 
   /**
@@ -131,61 +182,55 @@ export class PackageStore {
       if (e instanceof ZipRejected || e instanceof ManifestError || e instanceof PackageCheckBusy) throw new PackageError(e.message);
       throw e;
     }
-    const base = { project, version, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256 };
-    if (check.manifest) {
-      const manifest = check.manifest;
-      await chmod(join(dir, '..'), 0o755); // spiders (the run-as user) read packages whatever the daemon's umask
-      ensureNodeBoundary(genericStaging);
-      // Swap in the new tree; an old tree of the same version goes aside first so the rename succeeds.
-      const old = `${dir}.replaced-${process.pid}-${Date.now()}`;
-      await rename(dir, old).catch(() => undefined);
-      await rename(genericStaging, dir);
-      await rm(old, { recursive: true, force: true });
-      const row = { ...base, kind: 'generic' as const, spiders: JSON.stringify(Object.keys(manifest.spiders).sort()), settings_module: null, manifest: JSON.stringify(manifest) };
-      this.s.upsert.run(row);
-      return this.toStored(row);
-    }
-
-    const settingsModule = check.settingsModule;
-    if (!settingsModule) {
-      throw new PackageError(`egg has no Scrapy entry point: EGG-INFO/entry_points.txt needs "[scrapy]" with "settings = yourproject.settings" (what scrapyd-deploy's setup.py declares), and there is no ${MANIFEST_NAME} for a generic package`);
-    }
-    const python = await this.python();
-    if (!python) throw new PackageError('no Python interpreter that can import scrapy was found on this slave (install Scrapy or set --python)');
-    const egg = this.eggPath(project, version);
-    await mkdir(join(egg, '..'), { recursive: true });
-    await chmod(join(egg, '..'), 0o755); // spiders (the run-as user) read eggs whatever the daemon's umask
-    const staging = `${egg}.incoming-${process.pid}-${Date.now()}`;
-    await writeFile(staging, data);
-    await chmod(staging, 0o644);
-    let spiders: string[];
+    const replaced = this.oldEnvKeys(project, version);
+    const kind = kindOf(kindOfCheck(check));
+    const staging = check.manifest ? genericStaging : null;
+    const claimed: string[] = [];
     try {
-      await mkdir(this.workDir(project), { recursive: true });
-      this.sandbox.ownFolder(this.workDir(project));
-      spiders = await listEggSpiders(python, staging, settingsModule, project, this.workDir(project), this.sandbox);
-    } catch (e) {
-      await rm(staging, { force: true });
-      throw new PackageError((e as Error).message);
+      let declared: Declared;
+      try {
+        declared = this.declared(check);
+      } catch (e) {
+        if (staging) await rm(staging, { recursive: true, force: true });
+        throw e;
+      }
+      const installed = await kind.install({ project, version, data, check, declared, staging, claimed }, this.kindContext());
+      const row: VersionRow = {
+        project, version, kind: kind.name, uploaded_at: nowSeconds(), size: data.length, sha256: check.sha256,
+        spiders: JSON.stringify([...installed.spiders].sort()), settings_module: installed.settings_module, manifest: installed.manifest,
+        requirements: declared.python.length ? JSON.stringify(declared.python) : null, py_env: installed.py_env, node_env: installed.node_env,
+      };
+      this.s.upsert.run(row);
+      await this.envs.releaseUnused(replaced.filter((k) => k !== row.py_env && k !== row.node_env));
+      return this.toStored(row);
+    } finally {
+      for (const k of claimed) this.envs.unclaim(k);
     }
-    await rename(staging, egg);
-    const row = { ...base, kind: 'scrapy-egg' as const, spiders: JSON.stringify(spiders.sort()), settings_module: settingsModule, manifest: null };
-    this.s.upsert.run(row);
-    return this.toStored(row);
+  }
+
+  private kindContext(): KindContext {
+    return {
+      dataDir: this.dataDir, sandbox: this.sandbox, envs: this.envs, python: this.python, workDir: (p) => this.workDir(p),
+      pythonEnv: (declared, project, version) => this.pythonEnv(declared, { project, version }),
+    };
   }
 
   async deleteVersion(project: string, version: string): Promise<boolean> {
     const row = this.s.get.get(project, version) as VersionRow | undefined;
     if (!row) return false;
     this.s.delete.run(project, version);
-    await rm(row.kind === 'scrapy-egg' ? this.eggPath(project, version) : this.genericDir(project, version), { recursive: true, force: true });
+    await rm(kindOf(row.kind).path(this.dataDir, project, version), { recursive: true, force: true });
     if (!this.hasProject(project)) await this.removeProjectDirs(project);
+    await this.envs.releaseUnused([row.py_env, row.node_env]);
     return true;
   }
 
   async deleteProject(project: string): Promise<boolean> {
     if (!this.hasProject(project)) return false;
+    const keys = this.oldEnvKeys(project, null);
     this.s.deleteProject.run(project);
     await this.removeProjectDirs(project);
+    await this.envs.releaseUnused(keys);
     return true;
   }
 

@@ -6,6 +6,7 @@
  *   logs/             0700 daemon  logs are opened by the daemon and handed to the spider as fds
  *   eggs/ packages/   0711 daemon  packages readable (0644/0755 inside), not writable, by spiders
  *   items/ work/      0711 daemon  each items/PROJECT/SPIDER and work/PROJECT is owned by the run-as user
+ *   envs/             0711 daemon  each environment's build folder is owned by the run-as user (pip/npm build as it)
  * and the daemon refuses to start when a parent folder of DATA_DIR is closed to the run-as user.
  */
 import { lchownSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
@@ -46,7 +47,7 @@ export function unreachableReason(dir: string, who: Who, stat: (p: string) => Fo
 }
 
 const DAEMON_ONLY = ['logs'];
-const PASS_THROUGH = ['eggs', 'packages', 'items', 'work'];
+const PASS_THROUGH = ['eggs', 'packages', 'items', 'work', 'envs'];
 
 /** Creates nothing; sets the modes above on an existing data folder and refuses an unreachable one. */
 export function prepareDataDir(dataDir: string, runAs: Who | null): void {

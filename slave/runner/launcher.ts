@@ -5,13 +5,15 @@ import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { JobStore, JobRow } from '../jobs/job_store.ts';
-import { ensureNodeBoundary, type PackageStore } from '../packages/package_store.ts';
+import type { PackageStore } from '../packages/package_store.ts';
+import { kindOf } from '../packages/kinds/index.ts';
+import { KindError } from '../packages/kinds/kind.ts';
 import type { LogMonitor } from '../logs/log_monitor.ts';
 import type { JobOutcome } from '../../common/types.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { sanitizeVersion } from '../../common/names.ts';
 import { checkSettingPaths } from '../../common/scrapy_setting_paths.ts';
-import { genericCommand, scrapyCommand, type SpawnSpec } from './spider_command.ts';
+import type { SpawnSpec } from './spider_command.ts';
 import { isSameProcess, processStartTime, signalGroup } from './process_probe.ts';
 import type { JobFiles } from '../jobs/job_files.ts';
 import { judgeOutcome } from '../jobs/outcome.ts';
@@ -129,19 +131,15 @@ export class Launcher extends EventEmitter {
       return;
     }
     const baseEnv = this.sandbox.baseEnv(workDir);
-    if (pkg.kind === 'scrapy-egg') {
-      const python = this.python();
-      if (!python) {
-        this.jobs.failPending(row.uid, 'not started: no Python interpreter that can import scrapy on this slave');
-        this.emit('finished', row.uid);
-        return;
-      }
-      spec = scrapyCommand(info, pkg, python, baseEnv);
-    } else {
-      spec = genericCommand(info, pkg, baseEnv);
-      // Versions unpacked before packages got their boundary get it now (a tiny sync write, once).
-      try { ensureNodeBoundary(pkg.path); } catch (e) { console.error(`[spiderplane-slave] no Node boundary for ${pkg.project} ${pkg.version}: ${(e as Error).message}`); }
+    try {
+      spec = kindOf(pkg.kind).command(info, pkg, { python: this.python(), baseEnv });
+    } catch (e) {
+      if (!(e instanceof KindError)) throw e;
+      this.jobs.failPending(row.uid, `not started: ${e.message}`);
+      this.emit('finished', row.uid);
+      return;
     }
+    this.packages.noteUsed(pkg); // envs.json's last_used
     // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
     // and it keeps logging even if this daemon dies.
     const logFd = openSync(paths.logPath, 'a');

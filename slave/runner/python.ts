@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { SpiderSandbox } from './sandbox.ts';
+import { activateEnvironments, pythonFor, type EnvPaths } from './env_activation.ts';
 
 const run = promisify(execFile);
 
@@ -32,12 +33,14 @@ export function eggEnvironment(base: Record<string, string>, eggPath: string, se
 
 /**
  * Runs `scrapy list` against an egg, as Scrapyd does on addversion and listspiders. It imports the
- * package's code, so it runs like a spider: as the sandbox's user, with its environment.
+ * package's code, so it runs like a spider: as the sandbox's user, with its environment (and
+ * inside the version's dependency environment when it has one).
  */
-export async function listEggSpiders(python: string, eggPath: string, settingsModule: string, project: string, cwd: string, sandbox: SpiderSandbox): Promise<string[]> {
+export async function listEggSpiders(python: string, eggPath: string, settingsModule: string, project: string, cwd: string, sandbox: SpiderSandbox, envs: EnvPaths = { pyEnv: null, nodeEnv: null }): Promise<string[]> {
   try {
-    const { stdout } = await run(python, ['-m', 'scrapy', 'list'], {
-      env: { ...eggEnvironment(sandbox.baseEnv(cwd), eggPath, settingsModule), SCRAPY_PROJECT: project },
+    // Inside the version's environment, when it has one: its imports must resolve as the spider's will.
+    const { stdout } = await run(pythonFor(envs, python), ['-m', 'scrapy', 'list'], {
+      env: { ...eggEnvironment(activateEnvironments(sandbox.baseEnv(cwd), envs), eggPath, settingsModule), SCRAPY_PROJECT: project },
       ...sandbox.spawnIdentity(),
       cwd,
       timeout: 120_000,

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { StoredVersion } from '../packages/package_store.ts';
 import { eggEnvironment } from './python.ts';
+import { activateEnvironments, pythonFor } from './env_activation.ts';
 
 export interface SpawnSpec {
   command: string;
@@ -60,9 +61,9 @@ export function scrapyCommand(job: JobLaunch, pkg: StoredVersion, python: string
   const settings = { ...job.settings, FEEDS: JSON.stringify({ [`file://${job.itemsPath}`]: { format: 'jsonlines' } }) };
   for (const [k, v] of Object.entries(settings)) args.push('-s', `${k}=${v}`);
   return {
-    command: python,
+    command: pythonFor(pkg.envs, python),
     args,
-    env: { ...eggEnvironment(baseEnv, pkg.path, pkg.settingsModule ?? ''), ...commonEnv(job, pkg) },
+    env: { ...eggEnvironment(activateEnvironments(baseEnv, pkg.envs), pkg.path, pkg.settingsModule ?? ''), ...commonEnv(job, pkg) },
     cwd: job.workDir,
   };
 }
@@ -75,7 +76,7 @@ export function genericCommand(job: JobLaunch, pkg: StoredVersion, baseEnv: Reco
   const spec = pkg.manifest?.spiders[job.spider];
   if (!spec) throw new Error(`spider '${job.spider}' not found in ${pkg.project} ${pkg.version}`);
   const argv = Object.entries(job.args).map(([k, v]) => `--${k}=${v}`);
-  const env = { ...baseEnv, ...spec.env, ...commonEnv(job, pkg) };
+  const env = { ...activateEnvironments(baseEnv, pkg.envs), ...spec.env, ...commonEnv(job, pkg) };
   if (typeof spec.command === 'string') {
     return { command: '/bin/sh', args: ['-c', spec.command, job.spider, ...argv], env, cwd: pkg.path };
   }

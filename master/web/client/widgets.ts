@@ -22,7 +22,7 @@ export function autoRefresh(): void {
   }
 }
 
-interface Deployment { finished_at: number | null; targets: Array<{ node: string; state: string; message: string | null; spiders: number | null }> }
+interface Deployment { finished_at: number | null; targets: Array<{ node: string; state: string; message: string | null; spiders: number | null; phase?: string | null; build_log?: string | null }> }
 
 /** A deployment page follows each node's result as it arrives. */
 export function deploymentProgress(): void {
@@ -40,7 +40,12 @@ export function deploymentProgress(): void {
         const spiders = row.querySelector('[data-field="spiders"]');
         if (spiders) spiders.textContent = t.spiders === null ? '—' : String(t.spiders);
         const message = row.querySelector('[data-field="message"]');
-        if (message) message.textContent = t.message ?? '';
+        // While the node builds the version's dependencies: "building environment" and pip's/npm's log as it grows.
+        if (message && t.phase) {
+          const parts: Node[] = [el('span', { 'data-field': 'phase' }, `${t.phase}…`)];
+          if (t.build_log) parts.push(el('pre', { class: 'log build-log', 'data-field': 'build-log' }, t.build_log));
+          message.replaceChildren(...parts);
+        } else if (message) message.textContent = t.message ?? '';
       }
       if (deployment.finished_at) {
         document.querySelector('[data-deploy-state]')?.replaceChildren(el('span', { class: 'badge finished' }, 'finished'));

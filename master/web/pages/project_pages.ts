@@ -67,7 +67,9 @@ export function mountProjectPages(pc: PageContext): void {
     const names = new Map(m.nodes.all().map((n) => [n.id, n.name]));
     const versions = m.repo.versions(project).reverse().map((version) => {
       const row = m.repo.get(project, version)!;
-      return { ...row, spiders: m.repo.spiders(project, version), nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id) ?? '?').sort() };
+      // A node has a version only once its environment is built (a failed build refuses it), so
+      // "On nodes" is also where its requirements are built.
+      return { ...row, spiders: m.repo.spiders(project, version), reqs: m.repo.requirements(project, version), nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id) ?? '?').sort() };
     });
     const newest = versions[0]!;
     render(env, ctx, 'project.njk', {
