@@ -70,6 +70,10 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN nice INTEGER;
   ALTER TABLE jobs ADD COLUMN limit_hit TEXT;
   `,
+  // Master leases (issue 14 §4): schedule.json's _keep_running (NULL = not given: kept running).
+  `
+  ALTER TABLE jobs ADD COLUMN keep_running INTEGER;
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

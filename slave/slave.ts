@@ -22,6 +22,9 @@ import { SystemMetrics } from './metrics/system_metrics.ts';
 import { SlaveCore } from './slave_core.ts';
 import { createSlaveApp } from './http/app.ts';
 import { Announcer } from './cluster/announcer.ts';
+import { MasterLease } from './cluster/master_lease.ts';
+import { JobLeaseStore } from './jobs/job_lease.ts';
+import { prepareKeepersDir } from './runner/keepers_dir.ts';
 
 const ERRORS_TO_KEEP = 10_000;
 
@@ -77,6 +80,11 @@ export class Slave {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
+      lease: {
+        clock: new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0),
+        store: new JobLeaseStore(db),
+        keepersDir: prepareKeepersDir(config.dataDir),
+      },
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);
@@ -96,10 +104,11 @@ export class Slave {
     });
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
     launcher.kick();
+    launcher.startLeaseWatch();
     let announcer: Announcer | null = null;
     if (config.master) {
       const advertised = config.advertiseUrl ?? `http://${address}`;
-      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc }));
+      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc }), undefined, () => launcher.masterContact(null));
       announcer.start();
     }
     return new Slave(config, core, db, server, metrics, logs, announcer);
