@@ -295,6 +295,11 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX runs_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
   ALTER TABLE schedules ADD COLUMN run_policy TEXT NOT NULL DEFAULT '{}';
   `,
+  // Master leases (issue 14 §4): a run that keeps going on a node cut off from the master (not
+  // failed over, not stopped by its slave). Schedules keep it in run_policy's JSON.
+  `
+  ALTER TABLE runs ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

@@ -1,4 +1,5 @@
 import type { NodeMetrics, SlaveJob } from '../../common/types.ts';
+import { freshRequest, isStaleConnection, replayableBody } from './fresh_request.ts';
 import { encodeSchedule, type ScheduleParams } from '../../common/http/scrapyd_params.ts';
 import {
   parseAddVersion, parseCancelled, parseDaemonStatus, parseListJobs, parseNameList, parseScheduled, ResponseShapeError,
@@ -39,10 +40,13 @@ export class NodeClient {
     private readonly node: NodeTarget,
     private readonly clusterToken: string | null,
     private readonly timeoutMs: number,
+    /** the master's offline window in seconds, told to spiderplane slaves in every request (their lease) */
+    private readonly leaseSeconds: number | null = null,
   ) {}
 
   private headers(): Record<string, string> {
-    return nodeAuthHeaders(this.node, this.clusterToken);
+    const lease: Record<string, string> = this.leaseSeconds ? { 'X-Spiderplane-Lease': String(this.leaseSeconds) } : {};
+    return { ...nodeAuthHeaders(this.node, this.clusterToken), ...lease };
   }
 
   url(path: string): string {
@@ -50,13 +54,22 @@ export class NodeClient {
   }
 
   private async request(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
+    const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
+    const timeoutMs = init.timeoutMs ?? this.timeoutMs;
     try {
-      return await fetch(this.url(path), {
-        ...init,
-        headers: { ...this.headers(), ...(init.headers as Record<string, string> | undefined) },
-        signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
-      });
+      return await fetch(this.url(path), { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
+      // A dead pooled keep-alive connection: the request never reached the node. Once more, on a
+      // connection of its own (a stream body cannot be sent twice: that error stands).
+      const body = replayableBody(init.body);
+      if (isStaleConnection(e) && body !== false) {
+        try {
+          return await freshRequest(this.url(path), { method: init.method, headers, body, timeoutMs });
+        } catch (e2) {
+          const why = (e2 as Error).name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : (e2 as { code?: string }).code ?? (e2 as Error).message;
+          throw new NodeUnreachable(`${this.node.url}: ${why} (after ${(e as { cause?: { code?: string } }).cause?.code} on a pooled connection)`);
+        }
+      }
       const err = e as Error & { cause?: { code?: string } };
       const why = err.name === 'TimeoutError' ? `no answer in ${(init.timeoutMs ?? this.timeoutMs) / 1000} s` : err.cause?.code ?? err.message;
       throw new NodeUnreachable(`${this.node.url}: ${why}`);

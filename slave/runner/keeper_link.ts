@@ -135,6 +135,11 @@ export class KeeperLink extends EventEmitter {
     this.send({ lease: t.leaseMs, keep: t.keep, ...(t.contactAgoMs !== null ? { contactAgoMs: t.contactAgoMs } : {}) });
   }
 
+  /** Keeps the daemon alive until this link closes (a shutdown that waits for its spiders to end). */
+  hold(): void {
+    for (const h of [this.child, this.out, this.input] as Array<{ ref?: () => void } | null>) h?.ref?.();
+  }
+
   /** Lets go of the keeper without stopping it (the daemon is leaving; a later one re-adopts it). */
   release(): void {
     this.closed = true;

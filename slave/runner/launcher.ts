@@ -517,6 +517,7 @@ export class Launcher extends EventEmitter {
       return;
     }
     for (const e of entries) {
+      e.link?.hold(); // unref'd pipes alone would let the process exit before the spiders ended
       const row = this.jobs.get(e.uid);
       if (row) this.cancelRunning(row, 'SIGINT');
     }
