@@ -96,6 +96,7 @@ export class RunStore {
       finishedAll: db.prepare(`SELECT * FROM runs WHERE state IN ('finished', 'lost', 'failed') ORDER BY ended_at DESC, id DESC LIMIT ?`),
       pendingAll: db.prepare(`SELECT * FROM runs WHERE state IN ('dispatching', 'pending') ORDER BY priority DESC, id`),
       runningAll: db.prepare(`SELECT * FROM runs WHERE state = 'running' ORDER BY started_at, id`),
+      successorsOf: db.prepare(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id`),
     };
   }
 
@@ -110,6 +111,8 @@ export class RunStore {
   /** Runs lost with this node since `since`, and whether each was re-run elsewhere. */
   lostOfNode(nodeId: number, since: number): Array<RunRow & { has_successor: number }> { return this.s.lostOfNode.all(nodeId, since) as Array<RunRow & { has_successor: number }>; }
   active(): RunRow[] { return this.s.active.all() as RunRow[]; }
+  /** The runs that repeat this one (failovers, retries, and each node tried for them). */
+  successorsOf(id: number): RunRow[] { return this.s.successorsOf.all(id) as RunRow[]; }
   /** Runs a schedule started at or after `since` (to tell whether an interrupted fire got as far as dispatching). */
   ofScheduleSince(scheduleId: number, since: number): RunRow[] {
     return this.db.prepare(`SELECT * FROM runs WHERE schedule_id = ? AND created_at >= ? ORDER BY id`).all(scheduleId, since) as RunRow[];

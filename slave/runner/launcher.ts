@@ -218,7 +218,7 @@ export class Launcher extends EventEmitter {
       } else if (report) {
         const adoptedNote = entry.adopted ? (this.jobs.get(entry.uid)?.note ?? 're-adopted after a slave restart; exit status from its keeper') : undefined;
         entry.adopted = false; // the keeper knows the exit status
-        this.recordEnd(entry.uid, { code: report.code, signal: report.signal, ...(report.note ? { note: report.note, forceOutcome: 'lost' as const } : adoptedNote ? { note: adoptedNote } : {}) });
+        this.recordEnd(entry.uid, { code: report.code, signal: report.signal, endedAt: report.at, ...(report.note ? { note: report.note, forceOutcome: 'lost' as const } : adoptedNote ? { note: adoptedNote } : {}) });
       } else {
         this.recordEnd(entry.uid, { code: null, signal: null, note: 'its keeper ended without reporting an exit status' });
       }
@@ -319,7 +319,7 @@ export class Launcher extends EventEmitter {
    * Records the end at once (the slot is free and listjobs shows it finished), then fills in what
    * takes I/O — items count, final log stats, errors — and applies the retention limits.
    */
-  private recordEnd(uid: number, r: { code: number | null; signal: NodeJS.Signals | null; note?: string; forceOutcome?: JobOutcome }): void {
+  private recordEnd(uid: number, r: { code: number | null; signal: NodeJS.Signals | null; note?: string; forceOutcome?: JobOutcome; endedAt?: number }): void {
     const entry = this.live.get(uid);
     this.live.delete(uid);
     if (entry?.ladder) clearTimeout(entry.ladder);
@@ -331,7 +331,8 @@ export class Launcher extends EventEmitter {
     if (entry?.leaseStop && !r.forceOutcome) r = { ...r, forceOutcome: 'lost', note: entry.leaseStop };
     clearKeeperFiles(keeperFiles(this.opts.lease.keepersDir, uid));
     const outcome: JobOutcome = r.forceOutcome ?? (hit ? hit.kind : entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
-    const end = nowSeconds();
+    // A keeper's report says when the spider really ended (the daemon may have been down then).
+    const end = r.endedAt && r.endedAt > 0 && r.endedAt <= nowSeconds() ? r.endedAt : nowSeconds();
     const paths = this.files.paths(row.project, row.spider, row.id);
     if (hit) this.opts.limits?.store.recordHit(uid, hit);
     this.jobs.markFinished(uid, {
@@ -486,11 +487,11 @@ export class Launcher extends EventEmitter {
         // Its keeper, if it had one, left the exit status (and why it stopped it) behind.
         const report = readKeeperExit(keeperFiles(this.opts.lease.keepersDir, row.uid));
         if (report?.note) {
-          this.recordEnd(row.uid, { code: report.code, signal: report.signal, forceOutcome: 'lost', note: report.note });
+          this.recordEnd(row.uid, { code: report.code, signal: report.signal, endedAt: report.at, forceOutcome: 'lost', note: report.note });
         } else if (report) {
           // Nobody watched how it ended: still 'lost' (the master may fail it over), with the status its keeper saw.
           const how = report.signal ? `signal ${report.signal}` : `exit code ${report.code}`;
-          this.recordEnd(row.uid, { code: report.code, signal: report.signal, forceOutcome: 'lost', note: `the slave stopped while this job ran and its process was gone at restart (its keeper saw it end with ${how})` });
+          this.recordEnd(row.uid, { code: report.code, signal: report.signal, endedAt: report.at, forceOutcome: 'lost', note: `the slave stopped while this job ran and its process was gone at restart (its keeper saw it end with ${how})` });
         } else {
           this.recordEnd(row.uid, { code: null, signal: null, forceOutcome: 'lost', note: 'the slave stopped while this job ran and its process was gone at restart' });
         }
