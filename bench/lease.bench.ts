@@ -34,9 +34,11 @@ async function dispatch(body: Record<string, unknown>): Promise<RunView> {
   if (r.status !== 201) throw new Error(JSON.stringify(r.body));
   return r.body.runs[0]!;
 }
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+/** A keeper's memory: RSS, and its own share (PSS: the node binary's pages are shared by all keepers). */
+function memory(pid: number): string {
+  const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? NaN) / 1024;
+  return `RSS ${kb('Rss').toFixed(1)} MiB, PSS ${kb('Pss').toFixed(1)} MiB`;
 }
 
 async function main(): Promise<void> {
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
     const j = await slaveJob(n2, a.job);
     const pid = j!.pid!;
     const keeper = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-    const keeperRss = rssMiB(keeper);
+    const keeperMem = memory(keeper);
     const killedAt = Date.now();
     await hardKill9(n2);
     await waitGone(pid);
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
     await waitNodeStatus(master, 'n2', 'online');
     const rec = await waitFor('original recorded', async () => { const x = await slaveJob(n2, a.job); return x?.state === 'finished' && x.items_count !== null ? x : undefined; });
     const win = rec.end_timestamp! - next.created_at / 1000;
-    console.log(`kill -9 round ${i}: keeper stopped the orphan ${((stoppedAt - killedAt) / 1000).toFixed(2)} s after the kill; original stop - failover dispatch = ${win.toFixed(2)} s (${win > 0 ? `~${Math.ceil(win * 10)} items crawled twice` : 'no overlap'}); keeper RSS ${keeperRss.toFixed(1)} MiB`);
+    console.log(`kill -9 round ${i}: keeper stopped the orphan ${((stoppedAt - killedAt) / 1000).toFixed(2)} s after the kill; original stop - failover dispatch = ${win.toFixed(2)} s (${win > 0 ? `~${Math.ceil(win * 10)} items crawled twice` : 'no overlap'}); keeper ${keeperMem}`);
     await master.api('POST', `/api/runs/${next.job}/cancel`, {});
 
     // the master frozen for twice the window
