@@ -24,7 +24,7 @@ import { createSlaveApp } from './http/app.ts';
 import { Announcer } from './cluster/announcer.ts';
 import { MasterLease } from './cluster/master_lease.ts';
 import { JobLeaseStore } from './jobs/job_lease.ts';
-import { prepareKeepersDir } from './runner/keepers_dir.ts';
+import { prepareKeepersDir, readToldWindow } from './runner/keepers_dir.ts';
 
 const ERRORS_TO_KEEP = 10_000;
 
@@ -76,14 +76,17 @@ export class Slave {
     };
     let address = `${config.bind}:${config.port}`;
     const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
+    const keepersDir = prepareKeepersDir(config.dataDir);
+    const lease = new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0);
+    lease.seed(readToldWindow(keepersDir));
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       historyToKeep: config.historyToKeep, jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
       lease: {
-        clock: new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0),
+        clock: lease,
         store: new JobLeaseStore(db),
-        keepersDir: prepareKeepersDir(config.dataDir),
+        keepersDir,
       },
     });
     launcher.on('errors', saveErrors);

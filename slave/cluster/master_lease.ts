@@ -40,6 +40,14 @@ export class MasterLease {
     return true;
   }
 
+  /** The window a master told before this daemon restarted (persisted), until a master tells one again. */
+  seed(ms: number | null): void {
+    if (this.toldMs === null && ms !== null && Number.isFinite(ms) && ms > 0) this.toldMs = ms;
+  }
+
+  /** The window a master told, for persisting. */
+  get toldWindowMs(): number | null { return this.toldMs; }
+
   /** ms since the last master contact, or null before any. */
   sinceContactMs(): number | null {
     return this.lastContact === null ? null : this.now() - this.lastContact;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setMode } from '../../common/private_files.ts';
 
@@ -15,4 +15,18 @@ export function prepareKeepersDir(dataDir: string): string {
   const longest = Buffer.byteLength(join(dir, '9999999999.sock.tmp'));
   if (longest > 104) throw new Error(`the data dir ${dataDir} is too deep for keeper sockets (${longest} bytes; unix sockets allow 104): choose a shorter --data-dir`);
   return dir;
+}
+
+/** The lease window a master last told (kept across restarts, so orphans adopted before any master speaks keep their window). */
+export function readToldWindow(keepersDir: string): number | null {
+  try {
+    const ms = Number(readFileSync(join(keepersDir, 'lease-window-ms'), 'utf8').trim());
+    return Number.isFinite(ms) && ms > 0 ? ms : null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeToldWindow(keepersDir: string, ms: number): void {
+  try { writeFileSync(join(keepersDir, 'lease-window-ms'), String(ms), { mode: 0o600 }); } catch { /* kept in memory anyway */ }
 }

@@ -24,6 +24,7 @@ import { LimitWatcher } from './limit_watcher.ts';
 import { clearKeeperFiles, KeeperLink, keeperFiles, readKeeperExit, type KeeperExit, type LeaseTerms } from './keeper_link.ts';
 import type { JobLeaseStore } from '../jobs/job_lease.ts';
 import type { MasterLease } from '../cluster/master_lease.ts';
+import { writeToldWindow } from './keepers_dir.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -247,6 +248,8 @@ export class Launcher extends EventEmitter {
    */
   masterContact(header: string | null): void {
     const changed = this.opts.lease.clock.contact(header);
+    const told = this.opts.lease.clock.toldWindowMs;
+    if (changed && told !== null) writeToldWindow(this.opts.lease.keepersDir, told);
     const now = Date.now();
     if (!changed && now - this.lastContactSent < 1000) return;
     this.lastContactSent = now;
