@@ -251,13 +251,19 @@ describe('a master with two slaves (offline after 3 s)', () => {
   const nodes = new Map<string, SlaveHandle>();
   const TOKEN = { Authorization: `Bearer ${CLUSTER_TOKEN}` };
 
-  async function node(name: string): Promise<SlaveHandle> {
+  async function node(name: string, extra: string[] = []): Promise<SlaveHandle> {
     if (!dirs.has(name)) dirs.set(name, tempDir(`spiderplane-lease-${name}-`));
-    const h = await startSlave({ dataDir: dirs.get(name)!, args: ['--master', master.url, '--cluster-token', CLUSTER_TOKEN, '--node-name', name, '--max-proc', '4', '--cancel-grace', '2'] });
+    const h = await startSlave({ dataDir: dirs.get(name)!, args: ['--master', master.url, '--cluster-token', CLUSTER_TOKEN, '--node-name', name, '--max-proc', '4', '--cancel-grace', '2', ...extra] });
     daemons.add(h);
     nodes.set(name, h);
     return h;
   }
+  /** Online at this handle's URL (a restarted slave announces a new port). */
+  const onlineAt = (name: string, h: SlaveHandle) => waitFor(`${name} online at ${h.url}`, async () => {
+    const r = await master.api<{ nodes: Array<{ name: string; url: string; status: string }> }>('GET', '/api/nodes');
+    const n = r.body.nodes.find((x) => x.name === name);
+    return n?.status === 'online' && n.url === h.url ? true : undefined;
+  });
   const run = async (jobId: string) => (await master.api<{ run: RunView }>('GET', `/api/runs/${jobId}`)).body.run;
   const successors = async (jobId: string) => (await master.api<{ runs: RunView[] }>('GET', '/api/runs?project=gen&limit=1000')).body.runs.filter((r) => r.retry_of_job === jobId);
   const slaveJob = async (h: SlaveHandle, id: string) => ((await getJson(h.url, '/jobs.json', { job: id, limit: '1' }, TOKEN)).jobs as JobRecord[])[0];
@@ -299,7 +305,7 @@ describe('a master with two slaves (offline after 3 s)', () => {
     assert.equal(done.items_count, N);
     // n2 returns: the original's record says why it stopped; nothing to cancel, nothing re-run twice.
     const n2b = await node('n2');
-    await waitNodeStatus(master, 'n2', 'online');
+    await onlineAt('n2', n2b);
     const rec = await waitFor('the original finished and recorded on n2', async () => {
       const j = await slaveJob(n2b, a.job);
       return j?.state === 'finished' && j.items_count !== null ? j : undefined;
@@ -363,5 +369,39 @@ describe('a master with two slaves (offline after 3 s)', () => {
       assert.equal(done.items_count, 12);
     }
     assert.equal(itemsOf(dirs.get('n2')!, 'gen', s1.job), 2, 'the stopped original crawled nothing more');
+  });
+
+  test('never lose the only copy: a returning node\'s copy is not cancelled when its replacement never started', async () => {
+    // n2 without leases (--master-lease 0): its orphan keeps running after a kill -9, as before leases.
+    await hardKill9(nodes.get('n2')!);
+    const n2 = await node('n2', ['--master-lease', '0']);
+    await onlineAt('n2', n2);
+    const g = gate();
+    const x = await dispatch({ args: { n: '5', interval_ms: '20', ...g.args(1) }, target: { mode: 'node', node: 'n2' }, max_retries: 1 });
+    await waitRunState(master, x.job, (r) => r.state === 'running', 'running');
+    const pid = (await slaveJob(n2, x.job))!.pid!;
+    spiderPids.add(pid);
+    // n1 loses the project behind the master's back: the failover dispatch to it is refused.
+    const del = await (await fetch(`${nodes.get('n1')!.url}/delproject.json`, { method: 'POST', body: new URLSearchParams({ project: 'gen' }), headers: TOKEN })).json() as { status: string };
+    assert.equal(del.status, 'ok');
+    await hardKill9(n2);
+    const failed = await waitFor('the failover attempt to fail', async () => {
+      const s = await successors(x.job);
+      return s.length > 0 && s.every((r) => r.state === 'failed') && (await run(x.job)).state === 'lost' ? s : undefined;
+    });
+    assert.match(String(failed[0]!.note ?? ''), /refused|not found/);
+    assert.ok(isAlive(pid), 'the only copy still runs on n2 (no lease there)');
+    const n2b = await node('n2', ['--master-lease', '0']);
+    await onlineAt('n2', n2b);
+    const back = await waitRunState(master, x.job, (r) => r.state === 'running', 'taken back as running');
+    assert.match(String(back.note ?? ''), /came back still running/);
+    const seenAt = Date.now();
+    await waitFor('a few heartbeats', () => (Date.now() - seenAt > 3000 ? true : undefined), 60_000, 200);
+    assert.ok(isAlive(pid), 'the only copy was not cancelled as a duplicate');
+    assert.equal((await slaveJob(n2b, x.job))?.state, 'running');
+    assert.doesNotMatch(String((await run(x.job)).note ?? ''), /duplicate/);
+    g.release(1);
+    const done = await waitRunState(master, x.job, (r) => r.state === 'finished', 'finished');
+    assert.equal(done.items_count, 5);
   });
 });
