@@ -361,6 +361,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE versions ADD COLUMN requirements TEXT;
   `,
+  // Master leases (issue 14 §4): a run that keeps going on a node cut off from the master (not
+  // failed over, not stopped by its slave). Schedules keep it in run_policy's JSON.
+  `
+  ALTER TABLE runs ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function openMasterDb(dataDir: string): Db {

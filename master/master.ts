@@ -63,7 +63,8 @@ export class Master {
 
   private constructor(readonly config: MasterConfig, readonly db: Db) {
     this.clusterToken = config.clusterToken ?? this.storedClusterToken();
-    const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs);
+    // Every request tells a slave the master's offline window: its lease (slave/cluster/master_lease.ts).
+    const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs, config.offlineAfterMs / 1000);
     this.nodes = new NodeRegistry(db);
     this.repo = new PackageRepo(db, join(config.dataDir, 'packages'));
     this.deployer = new Deployer(db, this.repo, this.nodes, clientFor);

@@ -31,6 +31,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'orphans', env: 'SPIDERPLANE_ORPHANS', type: 'string', default: 'adopt', choices: ['adopt', 'kill'], help: "spider processes that outlived a crashed slave: 'adopt' and supervise them, or 'kill' them" },
   { flag: 'metrics-interval', env: 'SPIDERPLANE_METRICS_INTERVAL', type: 'number', default: 5, min: 1, help: 'seconds between system metric samples' },
   { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
+  { flag: 'master-lease', env: 'SPIDERPLANE_MASTER_LEASE', type: 'number', default: null, min: 0, help: "seconds with no word from any master after which runs the master fails over (sent with _keep_running=0) are stopped here; a master's own window (its --offline-after, sent with every request) takes precedence; 0 = never stop them" },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
   { flag: 'label', env: 'SPIDERPLANE_LABELS', type: 'list', default: [], help: "a label NAME=VALUE announced to the master, which spider services can require (repeatable; in the environment or config file: items separated by spaces or commas, or a JSON array)" },
@@ -65,6 +66,8 @@ export interface SlaveConfig {
   orphans: 'adopt' | 'kill';
   metricsIntervalSeconds: number;
   master: string | null;
+  /** --master-lease: null = only the window a master tells; 0 = leases off */
+  masterLeaseSeconds: number | null;
   clusterToken: string | null;
   advertiseUrl: string | null;
   logparserVersion: LogParserVersion;
@@ -142,6 +145,7 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     orphans: o.orphans === 'kill' ? 'kill' : 'adopt',
     metricsIntervalSeconds: Number(o.metrics_interval),
     master: str('master'),
+    masterLeaseSeconds: o.master_lease === null || o.master_lease === undefined ? null : Number(o.master_lease),
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
     logparserVersion: o.logparser_version === '0.8.2' ? '0.8.2' : '0.8.4',

@@ -100,6 +100,10 @@ const MIGRATIONS: readonly string[] = [
     build_seconds REAL NOT NULL
   );
   `,
+  // Master leases (issue 14 §4): schedule.json's _keep_running (NULL = not given: kept running).
+  `
+  ALTER TABLE jobs ADD COLUMN keep_running INTEGER;
+  `,
 ];
 
 export function openSlaveDb(dataDir: string): Db {

@@ -24,6 +24,9 @@ import { SystemMetrics } from './metrics/system_metrics.ts';
 import { SlaveCore } from './slave_core.ts';
 import { createSlaveApp } from './http/app.ts';
 import { Announcer } from './cluster/announcer.ts';
+import { MasterLease } from './cluster/master_lease.ts';
+import { JobLeaseStore } from './jobs/job_lease.ts';
+import { prepareKeepersDir, readToldWindow } from './runner/keepers_dir.ts';
 
 const ERRORS_TO_KEEP = 10_000;
 
@@ -80,10 +83,18 @@ export class Slave {
     };
     let address = `${config.bind}:${config.port}`;
     const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
+    const keepersDir = prepareKeepersDir(config.dataDir);
+    const lease = new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0);
+    lease.seed(readToldWindow(keepersDir));
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
+      lease: {
+        clock: lease,
+        store: new JobLeaseStore(db),
+        keepersDir,
+      },
     });
     launcher.on('errors', saveErrors);
     const core = new SlaveCore(jobs, packages, files, launcher);
@@ -106,10 +117,11 @@ export class Slave {
     });
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
     launcher.kick();
+    launcher.startLeaseWatch();
     let announcer: Announcer | null = null;
     if (config.master) {
       const advertised = config.advertiseUrl ?? `http://${address}`;
-      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }));
+      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }), undefined, () => launcher.masterContact(null));
       announcer.start();
     }
     return new Slave(config, core, db, server, metrics, logs, announcer, pruner);

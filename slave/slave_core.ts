@@ -23,6 +23,8 @@ export interface ScheduleRequest {
   maxRuntime?: number;
   maxMemory?: number;
   nice?: number;
+  /** `_keep_running`: whether the run survives an expired master lease (absent = it does) */
+  keepRunning?: boolean;
 }
 
 const SIGNALS: Record<string, NodeJS.Signals> = { INT: 'SIGINT', TERM: 'SIGTERM', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT', USR1: 'SIGUSR1', USR2: 'SIGUSR2' };
@@ -81,6 +83,7 @@ export class SlaveCore {
     if (r.maxRuntime !== undefined || r.maxMemory !== undefined || r.nice !== undefined) {
       this.launcher.setRequestedLimits(uid, { maxRuntime: r.maxRuntime ?? null, maxMemory: r.maxMemory ?? null, nice: r.nice ?? null });
     }
+    if (r.keepRunning !== undefined) this.launcher.setKeepRunning(uid, r.keepRunning);
     this.launcher.kick();
     return id;
   }

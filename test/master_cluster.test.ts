@@ -416,7 +416,7 @@ describe('master with a real cluster', () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  test('failover: a dead node\'s run is lost and re-run elsewhere; a returning node\'s duplicate is cancelled', async () => {
+  test('failover: a dead node\'s run is lost and re-run elsewhere; the orphan of a killed daemon is stopped by its keeper, so a returning node runs no duplicate', async () => {
     // --- A: the node dies with its spider.
     const [a] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n2' }, max_retries: 1 });
     assert.equal(a!.node, 'n2');
@@ -506,26 +506,26 @@ describe('master with a real cluster', () => {
     assert.equal(lostC.state, 'lost');
     assert.doesNotMatch(lostC.note ?? '', /re-dispatched/, 'no retries left: C is not re-run');
     assert.equal((await allRuns()).filter((x) => x.attempt === 2).length, 2, 'only A and B were re-run');
-    assert.ok(isAlive(pidB), 'the orphan still runs while n2 is away: a duplicate');
+    // No duplicate: B's keeper stopped the orphan when the lease ran out (issue 14 §4, see
+    // test/no_double_crawl.test.ts); C, which is not failed over, is kept running by its keeper.
+    await waitGone(pidB);
+    assert.ok(isAlive(pidC), 'the only copy of C keeps running');
 
     const n2c = await startNode('n2');
     await waitFor('n2 online again', async () => {
       const n = await node('n2');
       return n?.status === 'online' && n.url === n2c.url ? true : undefined;
     });
-    // The master cancels the duplicate on the returning node: its job ends there.
-    const noted = await waitFor('the lost run B to note the cancelled duplicate', async () => {
-      const r = await run(b!.job);
-      return /duplicate was cancelled/.test(r.note ?? '') ? r : undefined;
-    });
-    assert.match(noted.note ?? '', /node n2 came back still running this run after it was re-dispatched/);
-    assert.equal(noted.state, 'lost', 'the lost record stays lost');
-    await waitFor('the duplicate to end on n2', async () => {
+    // n2 reports B stopped by its keeper: nothing to cancel, and B is not re-run a second time.
+    await waitFor('B finished on n2, stopped by its keeper', async () => {
       const jobs = await slaveJobs(n2c);
-      const ended = !jobs.running.some((j) => j.id === b!.job) && !jobs.pending.some((j) => j.id === b!.job) && jobs.finished.some((j) => j.id === b!.job);
-      return ended ? true : undefined;
+      return jobs.finished.some((j) => j.id === b!.job) && !jobs.running.some((j) => j.id === b!.job) ? true : undefined;
     });
-    await waitGone(pidB);
+    await heartbeats('n2', 3);
+    const noted = await run(b!.job);
+    assert.doesNotMatch(noted.note ?? '', /duplicate/);
+    assert.equal(noted.state, 'lost', 'the lost record stays lost');
+    assert.equal((await allRuns()).filter((x) => x.attempt === 2).length, 2, 'B was re-run once');
     // The re-dispatched runs continue elsewhere.
     for (const r of [retryA, retryB]) {
       assert.equal((await run(r.job)).state, 'running', `${r.job} keeps running`);

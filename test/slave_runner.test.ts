@@ -554,7 +554,9 @@ describe('crash recovery and re-adoption (one data dir, several daemon lives)', 
     const rec = await waitFinished(d.url, id, { timeoutMs: 60_000 });
     assert.equal(rec.items_count, 30);
     assert.match(rec.note ?? '', /re-adopted/);
-    assert.equal(rec.outcome, 'unknown');
+    // Its keeper (common/keeper.mjs) saw it exit and reports the status to the new daemon.
+    assert.equal(rec.outcome, 'succeeded');
+    assert.equal(rec.exit_code, 0);
     assert.match((await fetchText(d.url, `/logs/nodepkg/count/${id}.log`)).text, /count spider done, 30 items/);
     assert.equal(isAlive(pid), false);
   });

@@ -17,7 +17,7 @@ export interface ParamSource {
 }
 
 /** schedule.json's own parameters: never passed to the spider as `-a name=value`. */
-export const SCHEDULE_RESERVED: ReadonlySet<string> = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting', '_max_runtime', '_max_memory', '_nice']);
+export const SCHEDULE_RESERVED: ReadonlySet<string> = new Set(['project', 'spider', '_version', 'jobid', 'priority', 'setting', '_max_runtime', '_max_memory', '_nice', '_keep_running']);
 
 /** Largest accepted limits: a year of runtime, 1 TiB of memory. */
 export const MAX_RUNTIME_SECONDS = 365 * 24 * 3600;
@@ -39,6 +39,12 @@ export interface ScheduleParams {
   maxMemory?: number;
   /** `_nice`: nice level 0..19 the spider starts with; absent = the slave's default. */
   nice?: number;
+  /**
+   * `_keep_running`: what the slave does with this run when its master lease expires (no master
+   * heard for the master's offline window). 1 = keep it running; 0 = stop it (the master fails it
+   * over elsewhere). Absent = keep it: nobody fails over a run the master did not send.
+   */
+  keepRunning?: boolean;
 }
 
 /** A limit parameter: a number in [0, max] (integer when asked), or undefined when not given. */
@@ -128,7 +134,17 @@ export function decodeSchedule(p: ParamSource): ScheduleParams {
     settings: parseSettings(p.getAll('setting')),
     args: spiderArgs(p),
     ...limitParams(p),
+    ...keepRunningParam(p),
   };
+}
+
+/** `_keep_running`: 0 or 1 (absent stays absent). */
+function keepRunningParam(p: ParamSource): Pick<ScheduleParams, 'keepRunning'> {
+  const raw = p.get('_keep_running');
+  if (raw === undefined) return {};
+  const v = raw.trim();
+  if (v !== '0' && v !== '1') throw new ApiError(`_keep_running is invalid: expected 0 or 1, got '${raw.slice(0, 50)}'`);
+  return { keepRunning: v === '1' };
 }
 
 /** The reserved limit parameters that were given (absent ones stay absent: the slave's defaults apply). */
@@ -151,6 +167,7 @@ export function encodeSchedule(r: ScheduleParams): Array<[string, string]> {
   if (r.maxRuntime !== undefined) pairs.push(['_max_runtime', String(r.maxRuntime)]);
   if (r.maxMemory !== undefined) pairs.push(['_max_memory', String(r.maxMemory)]);
   if (r.nice !== undefined) pairs.push(['_nice', String(r.nice)]);
+  if (r.keepRunning !== undefined) pairs.push(['_keep_running', r.keepRunning ? '1' : '0']);
   for (const [k, v] of Object.entries(r.settings)) pairs.push(['setting', `${k}=${v}`]);
   for (const [k, v] of Object.entries(r.args)) {
     if (SCHEDULE_RESERVED.has(k)) throw new ApiError(`spider argument name '${k}' is reserved by schedule.json`);

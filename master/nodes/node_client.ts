@@ -1,4 +1,5 @@
 import type { NodeMetrics, SlaveJob } from '../../common/types.ts';
+import { freshRequest, isStaleConnection, replayableBody } from './fresh_request.ts';
 import { encodeSchedule, type ScheduleParams } from '../../common/http/scrapyd_params.ts';
 import {
   parseAddVersion, parseCancelled, parseDaemonStatus, parseListJobs, parseNameList, parseScheduled, ResponseShapeError,
@@ -39,10 +40,13 @@ export class NodeClient {
     private readonly node: NodeTarget,
     private readonly clusterToken: string | null,
     private readonly timeoutMs: number,
+    /** the master's offline window in seconds, told to spiderplane slaves in every request (their lease) */
+    private readonly leaseSeconds: number | null = null,
   ) {}
 
   private headers(): Record<string, string> {
-    return nodeAuthHeaders(this.node, this.clusterToken);
+    const lease: Record<string, string> = this.leaseSeconds ? { 'X-Spiderplane-Lease': String(this.leaseSeconds) } : {};
+    return { ...nodeAuthHeaders(this.node, this.clusterToken), ...lease };
   }
 
   url(path: string): string {
@@ -55,16 +59,29 @@ export class NodeClient {
     return new NodeUnreachable(`${this.node.url}: ${why}`);
   }
 
+  /**
+   * A dead pooled keep-alive connection (the request never reached the node): sent once more, on a
+   * connection of its own. A stream body cannot be sent twice, and any other failure stands.
+   */
+  private async onceMoreIfStale(path: string, init: RequestInit, headers: Record<string, string>, timeoutMs: number, e: unknown): Promise<Response> {
+    const body = replayableBody(init.body);
+    if (!isStaleConnection(e) || body === false) throw this.unreachable(e, timeoutMs);
+    try {
+      return await freshRequest(this.url(path), { method: init.method, headers, body, timeoutMs });
+    } catch (e2) {
+      const why = (e2 as Error).name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : (e2 as { code?: string }).code ?? (e2 as Error).message;
+      throw new NodeUnreachable(`${this.node.url}: ${why} (after ${(e as { cause?: { code?: string } }).cause?.code} on a pooled connection)`);
+    }
+  }
+
   /** A request whose deadline runs until the caller has read the body (raw streams keep theirs to the end). */
   private async request(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
+    const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
+    const timeoutMs = init.timeoutMs ?? this.timeoutMs;
     try {
-      return await fetch(this.url(path), {
-        ...init,
-        headers: { ...this.headers(), ...(init.headers as Record<string, string> | undefined) },
-        signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
-      });
+      return await fetch(this.url(path), { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
-      throw this.unreachable(e, init.timeoutMs ?? this.timeoutMs);
+      return await this.onceMoreIfStale(path, init, headers, timeoutMs, e);
     }
   }
 
@@ -79,11 +96,16 @@ export class NodeClient {
     const timer = setTimeout(() => ctl.abort(new DOMException(`no answer in ${ms / 1000} s`, 'TimeoutError')), ms);
     let r: Response;
     let text: string;
+    const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
     try {
-      r = await fetch(this.url(path), { ...init, headers: { ...this.headers(), ...(init.headers as Record<string, string> | undefined) }, signal: ctl.signal });
+      try {
+        r = await fetch(this.url(path), { ...init, headers, signal: ctl.signal });
+      } catch (e) {
+        r = await this.onceMoreIfStale(path, init, headers, ms, e);
+      }
       text = await r.text();
     } catch (e) {
-      throw this.unreachable(e, ms);
+      throw e instanceof NodeUnreachable ? e : this.unreachable(e, ms);
     } finally {
       clearTimeout(timer);
     }

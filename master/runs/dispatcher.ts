@@ -125,6 +125,8 @@ export class Dispatcher {
       await this.clientFor(node).schedule({
         project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings,
         ...(req.policy ? limitParams(req.policy) : {}),
+        // Whether the slave stops it when its master lease expires: only runs this master fails over.
+        keepRunning: req.retriesLeft <= 0 || req.policy?.keep_running === true,
       });
       this.runs.markDispatched(run.id);
       return this.runs.get(run.id)!;

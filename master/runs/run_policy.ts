@@ -19,13 +19,19 @@ export interface RunPolicy {
   retries: number;
   /** seconds before the first retry; doubles for each further one (with jitter) */
   retry_delay: number;
+  /**
+   * Keep the run going on its node when the node is cut off from the master (issue 14 §4): the
+   * master does not fail it over, and the slave does not stop it when its master lease expires.
+   * Without it, a run with failover retries left is stopped by its slave and re-run elsewhere.
+   */
+  keep_running: boolean;
 }
 
 export const MAX_RETRIES = 20;
 export const MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_RETRY_DELAY_SECONDS = 60;
 
-export const NO_POLICY: RunPolicy = { max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: DEFAULT_RETRY_DELAY_SECONDS };
+export const NO_POLICY: RunPolicy = { max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: DEFAULT_RETRY_DELAY_SECONDS, keep_running: false };
 
 /** The policy fields of a JSON body (run request, schedule), each checked with a message naming it. */
 export function readPolicy(f: Fields): RunPolicy {
@@ -36,6 +42,7 @@ export function readPolicy(f: Fields): RunPolicy {
     nice: opt('nice', 19, true),
     retries: f.number('retries', 0, { min: 0, max: MAX_RETRIES, integer: true }),
     retry_delay: f.number('retry_delay', DEFAULT_RETRY_DELAY_SECONDS, { min: 0, max: MAX_RETRY_DELAY_SECONDS }),
+    keep_running: f.bool('keep_running', false),
   };
 }
 
@@ -51,8 +58,11 @@ export function parseStoredPolicy(json: string | null | undefined): RunPolicy {
 }
 
 /** The policy of a run row. */
-export function policyOfRun(r: { max_runtime: number | null; max_memory: number | null; nice: number | null; retries: number; retry_delay: number }): RunPolicy {
-  return { max_runtime: r.max_runtime ?? null, max_memory: r.max_memory ?? null, nice: r.nice ?? null, retries: r.retries ?? 0, retry_delay: r.retry_delay ?? DEFAULT_RETRY_DELAY_SECONDS };
+export function policyOfRun(r: { max_runtime: number | null; max_memory: number | null; nice: number | null; retries: number; retry_delay: number; keep_running?: number | null }): RunPolicy {
+  return {
+    max_runtime: r.max_runtime ?? null, max_memory: r.max_memory ?? null, nice: r.nice ?? null, retries: r.retries ?? 0, retry_delay: r.retry_delay ?? DEFAULT_RETRY_DELAY_SECONDS,
+    keep_running: r.keep_running === 1,
+  };
 }
 
 /** The schedule.json parameters that carry the limits to a slave (absent = the slave's default). */
@@ -66,5 +76,5 @@ export function limitParams(p: RunPolicy): Pick<ScheduleParams, 'maxRuntime' | '
 
 /** The policy from schedule.json's reserved parameters (the master's Scrapyd facade). */
 export function policyFromScheduleParams(p: ScheduleParams): RunPolicy {
-  return { ...NO_POLICY, max_runtime: p.maxRuntime ?? null, max_memory: p.maxMemory ?? null, nice: p.nice ?? null };
+  return { ...NO_POLICY, max_runtime: p.maxRuntime ?? null, max_memory: p.maxMemory ?? null, nice: p.nice ?? null, keep_running: p.keepRunning ?? false };
 }

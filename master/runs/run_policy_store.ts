@@ -14,7 +14,7 @@ export class RunPolicyStore {
   constructor(private readonly db: Db) {
     this.s = {
       setPolicy: db.prepare(`UPDATE runs SET max_runtime = @max_runtime, max_memory = @max_memory, nice = @nice, retries = @retries,
-                             retry_delay = @retry_delay, retry_number = @retry_number WHERE id = @id`),
+                             retry_delay = @retry_delay, retry_number = @retry_number, keep_running = @keep_running WHERE id = @id`),
       setLimitHit: db.prepare(`UPDATE runs SET limit_hit = ? WHERE id = ?`),
       planRetry: db.prepare(`UPDATE runs SET retry_at = ?, retry_claimed_at = NULL WHERE id = ?`),
       due: db.prepare(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? AND cancel_requested = 0 ORDER BY retry_at, id LIMIT 100`),
@@ -30,7 +30,7 @@ export class RunPolicyStore {
   }
 
   setPolicy(id: number, p: RunPolicy, retryNumber: number): void {
-    this.s.setPolicy.run({ id, ...p, retry_number: retryNumber });
+    this.s.setPolicy.run({ id, ...p, keep_running: p.keep_running ? 1 : 0, retry_number: retryNumber });
   }
 
   setLimitHit(id: number, hit: LimitHit | null): void { this.s.setLimitHit.run(hit ? JSON.stringify(hit) : null, id); }

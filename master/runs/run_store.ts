@@ -117,6 +117,7 @@ export class RunStore {
                                AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
       pruneOldest: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed')
                                AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
+      successorsOf: db.prepare(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id`),
     };
   }
 
@@ -143,6 +144,8 @@ export class RunStore {
   /** Runs lost with this node since `since`, and whether each was re-run elsewhere. */
   lostOfNode(nodeId: number, since: number): Array<RunRow & { has_successor: number }> { return this.s.lostOfNode.all(nodeId, since) as Array<RunRow & { has_successor: number }>; }
   active(): RunRow[] { return this.s.active.all() as RunRow[]; }
+  /** The runs that repeat this one (failovers, retries, and each node tried for them). */
+  successorsOf(id: number): RunRow[] { return this.s.successorsOf.all(id) as RunRow[]; }
   /** Runs a schedule started at or after `since` (to tell whether an interrupted fire got as far as dispatching). */
   ofScheduleSince(scheduleId: number, since: number): RunRow[] {
     return this.db.prepare(`SELECT * FROM runs WHERE schedule_id = ? AND created_at >= ? ORDER BY id`).all(scheduleId, since) as RunRow[];

@@ -62,7 +62,10 @@ export class RunTracker extends EventEmitter {
     }
     for (const run of this.runs.lostOfNode(node.id, now - DUPLICATE_WINDOW_MS)) {
       const seen = states.get(run.job);
-      if (!run.has_successor) {
+      const replacement = run.has_successor ? replacementState(this.runs.successorsOf(run.id)) : 'none';
+      // Its replacement is still on its way to a node: not confirmed yet, so this copy stays for now.
+      if (replacement === 'in-flight' && (seen === 'pending' || seen === 'running')) continue;
+      if (replacement === 'none') {
         // Nothing else is doing this work: the run was only out of sight. Take it back.
         if (seen === 'pending' || seen === 'running') {
           this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? startedOnNode(run) : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
@@ -72,7 +75,8 @@ export class RunTracker extends EventEmitter {
         continue;
       }
       if (seen !== 'pending' && seen !== 'running') continue;
-      // It was re-run elsewhere while this node was away: stop this copy (each heartbeat escalates).
+      // It was re-run elsewhere while this node was away, and that copy is confirmed running (or
+      // ran): stop this one (each heartbeat escalates). Never before: that would lose the only copy.
       await this.clientFor(node).cancel(run.project, run.job).catch(() => undefined);
       const note = `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run after it was re-dispatched: the duplicate was cancelled`;
       if (run.note !== note) this.runs.update(run, { note });
@@ -93,6 +97,18 @@ export class RunTracker extends EventEmitter {
     const endedAgo = details?.end_timestamp ? now - details.end_timestamp * 1000 : Infinity;
     if (incomplete && endedAgo < INCOMPLETE_RECORD_WAIT_MS) return;
     const times = nodeJobTimes(details ?? listed ?? {}, { createdAt: run.created_at, now });
+    if (details?.outcome === 'lost' && this.runs.get(run.id)?.state !== 'lost' && this.runs.successorsOf(run.id).length === 0) {
+      // The slave stopped it (its master lease expired: this master was frozen, restarted or cut
+      // off from it) or lost it in a crash, and no copy runs elsewhere: fail it over now, once.
+      const lost = this.runs.update(run, {
+        state: 'lost', outcome: 'lost', started_at: times.started ?? run.started_at ?? times.ended ?? now, ended_at: times.ended ?? now,
+        exit_code: details.exit_code ?? null, items_count: details.items_count ?? null, error_count: details.error_count ?? null,
+        note: `node ${node.name}: ${details.note ?? 'lost'}`,
+      });
+      this.emit('lost', lost);
+      await this.failOver(lost, node);
+      return;
+    }
     const ended = this.runs.update(run, {
       state: 'finished',
       outcome: details?.outcome ?? (run.cancel_requested ? 'cancelled' : 'finished'),
@@ -112,21 +128,34 @@ export class RunTracker extends EventEmitter {
     for (const run of this.runs.activeOfNode(node.id)) {
       const lost = this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} ${reason} while this run was ${run.state}` });
       this.emit('lost', lost);
-      if (run.cancel_requested || run.retries_left <= 0) continue;
-      try {
-        const [next] = await this.dispatcher.dispatch({
-          project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
-          settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
-          scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
-          policy: policyOfRun(run), retryNumber: run.retry_number,
-        });
-        if (next) {
-          this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
-          this.emit('redispatched', lost, next);
-        }
-      } catch (e) {
-        this.runs.update(lost, { note: `${lost.note}; could not re-dispatch: ${(e as Error).message}` });
+      await this.failOver(lost, node);
+    }
+  }
+
+  /**
+   * Re-dispatches a lost run elsewhere within its failover budget. A keep_running run is not: it
+   * goes on where it was (its slave does not stop it either) and is taken back when the node returns.
+   */
+  private async failOver(lost: RunRow, node: NodeRow): Promise<void> {
+    const run = lost;
+    if (run.cancel_requested || run.retries_left <= 0) return;
+    if (policyOfRun(run).keep_running) {
+      this.runs.update(lost, { note: `${lost.note}; kept running on ${node.name} (keep_running): not re-dispatched` });
+      return;
+    }
+    try {
+      const [next] = await this.dispatcher.dispatch({
+        project: run.project, spider: run.spider, version: run.version, args: JSON.parse(run.args) as Record<string, string>,
+        settings: JSON.parse(run.settings) as Record<string, string>, priority: run.priority, target: { mode: 'auto' },
+        scheduleId: run.schedule_id, retriesLeft: run.retries_left - 1, createdBy: 'failover', retryOf: run, excludeNodeIds: new Set([node.id]),
+        policy: policyOfRun(run), retryNumber: run.retry_number,
+      });
+      if (next) {
+        this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
+        this.emit('redispatched', lost, next);
       }
+    } catch (e) {
+      this.runs.update(lost, { note: `${lost.note}; could not re-dispatch: ${(e as Error).message}` });
     }
   }
 
@@ -151,4 +180,14 @@ export class RunTracker extends EventEmitter {
     }
     return null;
   }
+}
+
+/**
+ * Where a lost run's replacement stands: 'confirmed' once one is running or ran on a node,
+ * 'in-flight' while one is still being sent or queued, 'none' when every attempt failed.
+ */
+export function replacementState(successors: ReadonlyArray<Pick<RunRow, 'state' | 'started_at'>>): 'confirmed' | 'in-flight' | 'none' {
+  if (successors.some((r) => r.state === 'running' || r.state === 'finished' || (r.state === 'lost' && r.started_at !== null))) return 'confirmed';
+  if (successors.some((r) => r.state === 'dispatching' || r.state === 'pending')) return 'in-flight';
+  return 'none';
 }

@@ -12,6 +12,8 @@ export class Announcer {
     private readonly token: string | null,
     private readonly payload: () => { name: string; url: string; max_proc: number; labels?: Record<string, string> },
     private readonly intervalMs = 10_000,
+    /** called on every answered announce: the master is there (it counts as contact for the lease) */
+    private readonly onAnswered: () => void = () => undefined,
   ) {}
 
   start(): void {
@@ -34,6 +36,7 @@ export class Announcer {
         signal: AbortSignal.timeout(10_000),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      this.onAnswered();
       if (this.failing !== null) console.log(`[spiderplane-slave] announced to ${this.masterUrl} again`);
       this.failing = null;
       return true;

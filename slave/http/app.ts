@@ -1,5 +1,6 @@
 import Koa from 'koa';
 import Router from '@koa/router';
+import { LEASE_HEADER } from '../cluster/master_lease.ts';
 import { authMiddleware, NOT_FOUND_HTML } from '../../common/http/scrapyd_protocol.ts';
 import { mountScrapydApi } from './scrapyd_api.ts';
 import { closeUnreadBodies } from '../../common/http/request_params.ts';
@@ -22,6 +23,12 @@ export function createSlaveApp(config: SlaveConfig, core: SlaveCore, metrics: Sy
     await next();
   });
   app.use(authMiddleware({ username: config.username, password: config.password, token: config.clusterToken, realm: 'Scrapyd' }));
+  // A master's authenticated request renews the lease and tells its window (slave/cluster/master_lease.ts).
+  app.use(async (ctx, next) => {
+    const lease = ctx.get(LEASE_HEADER);
+    if (lease) core.launcher.masterContact(lease);
+    await next();
+  });
   const router = new Router();
   mountScrapydApi(router, core, nodeName, config.maxUploadBytes, config.finishedToKeep);
   mountExtensionApi(router, core, metrics, nodeName);

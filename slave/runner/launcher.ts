@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, createReadStream, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -24,7 +23,10 @@ import { effectiveLimits, limitColumns, type JobLimitStore, type RequestedLimits
 import type { LimitHit, RunLimits } from '../../common/types.ts';
 import { describeHit } from './limits.ts';
 import { LimitWatcher } from './limit_watcher.ts';
-import { applyNice } from './nice.ts';
+import { clearKeeperFiles, KeeperLink, keeperFiles, readKeeperExit, type KeeperExit, type LeaseTerms } from './keeper_link.ts';
+import type { JobLeaseStore } from '../jobs/job_lease.ts';
+import type { MasterLease } from '../cluster/master_lease.ts';
+import { writeToldWindow } from './keepers_dir.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -34,6 +36,8 @@ export interface LauncherOptions {
   orphans: 'adopt' | 'kill';
   /** Limits on a run: where they are stored, and the slave's defaults (--max-runtime, --max-memory, --nice). */
   limits?: { store: JobLimitStore; defaults: RequestedLimits };
+  /** The master lease (slave/cluster/master_lease.ts), per-job keep_running, and where keepers keep their sockets. */
+  lease: { clock: MasterLease; store: JobLeaseStore; keepersDir: string };
 }
 
 interface Live {
@@ -49,6 +53,16 @@ interface Live {
   startTime?: number;
   /** set when a limit stopped it: the outcome becomes 'timeout' or 'memory' */
   limitHit?: LimitHit;
+  /** the keeper the spider runs under (null: an orphan found without one, supervised by polling) */
+  link?: KeeperLink | null;
+  /** signals asked for before the keeper reported the spider's pid */
+  pendingSignals?: NodeJS.Signals[];
+  /** why the master lease stopped it (outcome 'lost') */
+  leaseStop?: string;
+  /** what the keeper reported when the spider ended */
+  report?: KeeperExit;
+  startError?: string;
+  resolveExit?: () => void;
 }
 
 const LADDER: NodeJS.Signals[] = ['SIGTERM', 'SIGKILL'];
@@ -63,7 +77,7 @@ export class Launcher extends EventEmitter {
   private readonly completing = new Set<Promise<void>>();
   private stopping = false;
   private readonly watcher = new LimitWatcher(
-    () => [...this.live.values()].filter((e) => e.limits && e.startTime !== undefined).map((e) => ({ uid: e.uid, pid: e.pid, startTime: e.startTime!, limits: e.limits! })),
+    () => [...this.live.values()].filter((e) => e.pid > 0 && e.limits && e.startTime !== undefined).map((e) => ({ uid: e.uid, pid: e.pid, startTime: e.startTime!, limits: e.limits! })),
     (uid, hit) => this.stopForLimit(uid, hit),
   );
 
@@ -96,6 +110,10 @@ export class Launcher extends EventEmitter {
   }
 
   private launch(row: JobRow): void {
+    if (this.opts.lease.clock.expired() && !this.opts.lease.store.keepsRunning(row.uid)) {
+      this.markLeaseLost(row, this.leaseNote());
+      return;
+    }
     const pkg = this.packages.resolve(row.project, row.version === null ? null : sanitizeVersion(row.version));
     if (!pkg || !pkg.spiders.includes(row.spider)) {
       const why = !pkg ? `project '${row.project}' has no version ${row.version ?? ''} any more` : `spider '${row.spider}' is not in version ${pkg.version}`;
@@ -140,41 +158,153 @@ export class Launcher extends EventEmitter {
       return;
     }
     this.packages.noteUsed(pkg); // envs.json's last_used
-    // The child writes straight into the log file: no pipe to drain, no line lost if it crashes,
-    // and it keeps logging even if this daemon dies.
+    // The spider runs under a keeper (common/keeper.mjs) that holds the master lease for it if this
+    // daemon dies. Both write straight into the log file: no pipe to drain, no line lost if the
+    // spider crashes, and it keeps logging while no daemon watches it.
+    const limits = this.limitsOf(row);
+    const files = keeperFiles(this.opts.lease.keepersDir, row.uid);
+    clearKeeperFiles(files);
     const logFd = openSync(paths.logPath, 'a');
-    let child;
+    let link: KeeperLink;
     try {
-      child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', logFd, logFd], detached: true, ...this.sandbox.spawnIdentity() });
+      link = KeeperLink.launch({
+        spec, identity: this.sandbox.spawnIdentity(), logFd, files, graceMs: this.opts.cancelGraceSeconds * 1000, nice: limits.nice, lease: this.leaseTerms(row.uid),
+      });
     } finally {
       closeSync(logFd);
     }
     const startTime = nowSeconds();
-    if (child.pid === undefined) {
-      // spawn failed (ENOENT, EACCES…) and the error event that says why comes on a later tick:
-      // take the job out of the queue now, or kick() would pick it again and again.
-      this.jobs.markRunning(row.uid, { start_time: startTime, pid: 0, proc_start: null, run_version: pkg.version });
-      child.once('error', (err) => {
-        this.recordEnd(row.uid, { code: null, signal: null, note: `could not start '${spec.command}': ${err.message}`, forceOutcome: 'failed' });
-      });
-      return;
-    }
-    const pid = child.pid;
-    const limits = this.limitsOf(row);
-    // Right after spawn, before the spider had time to start children: they inherit it.
-    if (limits.nice !== null) applyNice(pid, limits.nice);
-    this.jobs.markRunning(row.uid, { start_time: startTime, pid, proc_start: processStartTime(pid), run_version: pkg.version });
+    // The spider's pid comes from its keeper a moment later (attach): until then, signals wait.
+    this.jobs.markRunning(row.uid, { start_time: startTime, pid: 0, proc_start: null, run_version: pkg.version });
     this.logs.watch(row.uid, { project: row.project, spider: row.spider, job: row.id, logPath: paths.logPath });
-    const entry: Live = { uid: row.uid, pid, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(), limits, startTime };
-    entry.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.recordEnd(row.uid, { code, signal });
-        resolve();
-      });
-    });
+    const entry: Live = { uid: row.uid, pid: 0, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(), limits, startTime, pendingSignals: [] };
+    entry.exited = new Promise((resolve) => { entry.resolveExit = resolve; });
     this.live.set(row.uid, entry);
-    this.watcher.wake();
+    this.attach(entry, link, spec.command);
     this.emit('started', row.uid);
+  }
+
+  /**
+   * Supervises a spider through its keeper: its pid, its exit status, and the end of the link
+   * (the keeper gone), which is when the end is recorded.
+   */
+  private attach(entry: Live, link: KeeperLink, command = 'the spider'): void {
+    entry.link = link;
+    link.on('pid', (pid: number) => {
+      if (this.live.get(entry.uid) !== entry) return;
+      if (entry.pid !== pid) {
+        entry.pid = pid;
+        this.opts.lease.store.setProcess(entry.uid, pid, processStartTime(pid));
+      }
+      for (const sig of entry.pendingSignals?.splice(0) ?? []) signalGroup(pid, sig);
+      this.watcher.wake();
+    });
+    link.on('exit', (r: KeeperExit) => { entry.report = r; });
+    link.on('failed', (msg: string) => { entry.startError = msg; });
+    link.on('close', () => {
+      if (this.live.get(entry.uid) !== entry) return;
+      if (entry.poll) { clearInterval(entry.poll); entry.poll = null; }
+      const report = entry.report ?? readKeeperExit(keeperFiles(this.opts.lease.keepersDir, entry.uid)) ?? undefined;
+      if (!report && entry.startError) {
+        this.recordEnd(entry.uid, { code: null, signal: null, note: `could not start '${command}': ${entry.startError}`, forceOutcome: 'failed' });
+      } else if (!report && entry.pid && isSameProcess(entry.pid, this.jobs.get(entry.uid)?.proc_start ?? null)) {
+        // The keeper died (killed) but the spider lives: supervise it by polling, as an orphan.
+        entry.link = null;
+        entry.adopted = true;
+        this.pollOrphan(entry, this.jobs.get(entry.uid)?.proc_start ?? null);
+        return;
+      } else if (report) {
+        const adoptedNote = entry.adopted ? (this.jobs.get(entry.uid)?.note ?? 're-adopted after a slave restart; exit status from its keeper') : undefined;
+        entry.adopted = false; // the keeper knows the exit status
+        this.recordEnd(entry.uid, { code: report.code, signal: report.signal, endedAt: report.at, ...(report.note ? { note: report.note, forceOutcome: 'lost' as const } : adoptedNote ? { note: adoptedNote } : {}) });
+      } else {
+        this.recordEnd(entry.uid, { code: null, signal: null, note: 'its keeper ended without reporting an exit status' });
+      }
+      entry.resolveExit?.();
+    });
+  }
+
+  private pollOrphan(entry: Live, procStart: string | null): void {
+    entry.poll = setInterval(() => {
+      if (isSameProcess(entry.pid, procStart)) return;
+      this.recordEnd(entry.uid, { code: null, signal: null });
+      entry.resolveExit?.();
+    }, 500);
+  }
+
+  /** What a keeper is told about the lease for a job. */
+  private leaseTerms(uid: number): LeaseTerms {
+    const c = this.opts.lease.clock;
+    return { leaseMs: c.windowMs, keep: this.opts.lease.store.keepsRunning(uid), contactAgoMs: c.sinceContactMs() };
+  }
+
+  private lastContactSent = 0;
+  /**
+   * A master reached this slave (`header`: its X-Spiderplane-Lease). Keepers hear of it (at most
+   * once a second) so an orphaned one counts its window from the last contact, as the master does.
+   */
+  masterContact(header: string | null): void {
+    const changed = this.opts.lease.clock.contact(header);
+    const told = this.opts.lease.clock.toldWindowMs;
+    if (changed && told !== null) writeToldWindow(this.opts.lease.keepersDir, told);
+    const now = Date.now();
+    if (!changed && now - this.lastContactSent < 1000) return;
+    this.lastContactSent = now;
+    for (const e of this.live.values()) {
+      if (!e.link) continue;
+      if (changed) e.link.terms(this.leaseTerms(e.uid));
+      else e.link.send({ contact: true });
+    }
+  }
+
+  private leaseNote(): string {
+    return `stopped: no master for ${Math.round((this.opts.lease.clock.sinceContactMs() ?? 0) / 1000)} s (lease expired)`;
+  }
+
+  private leaseTimer: NodeJS.Timeout | null = null;
+  /** Checks the lease twice a second (cheap: no I/O unless it expired). */
+  startLeaseWatch(): void {
+    if (this.leaseTimer) return;
+    this.leaseTimer = setInterval(() => this.checkLease(), 250);
+    this.leaseTimer.unref();
+  }
+
+  /**
+   * The lease expired: the master has failed over every run it sent with _keep_running=0, so
+   * those stop here (TERM, then KILL after the grace) and are recorded lost with the reason;
+   * pending ones are dropped as lost. Runs to keep (keep_running, or not the master's) go on.
+   */
+  checkLease(): void {
+    if (!this.opts.lease.clock.expired()) return;
+    const note = this.leaseNote();
+    for (const e of this.live.values()) {
+      if (e.cancelled || e.leaseStop || e.limitHit || this.opts.lease.store.keepsRunning(e.uid)) continue;
+      e.leaseStop = note;
+      const row = this.jobs.get(e.uid);
+      if (row) {
+        const line = `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane] WARNING: ${note}; the master fails this run over elsewhere; sending SIGTERM, SIGKILL after ${this.opts.cancelGraceSeconds} s\n`;
+        try { appendFileSync(this.files.paths(row.project, row.spider, row.id).logPath, line); } catch { /* the note still says why */ }
+      }
+      this.signal(e, 'SIGTERM');
+      this.armLadder(e, LADDER.indexOf('SIGTERM') + 1);
+    }
+    for (const row of this.jobs.pending()) {
+      if (!this.opts.lease.store.keepsRunning(row.uid)) this.markLeaseLost(row, note);
+    }
+  }
+
+  private markLeaseLost(row: JobRow, note: string): void {
+    this.jobs.markFinished(row.uid, {
+      end_time: nowSeconds(), exit_code: null, signal: null, outcome: 'lost', items_count: null, error_count: null,
+      items_exists: false, log_exists: false, stats: null, note: `${note}: not started`,
+    });
+    this.emit('finished', row.uid);
+  }
+
+  /** Signals a spider's process group, or queues the signal until its keeper reported the pid. */
+  private signal(entry: Live, sig: NodeJS.Signals): void {
+    if (entry.pid > 0) signalGroup(entry.pid, sig);
+    else entry.pendingSignals?.push(sig);
   }
 
   private launchInfo(row: JobRow, paths: { logPath: string; itemsPath: string }, workDir: string) {
@@ -189,7 +319,7 @@ export class Launcher extends EventEmitter {
    * Records the end at once (the slot is free and listjobs shows it finished), then fills in what
    * takes I/O — items count, final log stats, errors — and applies the retention limits.
    */
-  private recordEnd(uid: number, r: { code: number | null; signal: NodeJS.Signals | null; note?: string; forceOutcome?: JobOutcome }): void {
+  private recordEnd(uid: number, r: { code: number | null; signal: NodeJS.Signals | null; note?: string; forceOutcome?: JobOutcome; endedAt?: number }): void {
     const entry = this.live.get(uid);
     this.live.delete(uid);
     if (entry?.ladder) clearTimeout(entry.ladder);
@@ -198,8 +328,11 @@ export class Launcher extends EventEmitter {
     if (!row) return;
     // A limit that stopped it says why, whatever the exit status (the spider may exit 0 on TERM).
     const hit = r.forceOutcome ? undefined : entry?.limitHit;
+    if (entry?.leaseStop && !r.forceOutcome) r = { ...r, forceOutcome: 'lost', note: entry.leaseStop };
+    clearKeeperFiles(keeperFiles(this.opts.lease.keepersDir, uid));
     const outcome: JobOutcome = r.forceOutcome ?? (hit ? hit.kind : entry?.cancelled ? 'cancelled' : entry?.adopted ? 'unknown' : r.code === 0 ? 'succeeded' : 'failed');
-    const end = nowSeconds();
+    // A keeper's report says when the spider really ended (the daemon may have been down then).
+    const end = r.endedAt && r.endedAt > 0 && r.endedAt <= nowSeconds() ? r.endedAt : nowSeconds();
     const paths = this.files.paths(row.project, row.spider, row.id);
     if (hit) this.opts.limits?.store.recordHit(uid, hit);
     this.jobs.markFinished(uid, {
@@ -267,7 +400,7 @@ export class Launcher extends EventEmitter {
     entry.cancelled = true;
     const n = this.jobs.countCancel(row.uid);
     const sig = n <= 1 ? signal : LADDER[Math.min(n - 2, LADDER.length - 1)]!;
-    signalGroup(entry.pid, sig);
+    this.signal(entry, sig);
     this.armLadder(entry, LADDER.indexOf(sig) + 1);
     return true;
   }
@@ -285,8 +418,13 @@ export class Launcher extends EventEmitter {
       const line = `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane] ERROR: ${describeHit(hit)}; sending SIGTERM, SIGKILL after ${this.opts.cancelGraceSeconds} s\n`;
       try { appendFileSync(this.files.paths(row.project, row.spider, row.id).logPath, line); } catch { /* the log may be gone: the note still says why */ }
     }
-    signalGroup(entry.pid, 'SIGTERM');
+    this.signal(entry, 'SIGTERM');
     this.armLadder(entry, LADDER.indexOf('SIGTERM') + 1);
+  }
+
+  /** Records whether a newly queued job keeps running when the master lease expires (_keep_running). */
+  setKeepRunning(uid: number, keep: boolean): void {
+    this.opts.lease.store.setKeepRunning(uid, keep);
   }
 
   /** Records what a newly queued job asked for (null = the slave's default). */
@@ -305,7 +443,7 @@ export class Launcher extends EventEmitter {
     if (step >= LADDER.length) return;
     entry.ladder = setTimeout(() => {
       if (!this.live.has(entry.uid)) return;
-      signalGroup(entry.pid, LADDER[step]!);
+      this.signal(entry, LADDER[step]!);
       this.armLadder(entry, step + 1);
     }, this.opts.cancelGraceSeconds * 1000);
     entry.ladder.unref();
@@ -323,14 +461,17 @@ export class Launcher extends EventEmitter {
           uid: row.uid, pid: row.pid, adopted: true, cancelled: false, ladder: null, poll: null, exited: Promise.resolve(),
           limits: this.limitsOf(row), startTime: row.start_time ?? nowSeconds(),
         };
-        entry.exited = new Promise((resolve) => {
-          entry.poll = setInterval(() => {
-            if (isSameProcess(entry.pid, row.proc_start)) return;
-            this.recordEnd(row.uid, { code: null, signal: null });
-            resolve();
-          }, 500);
-        });
+        entry.exited = new Promise((resolve) => { entry.resolveExit = resolve; });
         this.live.set(row.uid, entry);
+        // Polled until its keeper answers on its socket; then the keeper reports how it ends.
+        this.pollOrphan(entry, row.proc_start);
+        void KeeperLink.adopt(keeperFiles(this.opts.lease.keepersDir, row.uid)).then((link) => {
+          if (!link) return;
+          if (this.live.get(row.uid) !== entry) { link.release(); return; }
+          if (entry.poll) { clearInterval(entry.poll); entry.poll = null; }
+          this.attach(entry, link);
+          link.terms(this.leaseTerms(row.uid));
+        });
         this.logs.watch(row.uid, { project: row.project, spider: row.spider, job: row.id, logPath: this.files.paths(row.project, row.spider, row.id).logPath });
         if (this.opts.orphans === 'kill') {
           this.jobs.setNote(row.uid, 'orphaned by a slave crash and stopped at restart (orphans = kill)');
@@ -342,7 +483,17 @@ export class Launcher extends EventEmitter {
         this.watcher.wake();
       } else {
         this.live.set(row.uid, { uid: row.uid, pid: 0, adopted: false, cancelled: false, ladder: null, poll: null, exited: Promise.resolve() });
-        this.recordEnd(row.uid, { code: null, signal: null, forceOutcome: 'lost', note: 'the slave stopped while this job ran and its process was gone at restart' });
+        // Its keeper, if it had one, left the exit status (and why it stopped it) behind.
+        const report = readKeeperExit(keeperFiles(this.opts.lease.keepersDir, row.uid));
+        if (report?.note) {
+          this.recordEnd(row.uid, { code: report.code, signal: report.signal, endedAt: report.at, forceOutcome: 'lost', note: report.note });
+        } else if (report) {
+          // Nobody watched how it ended: still 'lost' (the master may fail it over), with the status its keeper saw.
+          const how = report.signal ? `signal ${report.signal}` : `exit code ${report.code}`;
+          this.recordEnd(row.uid, { code: report.code, signal: report.signal, endedAt: report.at, forceOutcome: 'lost', note: `the slave stopped while this job ran and its process was gone at restart (its keeper saw it end with ${how})` });
+        } else {
+          this.recordEnd(row.uid, { code: null, signal: null, forceOutcome: 'lost', note: 'the slave stopped while this job ran and its process was gone at restart' });
+        }
         result.lost++;
       }
     }
@@ -353,17 +504,20 @@ export class Launcher extends EventEmitter {
   async shutdown(mode: 'stop' | 'leave'): Promise<void> {
     this.stopping = true;
     this.watcher.stop();
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     const entries = [...this.live.values()];
     if (mode === 'leave') {
       for (const e of entries) {
         if (e.ladder) clearTimeout(e.ladder);
         if (e.poll) clearInterval(e.poll);
+        e.link?.release();
         this.logs.forget(e.uid);
       }
       this.live.clear();
       return;
     }
     for (const e of entries) {
+      e.link?.hold(); // unref'd pipes alone would let the process exit before the spiders ended
       const row = this.jobs.get(e.uid);
       if (row) this.cancelRunning(row, 'SIGINT');
     }

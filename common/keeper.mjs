@@ -1,0 +1,179 @@
+// The keeper: a tiny process that runs ONE spider and holds the slave's lease for it.
+//
+// Guarantee: a spider is never left crawling unsupervised for longer than its lease window after
+// its daemon died. The daemon that started the keeper holds it through the keeper's stdin/fd 3
+// pipes; a restarted daemon takes it over by connecting to the keeper's unix socket. While no
+// daemon holds it, the keeper counts down the window (from the daemon's last contact with a master,
+// when it was told one) and, unless a daemon re-adopts it in time, stops the spider: SIGTERM to its
+// process group, SIGKILL after the grace. Whatever ends the spider, the keeper writes its exit
+// status (and why it stopped it) to a file the daemon reads, and sends it to the holding daemon.
+//
+// Wire: JSON lines both ways. Daemon -> keeper: the spec (first line on stdin), then
+// {"lease": ms|null}, {"keep": bool}, {"contact": true}. Keeper -> daemon: {"pid": N},
+// {"exit": {code, signal, at, note}}, {"error": "..."}.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { closeSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { setPriority } from 'node:os';
+
+let spec = null;
+let child = null;
+let result = null; // set when the spider ended
+let holder = null; // { write(obj), end() } of the daemon holding the lease, or null
+let leaseMs = null; // null: no window (no master ever told one, or keep_running)
+let keep = false;
+let lastContact = null; // monotonic ms of the daemon's last master contact it told us
+let orphanTimer = null;
+let stopping = null;
+const mono = () => Number(process.hrtime.bigint() / 1_000_000n);
+// The keeper's own lines go to stderr: the job's log, so the log says what happened.
+const say = (msg) => { try { writeSync(2, `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane keeper] ${msg}\n`); } catch { /* log gone */ } };
+
+// The keeper outlives INT/TERM meant for its daemon's group; the spider has its own group.
+for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE']) process.on(s, () => undefined);
+
+function lineReader(stream, onMessage, onEnd) {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (d) => {
+    buf += d;
+    if (buf.length > 1 << 20) buf = ''; // no line is that long: drop garbage instead of growing
+    for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (!line.trim()) continue;
+      let msg;
+      try { msg = JSON.parse(line); } catch { continue; }
+      onMessage(msg);
+    }
+  });
+  stream.on('error', () => undefined);
+  stream.on('end', onEnd);
+  stream.on('close', onEnd);
+}
+
+function onHolderMessage(msg) {
+  if (spec === null && msg && typeof msg.command === 'string') return start(msg);
+  if ('lease' in msg) leaseMs = typeof msg.lease === 'number' && msg.lease > 0 ? msg.lease : null;
+  if ('keep' in msg) keep = msg.keep === true;
+  if (msg.contact) lastContact = mono();
+  if (typeof msg.contactAgoMs === 'number') lastContact = mono() - msg.contactAgoMs;
+}
+
+function setHolder(h) {
+  if (orphanTimer) { clearTimeout(orphanTimer); orphanTimer = null; }
+  holder = h;
+  if (child?.pid) h.write({ pid: child.pid });
+  if (result) h.write({ exit: result });
+}
+
+function holderGone(h) {
+  if (holder !== h) return;
+  holder = null;
+  if (result) return finish();
+  if (!child) return process.exit(1); // the daemon died before it sent the spec
+  armOrphanTimer();
+}
+
+/** No daemon holds us: stop the spider when the lease runs out, unless one re-adopts us first. */
+function armOrphanTimer() {
+  if (orphanTimer || result) return;
+  if (leaseMs === null || keep) {
+    say(`daemon gone; spider ${child.pid} keeps running until a daemon re-adopts it (${keep ? 'keep_running' : 'no lease window known'})`);
+    return;
+  }
+  const since = lastContact ?? mono();
+  const wait = Math.max(0, since + leaseMs - mono());
+  say(`daemon gone; spider ${child.pid} is stopped in ${(wait / 1000).toFixed(1)} s unless a daemon re-adopts it`);
+  orphanTimer = setTimeout(() => {
+    orphanTimer = null;
+    if (holder || result) return;
+    const noMaster = Math.round((mono() - since) / 1000);
+    stopping = `stopped by its keeper: its daemon died and no daemon re-adopted it within the lease (no master for ${noMaster} s, lease ${leaseMs / 1000} s)`;
+    say(`${stopping}; sending SIGTERM, SIGKILL after ${spec.graceMs / 1000} s`);
+    signalGroup('SIGTERM');
+    setTimeout(() => { if (!result) signalGroup('SIGKILL'); }, spec.graceMs).unref();
+  }, wait);
+}
+
+function signalGroup(sig) {
+  try { process.kill(-child.pid, sig); } catch { try { process.kill(child.pid, sig); } catch { /* gone */ } }
+}
+
+function start(s) {
+  spec = s;
+  leaseMs = typeof s.leaseMs === 'number' && s.leaseMs > 0 ? s.leaseMs : null;
+  keep = s.keep === true;
+  if (s.contactAgoMs !== undefined && s.contactAgoMs !== null) lastContact = mono() - s.contactAgoMs;
+  try {
+    child = spawn(s.command, s.args, { cwd: s.cwd, env: s.env, stdio: ['ignore', 1, 2], detached: true, ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
+  } catch (e) {
+    holder?.write({ error: e.message });
+    return process.exit(1);
+  }
+  child.once('error', (e) => {
+    if (child.pid === undefined) {
+      holder?.write({ error: e.message });
+      setTimeout(() => process.exit(1), 50);
+    }
+  });
+  if (child.pid === undefined) return;
+  if (typeof s.nice === 'number') { try { setPriority(child.pid, s.nice); } catch { /* gone or refused */ } }
+  holder?.write({ pid: child.pid });
+  listen();
+  child.once('exit', (code, signal) => {
+    result = { code, signal, at: Date.now() / 1000, note: stopping };
+    writeExitFile();
+    if (holder) {
+      holder.write({ exit: result });
+      holder.end();
+    }
+    finish();
+  });
+}
+
+function writeExitFile() {
+  try {
+    const tmp = `${spec.exitFile}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    writeFileSync(fd, JSON.stringify(result));
+    closeSync(fd);
+    renameSync(tmp, spec.exitFile);
+  } catch (e) {
+    say(`could not write ${spec.exitFile}: ${e.message}`);
+  }
+}
+
+let server = null;
+function listen() {
+  rmSync(spec.sock, { force: true });
+  server = createServer((sock) => {
+    const h = { write: (o) => { try { sock.write(JSON.stringify(o) + '\n'); } catch { /* closed */ } }, end: () => sock.end() };
+    sock.on('error', () => undefined);
+    if (holder) holder.end?.();
+    setHolder(h);
+    lineReader(sock, onHolderMessage, () => holderGone(h));
+  });
+  server.on('error', (e) => say(`cannot listen on ${spec.sock}: ${e.message} (a restarted daemon cannot re-adopt this spider)`));
+  server.listen(spec.sock);
+}
+
+function finish() {
+  // Leave a moment for the last message to flush, then go.
+  if (server) { server.close(); rmSync(spec.sock, { force: true }); }
+  setTimeout(() => process.exit(0), 100).unref();
+}
+
+// The first holder: the daemon that spawned us (stdin to read, fd 3 to write).
+let out = null;
+try {
+  const { createWriteStream } = await import('node:fs');
+  out = createWriteStream(null, { fd: 3 });
+  out.on('error', () => undefined);
+} catch { out = null; }
+const first = {
+  write: (o) => { try { out?.write(JSON.stringify(o) + '\n'); } catch { /* daemon gone */ } },
+  end: () => { try { out?.end(); } catch { /* gone */ } },
+};
+holder = first;
+lineReader(process.stdin, onHolderMessage, () => holderGone(first));
