@@ -125,8 +125,10 @@ export class Dispatcher {
       await this.clientFor(node).schedule({
         project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings,
         ...(req.policy ? limitParams(req.policy) : {}),
-        // Whether the slave stops it when its master lease expires: only runs this master fails over.
-        keepRunning: req.retriesLeft <= 0 || req.policy?.keep_running === true,
+        // Whether the slave stops it when its master lease expires: only runs this master replaces
+        // elsewhere — a run with failover retries left, or a service replica (the reconciler
+        // restarts it on another node).
+        keepRunning: req.policy?.keep_running === true || (req.retriesLeft <= 0 && req.serviceId == null),
       });
       this.runs.markDispatched(run.id);
       return this.runs.get(run.id)!;

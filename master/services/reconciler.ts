@@ -162,7 +162,9 @@ export class ServiceReconciler extends EventEmitter {
       }));
       const exits: PlanExit[] = this.runs.endedReplicasSince(svc.id, now - planOpts.crashWindowMs).map((r) => ({
         version: r.version, createdAt: r.created_at, startedAt: r.started_at, endedAt: r.ended_at ?? now,
-        expected: r.cancel_requested === 1 || r.outcome === 'cancelled' || r.state === 'lost',
+        // Not a crash: stopped on purpose, or lost with its node (failed over by the master, or stopped by
+        // its slave's lease or keeper when no master was heard: state finished, outcome lost).
+        expected: r.cancel_requested === 1 || r.outcome === 'cancelled' || r.state === 'lost' || r.outcome === 'lost',
       }));
       const plan = planService({
         replicas: svc.replicas, maxPerNode: svc.max_per_node, maxUnavailable: svc.max_unavailable, targetVersion: target && this.repo.get(svc.project, target) ? target : null,
