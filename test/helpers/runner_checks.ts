@@ -132,6 +132,8 @@ export async function hardKill9(h: SlaveHandle): Promise<void> {
 
 /** Kills a spider's process group (spiders run as group leaders) if it is still there. */
 export function killGroup(pid: number): void {
+  // Never 0 or 1 (a missing pid): process.kill(-0) would signal this test runner's own group.
+  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return;
   try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
