@@ -76,7 +76,9 @@ export function mountScrapydApi(router: Router, core: SlaveCore, nodeName: () =>
       settings: JSON.parse(r.settings) as Record<string, string>, args: JSON.parse(r.args) as Record<string, string>,
     }));
     const running = await Promise.all(core.jobs.running(project).map(async (r) => ({
-      id: r.id, project: r.project, spider: r.spider, pid: r.pid,
+      // pid 0: its keeper has not said it yet (a few ms); null, never 0 — a client that signals
+      // process group 0 would signal itself.
+      id: r.id, project: r.project, spider: r.spider, pid: r.pid !== null && r.pid > 0 ? r.pid : null,
       start_time: r.start_time === null ? null : formatScrapydTime(r.start_time),
       ...(await core.runningUrls(r)),
     })));
