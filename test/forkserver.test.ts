@@ -76,7 +76,7 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
   test('a finished crawl: same record, items, log markers and stats; schedule to first request printed', async () => {
     const results: Record<string, { rec: JobRecord; log: string; items: Array<Record<string, unknown>>; firstRequestMs: number }> = {};
     for (const [name, h] of [['forkserver', warm], ['spawn', cold]] as const) {
-      const { id, scheduledAt } = await run(h, 'quick', [['count', '3'], ['foo', 'bar'], ['setting', 'MY_SETTING=yes']]);
+      const { id, scheduledAt } = await run(h, 'quick', [['count', '3'], ['foo', 'bar'], ['setting', 'MY_SETTING=yes'], ['setting', 'LOG_LEVEL=DEBUG']]);
       // The first request's line is in the log: poll for it closely to time the start.
       const firstRequestMs = await waitFor(`first request of ${id}`, async () => {
         const t = await logOf(h, 'quick', id).catch(() => '');
@@ -116,6 +116,7 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     const b = await run(cold, 'slow', [['seconds', '60']]);
     const ra = await running(warm, a.id);
     const rb = await running(cold, b.id);
+    for (const [h, id] of [[warm, a.id], [cold, b.id]] as const) await waitForLog(h.url, 'demo', 'slow', id, /Spider opened/);
     const ppid = Number(procField(ra.pid!, 'PPid'));
     assert.match(cmdline(ppid), /spiderplane-forkserver/, 'the forkserver is the spider\'s parent');
     assert.doesNotMatch(cmdline(Number(procField(rb.pid!, 'PPid'))), /spiderplane-forkserver/);
@@ -140,7 +141,7 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     for (const h of [warm, cold]) {
       const { id } = await run(h, 'slow', [['seconds', '60']]);
       await running(h, id);
-      await waitForLog(h.url, 'demo', 'slow', id, /Crawled \(200\)/);
+      await waitForLog(h.url, 'demo', 'slow', id, /Spider opened/);
       await cancel(h.url, 'demo', id, 'TERM');
       recs.push(await waitFinished(h.url, id));
       assert.match(await logOf(h, 'slow', id), /Received SIGTERM, shutting down gracefully/);

@@ -88,6 +88,8 @@ def run_child(req, fds, ready_w):
             print(e.code, file=sys.stderr)
             code = 1
     except KeyboardInterrupt:
+        import traceback
+        traceback.print_exc()  # CPython prints it too before it ends by SIGINT
         code = -signal.SIGINT
     except BaseException:
         import traceback
