@@ -178,13 +178,27 @@ function isForkedSpider(pid, uid) {
   }
 }
 
+/** Connects to the forkserver, waiting (up to 60 s) while it is still starting: its process lives but its socket is not there yet. */
+async function connectWhileStarting(fs) {
+  const until = mono() + 60_000;
+  for (;;) {
+    const sock = connect(fs.sock);
+    const err = await new Promise((resolve) => {
+      const t = setTimeout(() => { sock.destroy(); resolve(new Error('no answer')); }, 3000);
+      sock.once('error', (e) => { clearTimeout(t); resolve(e); });
+      sock.once('connect', () => { clearTimeout(t); resolve(null); });
+    });
+    if (!err) return sock;
+    sock.destroy();
+    let starting = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
+    try { process.kill(fs.pid, 0); } catch (e) { if (e.code !== 'EPERM') starting = false; }
+    if (!starting || mono() > until) throw err;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function startForked(s) {
-  const sock = connect(s.forkserver.sock);
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => { sock.destroy(); reject(new Error('no answer')); }, 3000);
-    sock.once('error', (e) => { clearTimeout(t); reject(e); });
-    sock.once('connect', () => { clearTimeout(t); resolve(); });
-  });
+  const sock = await connectWhileStarting(s.forkserver);
   const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', 1, 2, sock], env: {}, cwd: '/' });
   const code = await new Promise((resolve) => { helper.once('error', () => resolve(-1)); helper.once('exit', (c) => resolve(c)); });
   if (code !== 0) { sock.destroy(); throw new Error(`could not hand it the log (helper exit ${code})`); }

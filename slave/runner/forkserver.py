@@ -24,6 +24,9 @@ rpipe, wpipe = os.pipe()
 os.set_blocking(wpipe, False)
 signal.set_wakeup_fd(wpipe)
 signal.signal(signal.SIGCHLD, lambda *_: None)
+# A Ctrl-C or hang-up meant for the daemon's terminal is not for us: the daemon's pipe closing is.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 try:

@@ -15,8 +15,10 @@
  * are the project's); its socket lives in a folder of that user under the daemon's data folder
  * (0711), so only that user and root reach it. The keeper accepts only a pid that leads its own
  * process group and runs as that user. Never blocking a launch: while an environment's forkserver
- * is starting, or cannot start, socketFor() answers null and the job is spawned the plain way; a
- * forkserver that exits is started again at the next job (at most once per 10 s after a failure).
+ * cannot start, targetFor() answers null and the job is spawned the plain way; while one is
+ * starting, the keeper waits for its socket as long as its process lives (a spawn would pay the same
+ * imports); a forkserver that exits is started again at the next job (at most once per 10 s after
+ * a failure to start).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -37,7 +39,7 @@ interface Server {
   ready: boolean;
 }
 
-export interface ForkserverTarget { sock: string; python: string }
+export interface ForkserverTarget { sock: string; python: string; pid: number }
 
 export class Forkservers {
   private readonly servers = new Map<string, Server>();
@@ -52,10 +54,11 @@ export class Forkservers {
   /** Where a job's keeper finds a ready forkserver for this spawn, or null (spawn it plainly). */
   targetFor(spec: SpawnSpec): ForkserverTarget | null {
     if (spec.args[0] !== '-m' || spec.args[1] !== 'scrapy' || spec.args[2] !== 'crawl') return null;
+    if (!this.servers.has(spec.command)) this.start(spec.command);
     const s = this.servers.get(spec.command);
-    if (s?.ready) return { sock: s.sock, python: s.python };
-    if (!s) this.start(spec.command);
-    return null;
+    // One still starting is worth waiting for (the keeper does, while it lives): a spawn would pay
+    // the same import. A failed one is not: null until its retry.
+    return s && s.proc.pid !== undefined ? { sock: s.sock, python: s.python, pid: s.proc.pid } : null;
   }
 
   /** Starts the forkserver of an interpreter ahead of its first job. */

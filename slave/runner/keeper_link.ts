@@ -54,7 +54,7 @@ export interface KeeperLaunch {
   nice: number | null;
   lease: LeaseTerms;
   /** the environment's forkserver to start the spider from (null: spawn it) */
-  forkserver?: { sock: string; python: string } | null;
+  forkserver?: { sock: string; python: string; pid: number } | null;
 }
 
 /** What a keeper is told about the lease: the window (null = none), keep_running, and how long ago the last master contact was. */
