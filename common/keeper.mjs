@@ -8,12 +8,20 @@
 // process group, SIGKILL after the grace. Whatever ends the spider, the keeper writes its exit
 // status (and why it stopped it) to a file the daemon reads, and sends it to the holding daemon.
 //
+// Warm start (spec.forkserver = {sock, python}): instead of spawning the spider, the keeper connects
+// to its environment's forkserver (slave/runner/forkserver.py), hands it the log (its own fds 1 and
+// 2, sent with SCM_RIGHTS by a tiny `python -I -S` helper, as Node cannot send fds), and the job;
+// the forkserver forks the spider, reports its pid and, as its parent, its exit status. The keeper
+// accepts only a pid that leads its own process group (and runs as the spider's user), so a
+// misbehaving forkserver cannot make it signal anyone else. If the forkserver cannot be reached it
+// spawns the spider itself; if the forkserver dies mid-run, it watches the pid until it is gone.
+//
 // Wire: JSON lines both ways. Daemon -> keeper: the spec (first line on stdin), then
 // {"lease": ms|null}, {"keep": bool}, {"contact": true}. Keeper -> daemon: {"pid": N},
 // {"exit": {code, signal, at, note}}, {"error": "..."}.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { closeSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 let spec = null;
@@ -105,30 +113,131 @@ function start(s) {
   leaseMs = typeof s.leaseMs === 'number' && s.leaseMs > 0 ? s.leaseMs : null;
   keep = s.keep === true;
   if (s.contactAgoMs !== undefined && s.contactAgoMs !== null) lastContact = mono() - s.contactAgoMs;
+  if (s.forkserver) {
+    startForked(s).catch((e) => {
+      if (child) return; // the spider runs: the forkserver link failed later, handled there
+      say(`forkserver unavailable (${e.message}); starting the spider directly`);
+      spawnSpider(s);
+    });
+  } else {
+    spawnSpider(s);
+  }
+}
+
+function spawnSpider(s) {
+  let proc;
   try {
-    child = spawn(s.command, s.args, { cwd: s.cwd, env: s.env, stdio: ['ignore', 1, 2], detached: true, ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
+    proc = spawn(s.command, s.args, { cwd: s.cwd, env: s.env, stdio: ['ignore', 1, 2], detached: true, ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
   } catch (e) {
     holder?.write({ error: e.message });
     return process.exit(1);
   }
-  child.once('error', (e) => {
-    if (child.pid === undefined) {
+  proc.once('error', (e) => {
+    if (proc.pid === undefined) {
       holder?.write({ error: e.message });
       setTimeout(() => process.exit(1), 50);
     }
   });
-  if (child.pid === undefined) return;
-  if (typeof s.nice === 'number') { try { setPriority(child.pid, s.nice); } catch { /* gone or refused */ } }
+  if (proc.pid === undefined) return;
+  child = { pid: proc.pid };
+  started();
+  proc.once('exit', (code, signal) => spiderEnded(code, signal));
+}
+
+function started() {
+  if (typeof spec.nice === 'number') { try { setPriority(child.pid, spec.nice); } catch { /* gone or refused */ } }
   holder?.write({ pid: child.pid });
   listen();
-  child.once('exit', (code, signal) => {
-    result = { code, signal, at: Date.now() / 1000, note: stopping };
-    writeExitFile();
-    if (holder) {
-      holder.write({ exit: result });
-      holder.end();
-    }
-    finish();
+}
+
+function spiderEnded(code, signal) {
+  if (result) return;
+  result = { code, signal, at: Date.now() / 1000, note: stopping };
+  writeExitFile();
+  if (holder) {
+    holder.write({ exit: result });
+    holder.end();
+  }
+  finish();
+}
+
+// Sends this keeper's stdout and stderr (the job's log) over the socket on its fd 3.
+const SEND_FDS = "import socket; s = socket.socket(fileno=3); socket.send_fds(s, [b'L'], [1, 2]); s.detach()";
+
+/** The pid leads its own process group and runs as the spider's user: what a forked spider must. */
+function isForkedSpider(pid, uid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    if (pgrp !== pid) return false;
+    if (uid === undefined) return true;
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && Number(m[1]) === uid;
+  } catch {
+    return false;
+  }
+}
+
+/** Connects to the forkserver, waiting (up to 60 s) while it is still starting: its process lives but its socket is not there yet. */
+async function connectWhileStarting(fs) {
+  const until = mono() + 60_000;
+  for (;;) {
+    const sock = connect(fs.sock);
+    const err = await new Promise((resolve) => {
+      const t = setTimeout(() => { sock.destroy(); resolve(new Error('no answer')); }, 3000);
+      sock.once('error', (e) => { clearTimeout(t); resolve(e); });
+      sock.once('connect', () => { clearTimeout(t); resolve(null); });
+    });
+    if (!err) return sock;
+    sock.destroy();
+    let starting = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
+    try { process.kill(fs.pid, 0); } catch (e) { if (e.code !== 'EPERM') starting = false; }
+    if (!starting || mono() > until) throw err;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function startForked(s) {
+  const sock = await connectWhileStarting(s.forkserver);
+  const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', 1, 2, sock], env: {}, cwd: '/' });
+  const code = await new Promise((resolve) => { helper.once('error', () => resolve(-1)); helper.once('exit', (c) => resolve(c)); });
+  if (code !== 0) { sock.destroy(); throw new Error(`could not hand it the log (helper exit ${code})`); }
+  sock.resume(); // spawn() paused it when it shared it with the helper
+  sock.write(JSON.stringify({ args: s.args, env: s.env, cwd: s.cwd }) + '\n');
+  await new Promise((resolve, reject) => {
+    let gotPid = false;
+    let exited = false;
+    lineReader(sock, (msg) => {
+      if (typeof msg.error === 'string' && !gotPid) { sock.destroy(); reject(new Error(msg.error)); return; }
+      if (typeof msg.pid === 'number' && !gotPid) {
+        if (!Number.isInteger(msg.pid) || msg.pid <= 1 || !isForkedSpider(msg.pid, s.uid)) {
+          sock.destroy();
+          holder?.write({ error: `the forkserver reported pid ${msg.pid}, which is not a spider in its own process group` });
+          setTimeout(() => process.exit(1), 50);
+          return;
+        }
+        gotPid = true;
+        child = { pid: msg.pid };
+        started();
+        resolve();
+      }
+      if (msg.exit && gotPid && !exited) {
+        exited = true;
+        spiderEnded(typeof msg.exit.code === 'number' ? msg.exit.code : null, typeof msg.exit.signal === 'string' ? msg.exit.signal : null);
+      }
+    }, () => {
+      if (!gotPid) { reject(new Error('it closed the connection')); return; }
+      if (exited || result) return;
+      // The forkserver died before its child: its exit status is lost; watch for the pid to go.
+      say(`the forkserver went away while spider ${child.pid} runs; its exit status will be unknown`);
+      const poll = setInterval(() => {
+        try { process.kill(child.pid, 0); } catch (e) {
+          if (e.code === 'EPERM') return;
+          clearInterval(poll);
+          spiderEnded(null, null);
+        }
+      }, 500);
+    });
   });
 }
 

@@ -14,6 +14,7 @@ import { LogMonitor } from './logs/log_monitor.ts';
 import { LogStats } from './logs/log_stats.ts';
 import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
 import { Launcher } from './runner/launcher.ts';
+import { Forkservers } from './runner/forkservers.ts';
 import { JobLimitStore } from './jobs/job_limits.ts';
 import { findScrapyPython } from './runner/python.ts';
 import { lookupUser, resolveRunAs } from './runner/run_as.ts';
@@ -41,6 +42,7 @@ export class Slave {
     private readonly logs: LogMonitor,
     private readonly announcer: Announcer | null,
     private readonly pruner: HistoryPruner,
+    private readonly forkservers: Forkservers | null,
   ) {}
 
   get port(): number { return (this.server.address() as AddressInfo).port; }
@@ -86,7 +88,11 @@ export class Slave {
     const keepersDir = prepareKeepersDir(config.dataDir);
     const lease = new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0);
     lease.seed(readToldWindow(keepersDir));
+    // --forkserver: the slave's interpreter is warmed now; a version's own environment at its first job.
+    const forkservers = config.forkserver ? new Forkservers(config.dataDir, sandbox) : null;
+    if (forkservers && python) forkservers.warm(python);
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
+      forkservers,
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
@@ -124,7 +130,7 @@ export class Slave {
       announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }), undefined, () => launcher.masterContact(null));
       announcer.start();
     }
-    return new Slave(config, core, db, server, metrics, logs, announcer, pruner);
+    return new Slave(config, core, db, server, metrics, logs, announcer, pruner, forkservers);
   }
 
   /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
@@ -135,6 +141,7 @@ export class Slave {
       this.server.closeAllConnections();
     });
     await this.core.launcher.shutdown(this.config.onShutdown);
+    this.forkservers?.stop();
     this.metrics.stop();
     this.logs.stop();
     await this.pruner.stop();

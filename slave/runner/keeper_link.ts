@@ -53,6 +53,8 @@ export interface KeeperLaunch {
   graceMs: number;
   nice: number | null;
   lease: LeaseTerms;
+  /** the environment's forkserver to start the spider from (null: spawn it) */
+  forkserver?: { sock: string; python: string; pid: number } | null;
 }
 
 /** What a keeper is told about the lease: the window (null = none), keep_running, and how long ago the last master contact was. */
@@ -103,6 +105,7 @@ export class KeeperLink extends EventEmitter {
       command: l.spec.command, args: l.spec.args, cwd: l.spec.cwd, env: l.spec.env, ...l.identity,
       sock: l.files.sock, exitFile: l.files.exitFile, graceMs: l.graceMs, nice: l.nice,
       leaseMs: l.lease.leaseMs, keep: l.lease.keep, contactAgoMs: l.lease.contactAgoMs,
+      ...(l.forkserver ? { forkserver: l.forkserver } : {}),
     });
     // The daemon may exit (--on-shutdown leave) without waiting for its keepers.
     child.unref();

@@ -27,6 +27,7 @@ import { clearKeeperFiles, KeeperLink, keeperFiles, readKeeperExit, type KeeperE
 import type { JobLeaseStore } from '../jobs/job_lease.ts';
 import type { MasterLease } from '../cluster/master_lease.ts';
 import { writeToldWindow } from './keepers_dir.ts';
+import type { Forkservers } from './forkservers.ts';
 
 export interface LauncherOptions {
   maxProc: number;
@@ -38,6 +39,8 @@ export interface LauncherOptions {
   limits?: { store: JobLimitStore; defaults: RequestedLimits };
   /** The master lease (slave/cluster/master_lease.ts), per-job keep_running, and where keepers keep their sockets. */
   lease: { clock: MasterLease; store: JobLeaseStore; keepersDir: string };
+  /** --forkserver: Scrapy jobs are forked from their environment's warm forkserver when it is ready. */
+  forkservers?: Forkservers | null;
 }
 
 interface Live {
@@ -169,6 +172,7 @@ export class Launcher extends EventEmitter {
     try {
       link = KeeperLink.launch({
         spec, identity: this.sandbox.spawnIdentity(), logFd, files, graceMs: this.opts.cancelGraceSeconds * 1000, nice: limits.nice, lease: this.leaseTerms(row.uid),
+        forkserver: this.opts.forkservers?.targetFor(spec) ?? null,
       });
     } finally {
       closeSync(logFd);

@@ -22,9 +22,12 @@ export function tempDir(prefix = 'spiderplane-test-'): string {
   return dir;
 }
 
+/** SPIDERPLANE_TEST_FORKSERVER=1 runs every test slave with --forkserver (the suite, run both ways). */
+const FORKSERVER_ARGS = process.env.SPIDERPLANE_TEST_FORKSERVER === '1' ? ['--forkserver'] : [];
+
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
   const dataDir = opts.dataDir ?? tempDir();
-  const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...(opts.args ?? [])], opts.env, /listening on (http:\/\/[^\s]+)/);
+  const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...FORKSERVER_ARGS, ...(opts.args ?? [])], opts.env, /listening on (http:\/\/[^\s]+)/);
   return { ...d, dataDir };
 }
 

@@ -1,0 +1,229 @@
+# The warm Python start: a forkserver for ONE Python environment (slave/runner/forkservers.ts starts
+# it as the spiders' user, with that environment's interpreter). It imports Scrapy and Twisted once
+# -- never a reactor -- and forks a child per job that runs `python -m scrapy crawl ...` exactly as
+# a fresh interpreter would: runpy runs scrapy's __main__ with the job's argv, environment, cwd and
+# sys.path (cwd, then PYTHONPATH -- the egg -- then the environment's own), in its own session
+# (setsid, so the INT/TERM/KILL ladder on its process group works), stdout/stderr the job's log.
+#
+# Wire (unix socket, one connection per job, from the job's keeper): first a message carrying the
+# log's two fds (SCM_RIGHTS), then one JSON line {"args": [...], "env": {...}, "cwd": "..."}.
+# Answers, JSON lines: {"pid": N} once the child has its own session, {"exit": {"code", "signal"}}
+# when it is reaped, or {"error": "..."}. The forkserver is the children's parent: it reaps them.
+# It stops accepting when its stdin (the daemon's pipe) closes, and exits once its children ended,
+# so the keepers of running jobs still hear their exit status after a daemon restart.
+import io, json, os, selectors, signal, socket, sys
+
+import twisted.internet.defer  # noqa: F401  (Twisted, without installing a reactor)
+import scrapy, scrapy.cmdline, scrapy.crawler, scrapy.commands.crawl, scrapy.utils.project  # noqa: F401,E401
+
+SOCK = sys.argv[2]
+BASE_PATH = [p for p in sys.path if p not in ('', os.getcwd())]
+children = {}  # pid -> connection of the keeper that asked for it (or None once it went away)
+
+rpipe, wpipe = os.pipe()
+os.set_blocking(wpipe, False)
+signal.set_wakeup_fd(wpipe)
+signal.signal(signal.SIGCHLD, lambda *_: None)
+# A Ctrl-C or hang-up meant for the daemon's terminal is not for us: the daemon's pipe closing is.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    os.unlink(SOCK)
+except FileNotFoundError:
+    pass
+srv.bind(SOCK)
+os.chmod(SOCK, 0o600)
+srv.listen(64)
+sel = selectors.DefaultSelector()
+sel.register(srv, selectors.EVENT_READ, 'accept')
+sel.register(rpipe, selectors.EVENT_READ, 'signal')
+sel.register(sys.stdin.fileno(), selectors.EVENT_READ, 'daemon')
+print('ready', flush=True)
+
+
+def send(conn, obj):
+    if conn is None:
+        return
+    try:
+        conn.sendall((json.dumps(obj) + '\n').encode())
+    except OSError:
+        pass
+
+
+def run_child(req, fds, ready_w):
+    """In the forked child: become the job, then run scrapy's __main__ as `python -m scrapy` does."""
+    os.setsid()
+    os.close(ready_w)  # the parent learns the pid only now: the process group exists
+    signal.set_wakeup_fd(-1)
+    for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as CPython sets it at start
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    os.closerange(3, 65536)
+    # PYTHONUNBUFFERED, as the spawned spider has it: every write reaches the log at once.
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, 'r', closefd=False), encoding='utf-8')
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, 'w', closefd=False), encoding='utf-8', write_through=True)
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.FileIO(2, 'w', closefd=False), encoding='utf-8', errors='backslashreplace', write_through=True)
+    env = req['env']
+    os.chdir(req['cwd'])
+    os.environ.clear()
+    os.environ.update(env)
+    extra = [p for p in env.get('PYTHONPATH', '').split(':') if p]
+    sys.path[:] = [os.getcwd()] + extra + BASE_PATH
+    args = req['args']  # ['-m', 'scrapy', 'crawl', SPIDER, ...]
+    import runpy
+    code = 0
+    try:
+        sys.argv = [os.path.join(os.path.dirname(scrapy.__file__), '__main__.py')] + args[2:]
+        runpy.run_module(args[1], run_name='__main__', alter_sys=True)
+    except SystemExit as e:
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code & 0xff
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        import traceback
+        traceback.print_exc()  # CPython prints it too before it ends by SIGINT
+        code = -signal.SIGINT
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    try:
+        import threading
+        threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads, as at exit
+    except BaseException:
+        pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BaseException:
+            pass
+    if code == -signal.SIGINT:
+        # An uncaught KeyboardInterrupt ends CPython by SIGINT itself: the exit status says so.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 130
+    os._exit(code)
+
+
+def handle(conn):
+    conn.settimeout(10)
+    fds = []
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 16, 4)
+        if len(fds) != 2:
+            raise ValueError('expected the log fds')
+        buf = b''
+        while not buf.endswith(b'\n'):
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ValueError('connection closed before the job')
+            buf += chunk
+            if len(buf) > 8 << 20:
+                raise ValueError('job line too long')
+        req = json.loads(buf)
+        if not (isinstance(req.get('args'), list) and req['args'][:2] == ['-m', 'scrapy'] and isinstance(req.get('env'), dict) and isinstance(req.get('cwd'), str)):
+            raise ValueError('not a scrapy job')
+    except Exception as e:  # noqa: BLE001
+        send(conn, {'error': f'forkserver: {e}'})
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            srv.close()
+            run_child(req, fds, ready_w)
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    for fd in fds:
+        os.close(fd)
+    os.read(ready_r, 1)  # EOF once the child called setsid
+    os.close(ready_r)
+    conn.settimeout(None)
+    children[pid] = conn
+    send(conn, {'pid': pid})
+    sel.register(conn, selectors.EVENT_READ, 'conn')
+
+
+def reap():
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = children.pop(pid, None)
+        if os.WIFSIGNALED(status):
+            n = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(n).name
+            except ValueError:
+                name = f'SIG{n}'
+            result = {'code': None, 'signal': name}
+        else:
+            result = {'code': os.waitstatus_to_exitcode(status), 'signal': None}
+        if conn is not None:
+            send(conn, {'exit': result})
+            try:
+                sel.unregister(conn)
+            except (KeyError, ValueError):
+                pass
+            conn.close()
+
+
+accepting = True
+while accepting or children:
+    for key, _ in sel.select():
+        what = key.data
+        if what == 'accept':
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            handle(conn)
+        elif what == 'signal':
+            try:
+                os.read(rpipe, 4096)
+            except BlockingIOError:
+                pass
+            reap()
+        elif what == 'daemon':
+            if not os.read(sys.stdin.fileno(), 4096):
+                accepting = False
+                sel.unregister(sys.stdin.fileno())
+                sel.unregister(srv)
+                srv.close()
+        elif what == 'conn':
+            # The keeper went away (a keeper never sends more): its child runs on; forget the link.
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:
+                data = b''
+            if not data:
+                sel.unregister(key.fileobj)
+                for pid, c in list(children.items()):
+                    if c is key.fileobj:
+                        children[pid] = None
+                key.fileobj.close()
+    reap()

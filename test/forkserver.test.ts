@@ -1,0 +1,223 @@
+// The warm Python start (--forkserver, slave/runner/forkservers.ts): real Scrapy egg jobs forked
+// from a forkserver are indistinguishable from spawned ones. Two real slaves run the same jobs, one
+// with --forkserver and one without, and their records, items and log markers are compared: a
+// finished crawl, a failing one, cancel's INT / TERM / KILL ladder, the run-as user. It also prints
+// the time from schedule.json to the first request (both ways).
+// Run: npx tsx --test --test-concurrency=1 test/forkserver.test.ts
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readlinkSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { startSlave, tempDir, uploadEgg, waitFor, postForm, type SlaveHandle } from './helpers/slave_process.ts';
+import { buildDemoEgg } from './helpers/fixtures.ts';
+import { cancel, waitFinished, waitRunning, waitForLog, jsonLines, fetchText, isAlive, hardKill9, killGroup, type JobRecord } from './helpers/runner_checks.ts';
+
+const work = tempDir('spiderplane-forkserver-test-');
+let warm: SlaveHandle;
+let cold: SlaveHandle;
+const spiderPids = new Set<number>();
+
+function procField(pid: number, key: string): string | null {
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\S+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? m[1]! : null;
+  } catch {
+    return null;
+  }
+}
+
+function cmdline(pid: number): string {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return ''; }
+}
+
+function pgrp(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+async function run(h: SlaveHandle, spider: string, extra: Array<[string, string]> = []): Promise<{ id: string; scheduledAt: number }> {
+  const scheduledAt = performance.now();
+  const j = await postForm(h.url, '/schedule.json', [['project', 'demo'], ['spider', spider], ...extra]);
+  assert.equal(j.status, 'ok', JSON.stringify(j));
+  return { id: j.jobid as string, scheduledAt };
+}
+
+async function running(h: SlaveHandle, id: string): Promise<JobRecord> {
+  const r = await waitRunning(h.url, id);
+  spiderPids.add(r.pid!);
+  return r;
+}
+
+const logOf = async (h: SlaveHandle, spider: string, id: string) => (await fetchText(h.url, `/logs/demo/${spider}/${id}.log`)).text;
+const itemsOf = async (h: SlaveHandle, spider: string, id: string) => jsonLines((await fetchText(h.url, `/items/demo/${spider}/${id}.jl`)).text);
+
+/** What must be the same whichever way the spider started. */
+function essence(r: JobRecord) {
+  return { state: r.state, outcome: r.outcome, exit_code: r.exit_code, signal: r.signal, items_count: r.items_count, error_count: r.error_count };
+}
+
+before(async () => {
+  const egg = await fsp.readFile(await buildDemoEgg(join(work, 'egg')));
+  warm = await startSlave({ dataDir: tempDir('spiderplane-fs-warm-'), args: ['--forkserver', '--cancel-grace', '5'] });
+  cold = await startSlave({ dataDir: tempDir('spiderplane-fs-cold-'), args: ['--cancel-grace', '5'] });
+  for (const h of [warm, cold]) assert.equal((await uploadEgg(h.url, 'demo', 'v1', egg)).status, 'ok');
+  // The slave's interpreter is warmed at start: wait for it (the first job would otherwise be spawned).
+  await waitFor('the forkserver to be ready', () => (/forkserver ready for /.test(warm.output()) ? true : undefined), 60_000, 50);
+});
+
+after(async () => {
+  for (const h of [warm, cold]) if (h) await hardKill9(h).catch(() => undefined);
+  for (const pid of spiderPids) if (isAlive(pid)) killGroup(pid);
+  for (const h of [warm, cold]) if (h) await fsp.rm(h.dataDir, { recursive: true, force: true }).catch(() => undefined);
+  await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
+});
+
+describe('forkserver: a job forked warm is a job spawned cold', () => {
+  test('a finished crawl: same record, items, log markers and stats; schedule to first request printed', async () => {
+    const results: Record<string, { rec: JobRecord; log: string; items: Array<Record<string, unknown>>; firstRequestMs: number }> = {};
+    for (const [name, h] of [['forkserver', warm], ['spawn', cold]] as const) {
+      const { id, scheduledAt } = await run(h, 'quick', [['count', '3'], ['foo', 'bar'], ['setting', 'MY_SETTING=yes'], ['setting', 'LOG_LEVEL=DEBUG']]);
+      // The first request's line is in the log: poll for it closely to time the start.
+      const firstRequestMs = await waitFor(`first request of ${id}`, async () => {
+        const t = await logOf(h, 'quick', id).catch(() => '');
+        return /Crawled \(200\) <GET data:,quick-1>/.test(t) ? performance.now() - scheduledAt : undefined;
+      }, 60_000, 5);
+      const rec = await waitFinished(h.url, id);
+      results[name] = { rec, log: await logOf(h, 'quick', id), items: await itemsOf(h, 'quick', id), firstRequestMs };
+    }
+    console.log(`# schedule -> first request (data: URI, poll every 5 ms): forkserver ${results.forkserver!.firstRequestMs.toFixed(0)} ms, spawn ${results.spawn!.firstRequestMs.toFixed(0)} ms`);
+    const w = results.forkserver!;
+    const c = results.spawn!;
+    assert.deepEqual(essence(w.rec), essence(c.rec));
+    assert.equal(w.rec.outcome, 'succeeded');
+    assert.equal(w.rec.exit_code, 0);
+    for (const log of [w.log, c.log]) {
+      assert.match(log, /Spider closed \(finished\)/);
+      assert.match(log, /Dumping Scrapy stats:/);
+      assert.match(log, /'item_scraped_count': 3/);
+      assert.match(log, /Overridden settings:/);
+    }
+    // The same stats keys, the same items (job ids aside).
+    const statKeys = (log: string) => [...(/Dumping Scrapy stats:\n\{([\s\S]*?)\}/.exec(log)?.[1] ?? '').matchAll(/'([^']+)':/g)].map((m) => m[1]).sort();
+    assert.deepEqual(statKeys(w.log), statKeys(c.log));
+    const strip = (items: Array<Record<string, unknown>>) => items.map((i) => {
+      const o = structuredClone(i) as { args: Record<string, unknown>; env: Record<string, unknown> };
+      delete o.args._job;
+      delete o.env.SCRAPY_JOB;
+      return o;
+    });
+    assert.deepEqual(strip(w.items), strip(c.items));
+    assert.equal(w.items.length, 3);
+    assert.equal((w.items[0] as { settings: Record<string, unknown> }).settings.MY_SETTING, 'yes');
+  });
+
+  test('the spider is forked by the forkserver, leads its own process group and runs as the run-as user', async () => {
+    const a = await run(warm, 'slow', [['seconds', '60']]);
+    const b = await run(cold, 'slow', [['seconds', '60']]);
+    const ra = await running(warm, a.id);
+    const rb = await running(cold, b.id);
+    for (const [h, id] of [[warm, a.id], [cold, b.id]] as const) await waitForLog(h.url, 'demo', 'slow', id, /slow tick 1 /);
+    const ppid = Number(procField(ra.pid!, 'PPid'));
+    assert.match(cmdline(ppid), /spiderplane-forkserver/, 'the forkserver is the spider\'s parent');
+    assert.doesNotMatch(cmdline(Number(procField(rb.pid!, 'PPid'))), /spiderplane-forkserver/);
+    assert.equal(pgrp(ra.pid!), ra.pid);
+    assert.equal(procField(ra.pid!, 'Uid'), procField(rb.pid!, 'Uid'), 'the same user as a spawned spider');
+    if (process.getuid?.() === 0) assert.notEqual(procField(ra.pid!, 'Uid'), '0', 'not root');
+    assert.equal(readlinkSync(`/proc/${ra.pid}/cwd`), join(warm.dataDir, 'work', 'demo'));
+    // Cancel (INT): graceful stop, same record both ways.
+    for (const [h, id] of [[warm, a.id], [cold, b.id]] as const) await cancel(h.url, 'demo', id);
+    const [wa, cb] = await Promise.all([waitFinished(warm.url, a.id), waitFinished(cold.url, b.id)]);
+    assert.deepEqual({ ...essence(wa), items_count: null }, { ...essence(cb), items_count: null });
+    assert.equal(wa.outcome, 'cancelled');
+    for (const [h, id] of [[warm, a.id], [cold, b.id]] as const) {
+      const log = await logOf(h, 'slow', id);
+      assert.match(log, /Received SIGINT, shutting down gracefully/);
+      assert.match(log, /Spider closed \(shutdown\)/);
+    }
+  });
+
+  test('cancel with TERM: same graceful end both ways', async () => {
+    const recs: JobRecord[] = [];
+    for (const h of [warm, cold]) {
+      const { id } = await run(h, 'slow', [['seconds', '60']]);
+      await running(h, id);
+      // Once crawling (its first tick logged): a TERM in the instant after "Spider opened", before
+      // the reactor runs, ends a spawned Scrapy by SIGTERM without its handler too.
+      await waitForLog(h.url, 'demo', 'slow', id, /slow tick 1 /);
+      await cancel(h.url, 'demo', id, 'TERM');
+      recs.push(await waitFinished(h.url, id));
+      assert.match(await logOf(h, 'slow', id), /Received SIGTERM, shutting down gracefully/);
+    }
+    assert.deepEqual({ ...essence(recs[0]!), items_count: null }, { ...essence(recs[1]!), items_count: null });
+    assert.equal(recs[0]!.outcome, 'cancelled');
+  });
+
+  test('a spider that ignores INT and TERM is stopped by the ladder\'s KILL: signal SIGKILL both ways', async () => {
+    const recs: JobRecord[] = [];
+    for (const h of [warm, cold]) {
+      const { id } = await run(h, 'ignoresigint', [['seconds', '120']]);
+      const r = await running(h, id);
+      await waitForLog(h.url, 'demo', 'ignoresigint', id, /SIGINT and SIGTERM are now ignored/);
+      await cancel(h.url, 'demo', id); // INT, then TERM and KILL a grace (5 s) apart
+      recs.push(await waitFinished(h.url, id));
+      assert.equal(isAlive(r.pid!), false);
+    }
+    assert.equal(recs[0]!.signal, 'SIGKILL');
+    assert.equal(recs[0]!.exit_code, null);
+    assert.deepEqual({ ...essence(recs[0]!), items_count: null }, { ...essence(recs[1]!), items_count: null });
+  });
+
+  test('a failing crawl: the same non-zero exit code and traceback both ways', async () => {
+    const recs: JobRecord[] = [];
+    for (const h of [warm, cold]) {
+      const { id } = await run(h, 'quick', [['setting', 'TWISTED_REACTOR=no.such.Reactor']]);
+      recs.push(await waitFinished(h.url, id));
+      assert.match(await logOf(h, 'quick', id), /ModuleNotFoundError: No module named 'no'/);
+    }
+    assert.equal(recs[0]!.exit_code, 1);
+    assert.equal(recs[0]!.outcome, 'failed');
+    assert.deepEqual(essence(recs[0]!), essence(recs[1]!));
+  });
+
+  test('a forkserver that dies is started again at the next job', async () => {
+    const fsPid = Number(/forkserver ready for \S+ \(pid (\d+)\)/.exec(warm.output())![1]);
+    assert.match(cmdline(fsPid), /spiderplane-forkserver/);
+    process.kill(fsPid, 'SIGKILL');
+    await waitFor('the forkserver to be reported gone', () => (/forkserver for \S+ ended/.test(warm.output()) ? true : undefined));
+    // The next job starts a new forkserver, and its keeper waits for it.
+    const next = await run(warm, 'slow', [['seconds', '60']]);
+    const r = await running(warm, next.id);
+    assert.match(cmdline(Number(procField(r.pid!, 'PPid'))), /spiderplane-forkserver/);
+    await cancel(warm.url, 'demo', next.id, 'KILL');
+    assert.equal((await waitFinished(warm.url, next.id)).signal, 'SIGKILL');
+  });
+
+  test('a forkserver that cannot start: jobs are spawned the plain way', async () => {
+    // An interpreter that imports scrapy but refuses to run the forkserver script.
+    const bin = join(work, 'bin');
+    await fsp.mkdir(bin, { recursive: true, mode: 0o755 });
+    const wrapper = join(bin, 'python3');
+    await fsp.writeFile(wrapper, '#!/bin/sh\ncase "$1" in *spiderplane-forkserver.py) echo "no forkserver here" >&2; exit 3;; esac\nexec /usr/bin/python3 "$@"\n', { mode: 0o755 });
+    const h = await startSlave({ dataDir: tempDir('spiderplane-fs-broken-'), args: ['--forkserver', '--python', wrapper] });
+    try {
+      assert.equal((await uploadEgg(h.url, 'demo', 'v1', await fsp.readFile(join(work, 'egg', (await fsp.readdir(join(work, 'egg'))).find((f) => f.endsWith('.egg'))!)))).status, 'ok');
+      await waitFor('the forkserver to fail', () => (/forkserver for \S+ ended \(exit code 3\)/.test(h.output()) ? true : undefined));
+      const { id } = await run(h, 'slow', [['seconds', '60']]);
+      const r = await running(h, id);
+      assert.doesNotMatch(cmdline(Number(procField(r.pid!, 'PPid'))), /spiderplane-forkserver/);
+      await cancel(h.url, 'demo', id);
+      assert.equal((await waitFinished(h.url, id)).outcome, 'cancelled');
+    } finally {
+      await hardKill9(h).catch(() => undefined);
+      await fsp.rm(h.dataDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  });
+
+  test('--no-forkserver overrides --forkserver', async () => {
+    const { slaveConfig } = await import('../slave/config.ts');
+    assert.equal(slaveConfig({ forkserver: true }).forkserver, true);
+    assert.equal(slaveConfig({ forkserver: true, no_forkserver: true }).forkserver, false);
+    assert.equal(slaveConfig({}).forkserver, false);
+    assert.ok(existsSync(join(warm.dataDir, 'forkservers')));
+  });
+});
