@@ -185,14 +185,14 @@ export class RunStore {
   summarySince(since: number): { finished: number; failed: number; lost: number; cancelled: number } {
     const r = this.db.prepare(`SELECT
         SUM(state = 'finished' AND outcome IN ('succeeded', 'finished', 'finished_with_errors')) AS finished,
-        SUM(state = 'failed' OR (state = 'finished' AND outcome = 'failed')) AS failed,
+        SUM(state = 'failed' OR (state = 'finished' AND outcome IN ('failed', 'timeout', 'memory'))) AS failed,
         SUM(state = 'lost') AS lost,
         SUM(state = 'finished' AND outcome = 'cancelled') AS cancelled
       FROM runs INDEXED BY runs_created WHERE created_at >= ?`).get(since) as Record<string, number | null>;
     return { finished: r.finished ?? 0, failed: r.failed ?? 0, lost: r.lost ?? 0, cancelled: r.cancelled ?? 0 };
   }
 
-  /** Recent runs that went wrong (failed, lost, or logged errors), newest first. */
+  /** Recent runs that went wrong (failed, stopped by a limit, lost, finished with errors, or logged errors), newest first. */
   recentProblems(since: number, limit: number): RunRow[] {
     // INDEXED BY: read the window's runs only (a scan by id would walk the whole history when problems are rare).
     return this.db.prepare(`SELECT * FROM runs INDEXED BY runs_created WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome IN ('failed', 'finished_with_errors', 'timeout', 'memory') OR error_count > 0)
