@@ -227,17 +227,18 @@ describe('retries on failure', () => {
 
     // The schedule editor saves the fields; enabling/disabling from the list keeps them.
     const saved = await post('/schedules', { cron: '0 0 1 1 *', project: 'lim', spider: 'idle', target_mode: 'auto', priority: '0', overlap: 'skip', missed: 'skip',
-      max_retries: '2', enabled: '1', max_runtime: '', max_memory: '300', nice: '', retries: '4', retry_delay: '15' });
+      max_retries: '2', enabled: '1', max_runtime: '', max_memory: '300', nice: '', retries: '4', retry_delay: '15', keep_running: '1' });
     assert.equal(saved.status, 302);
     const id = /\/schedules\/(\d+)/.exec(saved.headers.get('location') ?? '')?.[1];
     assert.ok(id, saved.headers.get('location') ?? '');
     const editor = await get(`/schedules/${id}`);
     assert.match(editor, /name="max_memory" [^>]*value="300"/);
     assert.match(editor, /name="retries" [^>]*value="4"/);
+    assert.match(editor, /name="keep_running" [^>]*checked/, 'keep running is saved and shown');
     const toggled = await post(`/schedules/${id}/toggle`, {});
     assert.equal(toggled.status, 302);
     const api = await master.api<{ schedule: Record<string, unknown> }>('GET', `/api/schedules/${id}`);
-    assert.deepEqual([api.body.schedule.enabled, api.body.schedule.max_memory, api.body.schedule.retries, api.body.schedule.retry_delay, api.body.schedule.max_runtime], [false, 300, 4, 15, null]);
+    assert.deepEqual([api.body.schedule.enabled, api.body.schedule.max_memory, api.body.schedule.retries, api.body.schedule.retry_delay, api.body.schedule.max_runtime, api.body.schedule.keep_running], [false, 300, 4, 15, null, true]);
   });
 
   test('a retry due while the master is down runs once after it restarts (even one claimed but never dispatched)', async () => {

@@ -37,10 +37,11 @@ export function optionalNumber(form: Params, name: string): number | string | nu
 }
 
 /** The limit and retry fields of a run or schedule form (templates/run_policy_fields.njk), in the API's shape. */
-export function policyFields(form: Params): Record<'max_runtime' | 'max_memory' | 'nice' | 'retries' | 'retry_delay', number | string | null> {
+export function policyFields(form: Params): Record<'max_runtime' | 'max_memory' | 'nice' | 'retries' | 'retry_delay', number | string | null> & { keep_running: boolean } {
   return {
     max_runtime: optionalNumber(form, 'max_runtime'), max_memory: optionalNumber(form, 'max_memory'), nice: optionalNumber(form, 'nice'),
     retries: optionalNumber(form, 'retries'), retry_delay: optionalNumber(form, 'retry_delay'),
+    keep_running: form.get('keep_running') === '1',
   };
 }
 

@@ -20,6 +20,8 @@ interface FormValues {
   /** limits and failure retries (null: not set) */
   max_runtime: number | string | null; max_memory: number | string | null; nice: number | string | null;
   retries: number | string | null; retry_delay: number | string | null;
+  /** never failed over nor stopped by its slave's master lease */
+  keep_running?: boolean;
 }
 
 /** The schedule list, the cron editor (create and edit), run now, enable/disable, history. */
@@ -67,7 +69,7 @@ export function mountSchedulePages(pc: PageContext): void {
     editor(ctx, {
       id: null,
       values: { name: '', cron: '0 3 * * *', timezone: '', project, spider: '', version: '', target: { mode: 'auto' }, args: {}, settings: {}, priority: 0, enabled: true, overlap: 'skip', missed: 'skip', max_retries: m.config.maxRetries,
-        max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: 60 },
+        max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: 60, keep_running: false },
     });
   });
 
