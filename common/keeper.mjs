@@ -164,11 +164,13 @@ function spiderEnded(code, signal) {
 // Sends this keeper's stdout and stderr (the job's log) over the socket on its fd 3.
 const SEND_FDS = "import socket; s = socket.socket(fileno=3); socket.send_fds(s, [b'L'], [1, 2]); s.detach()";
 
-/** The pid leads its own process group and runs as the spider's user: what a forked spider must. */
-function isForkedSpider(pid, uid) {
+/** The pid is a child of the forkserver, leads its own process group and runs as the spider's user: what a forked spider must. */
+function isForkedSpider(pid, uid, forkserverPid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) !== forkserverPid) return false; // ppid: not some other process of that user
+    const pgrp = Number(fields[2]);
     if (pgrp !== pid) return false;
     if (uid === undefined) return true;
     const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -178,11 +180,26 @@ function isForkedSpider(pid, uid) {
   }
 }
 
+/**
+ * Connects as the spiders' user (effective uid, for the connect() alone: libuv makes it at once):
+ * the socket's folder is theirs, so a spider could put a symlink there to a root-only socket (a
+ * keeper's); connecting as that user, such a link leads nowhere.
+ */
+function connectAs(path, uid) {
+  if (uid === undefined || typeof process.seteuid !== 'function' || process.geteuid() !== 0) return connect(path);
+  process.seteuid(uid);
+  try {
+    return connect(path);
+  } finally {
+    process.seteuid(0);
+  }
+}
+
 /** Connects to the forkserver, waiting (up to 60 s) while it is still starting: its process lives but its socket is not there yet. */
-async function connectWhileStarting(fs) {
+async function connectWhileStarting(fs, uid) {
   const until = mono() + 60_000;
   for (;;) {
-    const sock = connect(fs.sock);
+    const sock = connectAs(fs.sock, uid);
     const err = await new Promise((resolve) => {
       const t = setTimeout(() => { sock.destroy(); resolve(new Error('no answer')); }, 3000);
       sock.once('error', (e) => { clearTimeout(t); resolve(e); });
@@ -198,8 +215,9 @@ async function connectWhileStarting(fs) {
 }
 
 async function startForked(s) {
-  const sock = await connectWhileStarting(s.forkserver);
-  const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', 1, 2, sock], env: {}, cwd: '/' });
+  const sock = await connectWhileStarting(s.forkserver, s.uid);
+  // As the spiders' user: the interpreter lives in an environment, and root runs nothing of theirs.
+  const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', 1, 2, sock], env: {}, cwd: '/', ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
   const code = await new Promise((resolve) => { helper.once('error', () => resolve(-1)); helper.once('exit', (c) => resolve(c)); });
   if (code !== 0) { sock.destroy(); throw new Error(`could not hand it the log (helper exit ${code})`); }
   sock.resume(); // spawn() paused it when it shared it with the helper
@@ -210,7 +228,7 @@ async function startForked(s) {
     lineReader(sock, (msg) => {
       if (typeof msg.error === 'string' && !gotPid) { sock.destroy(); reject(new Error(msg.error)); return; }
       if (typeof msg.pid === 'number' && !gotPid) {
-        if (!Number.isInteger(msg.pid) || msg.pid <= 1 || !isForkedSpider(msg.pid, s.uid)) {
+        if (!Number.isInteger(msg.pid) || msg.pid <= 1 || !isForkedSpider(msg.pid, s.uid, s.forkserver.pid)) {
           sock.destroy();
           holder?.write({ error: `the forkserver reported pid ${msg.pid}, which is not a spider in its own process group` });
           setTimeout(() => process.exit(1), 50);

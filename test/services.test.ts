@@ -295,7 +295,12 @@ describe('spider services', () => {
       return real;
     }, 60_000, 200);
     assert.ok(settled.c!.running.every((j) => orphans.includes(j)), 'c runs nothing new before the reset below');
-    // Back to 2/2/2 for the tests below: scale to 0, then to 6 (placement spreads new replicas evenly).
+    // Back to 2/2/2 for the tests below: scale to 0, then to 6 (placement spreads new replicas evenly
+    // over the nodes the master judges online: c must be one of them again first).
+    await waitFor('three nodes online', async () => {
+      const nodes = (await ok<{ nodes: Array<{ name: string; status: string }> }>('GET', '/api/nodes')).nodes;
+      return nodes.filter((n) => n.status === 'online').length === 3 ? true : undefined;
+    }, 60_000);
     await ok('POST', '/api/services/workers/scale', { replicas: 0 });
     await waitDistribution('workers', { a: 0, b: 0, c: 0 }, 60_000);
     await ok('POST', '/api/services/workers/scale', { replicas: 6 });

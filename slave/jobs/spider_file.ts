@@ -21,7 +21,9 @@ export async function openSpiderFile(path: string, root: string): Promise<FileHa
   }
   try {
     const [info, real, realRoot] = await Promise.all([fh.stat(), readlink(`/proc/self/fd/${fh.fd}`), realpath(root)]);
-    if (info.isFile() && real.startsWith(realRoot + sep)) return fh;
+    // nlink 1: a hard link a spider made to a file of the daemon's (hosts without
+    // protected_hardlinks) is not served as its items.
+    if (info.isFile() && info.nlink === 1 && real.startsWith(realRoot + sep)) return fh;
   } catch {
     // no /proc, or root gone: refuse
   }

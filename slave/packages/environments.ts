@@ -22,6 +22,7 @@ import type { Db } from '../../common/sqlite.ts';
 import { nowSeconds } from '../../common/scrapyd_time.ts';
 import { ENV_KEY, failedRequirement, failureReason, nodeEnvKey, pythonEnvKey, type NodeDeps } from '../../common/packages/requirements.ts';
 import type { SpiderSandbox } from '../runner/sandbox.ts';
+import { giveTree, lockTree, removeSpiderTree } from '../runner/tree_lock.ts';
 
 export class EnvironmentBuildError extends Error {}
 
@@ -116,7 +117,7 @@ export class EnvironmentStore {
     for (const n of names) {
       if (ENV_KEY.test(n) || linked.has(n) || n === '.home') continue;
       if (this.isBuildingFolder(n)) continue;
-      await rm(join(this.dir, n), { recursive: true, force: true });
+      await this.removeTree(join(this.dir, n));
       removed++;
     }
     // Complete environments no version uses (a crash between a build and its version's row).
@@ -146,12 +147,13 @@ export class EnvironmentStore {
   /** Builds (once) the virtualenv for `requirements`; returns its path. Claims the key for the caller. */
   async ensurePython(key: string, python: string, requirements: readonly string[], forVersion: ForVersion): Promise<string> {
     return this.ensure(key, 'python', requirements.join('\n'), forVersion, async (buildDir, log) => {
+      this.sandbox.ownFolder(buildDir); // empty: the venv is made in it as the spiders' user
       await this.run(python, ['-m', 'venv', '--system-site-packages', '--without-pip', buildDir], this.dir, log, 'a virtualenv');
-      const reqFile = join(buildDir, 'spiderplane-requirements.txt');
-      await writeFile(reqFile, requirements.join('\n') + '\n', { mode: 0o644 });
       // The interpreter's own pip installs into the venv (--python): the venv needs no pip of its
-      // own, and pip reads the slave's standard configuration (PIP_*, pip.conf).
-      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '-r', reqFile], this.dir, log, `requirements ${requirements.join(', ')}`);
+      // own, and pip reads the slave's standard configuration (PIP_*, pip.conf). The requirements
+      // go as arguments, not as a file: root never writes into a folder the spiders' user owns
+      // (a symlink planted there would make root write wherever it points). None starts with '-'.
+      await this.run(python, ['-m', 'pip', '--python', join(buildDir, 'bin', 'python'), 'install', '--no-input', '--disable-pip-version-check', '--', ...requirements], this.dir, log, `requirements ${requirements.join(', ')}`);
     });
   }
 
@@ -164,14 +166,14 @@ export class EnvironmentStore {
     return this.ensure(key, 'node', `${deps.lockName} sha256:${deps.lockHash.slice(0, 16)}`, forVersion, async (buildDir, log) => {
       await cp(packageDir, buildDir, { recursive: true, force: true, filter: (p) => !p.endsWith('/node_modules') });
       const who = this.sandbox.who;
-      if (who) await chownTree(buildDir, who.uid, who.gid); // npm runs as the spiders' user; a package may have many files
+      if (who) await giveTree(buildDir, who.uid, who.gid); // npm runs as the spiders' user; a package may have many files
       const args = ['ci', '--omit=dev', '--no-audit', '--no-fund', '--no-update-notifier'];
       if (!deps.scripts) args.push('--ignore-scripts');
       await this.run('npm', args, buildDir, log, `the dependencies locked in ${deps.lockName}`);
       // Keep only what the spiders need from the copy: node_modules and the files that made it.
-      for (const name of await readdir(buildDir)) {
-        if (name !== 'node_modules' && name !== 'package.json' && name !== deps.lockName) await rm(join(buildDir, name), { recursive: true, force: true });
-      }
+      // As the spiders' user, like the build: root deletes nothing in a folder that user can change.
+      const extra = (await readdir(buildDir)).filter((name) => name !== 'node_modules' && name !== 'package.json' && name !== deps.lockName);
+      if (extra.length) await this.run('rm', ['-rf', '--', ...extra], buildDir, log, 'the copy of the package');
       await mkdir(join(buildDir, 'node_modules'), { recursive: true });
     });
   }
@@ -215,31 +217,39 @@ export class EnvironmentStore {
     log.write(`# ${new Date().toISOString()} building ${kind} environment ${key}\n# ${requirements.replace(/\n/g, ', ')}\n`);
     try {
       await this.prepareHome();
+      // Root's until the build step gives it away: root writes nothing into a folder the spiders'
+      // user already owns (a symlink planted there would be followed).
       await mkdir(buildDir, { mode: 0o755 });
-      this.sandbox.ownFolder(buildDir);
       await build(buildDir, log);
       // Built as the spiders' user; kept as the daemon's, read-only to spiders, so no spider can
       // change an environment that other versions (other projects) run with.
-      if (this.sandbox.who) await chownTree(buildDir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+      // Locked folder by folder before it is listed, through O_NOFOLLOW handles (tree_lock.ts).
+      if (this.sandbox.who) await lockTree(buildDir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
       const builtAt = nowSeconds();
-      await writeFile(join(buildDir, MARKER), JSON.stringify({ key, built_at: builtAt }) + '\n', { mode: 0o644 });
+      await writeFile(join(buildDir, MARKER), JSON.stringify({ key, built_at: builtAt }) + '\n', { mode: 0o644, flag: 'wx' });
       // The link appears at once (rename), and only after the marker: never a half-built environment.
       const tmpLink = join(this.dir, `${name}.link`);
       await symlink(name, tmpLink);
       const old = await readlink(join(this.dir, key)).catch(() => null);
       await rename(tmpLink, join(this.dir, key));
-      if (old) await rm(join(this.dir, old), { recursive: true, force: true });
+      if (old) await this.removeTree(join(this.dir, old));
       const seconds = (Date.now() - started) / 1000;
       this.s.upsert.run({ key, kind, requirements, built_at: builtAt, last_used: null, size: await folderSize(buildDir), build_seconds: seconds });
       log.write(`# built in ${seconds.toFixed(1)} s\n`);
       return join(this.dir, key);
     } catch (e) {
       log.write(`# failed: ${(e as Error).message}\n`);
-      await rm(buildDir, { recursive: true, force: true });
+      await this.removeTree(buildDir);
       throw e;
     } finally {
       await new Promise<void>((r) => log.end(r));
     }
+  }
+
+  /** Removes an environment folder; one the spiders' user wrote is locked first (tree_lock.ts). */
+  private async removeTree(dir: string): Promise<void> {
+    if (this.sandbox.who) await removeSpiderTree(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+    else await rm(dir, { recursive: true, force: true });
   }
 
   /** HOME of the builds when the run-as user has none: caches (pip's, npm's) live there, not in an environment. */
@@ -306,7 +316,7 @@ export class EnvironmentStore {
       } catch {
         // no link: nothing built
       }
-      if (target) await rm(join(this.dir, target), { recursive: true, force: true });
+      if (target) await this.removeTree(join(this.dir, target));
       this.s.delete.run(key);
       await rm(join(this.logsDir, `${key}.log`), { force: true });
     }
@@ -328,21 +338,6 @@ export class EnvironmentStore {
     const p = join(this.logsDir, `${key}.log`);
     return existsSync(p) ? p : null;
   }
-}
-
-/** Gives a folder tree to uid/gid (lchown: symlinks themselves, never their targets), asynchronously. */
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop()!;
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) stack.push(p);
-      await lchown(p, uid, gid);
-    }
-    await lchown(d, uid, gid);
-  }
-  await chmod(dir, 0o755);
 }
 
 /** Bytes under a folder (files as stored), walked asynchronously; symlinks are not followed. */

@@ -22,7 +22,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { removeSpiderTree } from './tree_lock.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SpiderSandbox } from './sandbox.ts';
@@ -75,12 +77,15 @@ export class Forkservers {
     if (this.stopped) return;
     const failed = this.failedAt.get(python);
     if (failed !== undefined && Date.now() - failed < RETRY_AFTER_FAILURE_MS) return;
-    const dir = join(this.root, createHash('sha256').update(python).digest('hex').slice(0, 12));
+    const prefix = createHash('sha256').update(python).digest('hex').slice(0, 12);
+    // A fresh folder each start: the last one belongs to the spiders' user, so root never writes
+    // into it or deletes it by path; it is locked, then removed, in the background (tree_lock.ts).
+    const dir = join(this.root, `${prefix}-${randomBytes(4).toString('hex')}`);
     let proc: ChildProcess;
     try {
       mkdirSync(this.root, { recursive: true, mode: 0o711 });
       setMode(this.root, 0o711);
-      rmSync(dir, { recursive: true, force: true });
+      for (const name of readdirSync(this.root)) if (name.startsWith(`${prefix}-`)) this.removeOld(join(this.root, name));
       mkdirSync(dir, { mode: 0o700 });
       // The script is copied next to its socket: readable by the spiders' user wherever the daemon is installed.
       writeFileSync(join(dir, 'spiderplane-forkserver.py'), SCRIPT, { mode: 0o644 });
@@ -120,6 +125,11 @@ export class Forkservers {
    * Stops accepting jobs: each forkserver exits once its running children ended (their keepers
    * still hear their exit status).
    */
+  private removeOld(dir: string): void {
+    const done = this.sandbox.who ? removeSpiderTree(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0) : Promise.resolve(rmSync(dir, { recursive: true, force: true }));
+    done.catch((e: Error) => this.log(`could not remove the old forkserver folder ${dir}: ${e.message}`));
+  }
+
   stop(): void {
     this.stopped = true;
     for (const s of this.servers.values()) s.proc.stdin?.end();
