@@ -325,7 +325,8 @@ describe('the job page does not wait for the next heartbeat to show what the log
     await page.waitForFunction(() => /Spider closed/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 60_000 });
     // Well before the next heartbeat (5 min), the stream asked the node and the page shows the end.
     await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent === 'succeeded', undefined, { timeout: 90_000 });
-    assert.match(await page.textContent(LOG_STATUS) ?? '', /The run is over \(succeeded\)/);
+    // The log's status line follows the stream's end event, which may come a moment after the state.
+    await page.waitForFunction((sel) => /The run is over \(succeeded\)/.test(document.querySelector(sel)?.textContent ?? ''), LOG_STATUS, { timeout: 60_000 });
     assert.deepEqual(problems.errors, []);
     await ctx.close();
   });
