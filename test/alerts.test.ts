@@ -106,14 +106,22 @@ describe('alerts with a real master, slave and SMTP server', () => {
 
     // Prometheus text needs credentials.
     assert.equal((await fetch(`${master.url}/metrics`)).status, 401);
-    const prom = await fetch(`${master.url}/metrics`, { headers: { Authorization: viewer } });
-    assert.equal(prom.status, 200);
-    const text = await prom.text();
+    // The slave's CPU figure needs two readings of /proc/stat: wait for a heartbeat that carries it.
+    const text = await waitFor('a heartbeat with the node\'s CPU', async () => {
+      const prom = await fetch(`${master.url}/metrics`, { headers: { Authorization: viewer } });
+      assert.equal(prom.status, 200);
+      const body = await prom.text();
+      return /^spiderplane_node_cpu_percent\{node="crawl-1"\} /m.test(body) ? body : undefined;
+    }, 60_000);
     assert.match(text, /^spiderplane_node_up\{node="crawl-1"\} 1$/m);
     assert.match(text, /^# TYPE spiderplane_node_cpu_percent gauge$/m);
     // Chart data.
-    const chart = await master.api<{ points: Array<{ t: number; cpu: number | null }>; step_seconds: number }>('GET', '/api/nodes/crawl-1/metrics?range=1h');
-    assert.equal(chart.status, 200);
+    // Samples are written once a second: wait for the first to be in.
+    const chart = await waitFor('chart points', async () => {
+      const c = await master.api<{ points: Array<{ t: number; cpu: number | null }>; step_seconds: number }>('GET', '/api/nodes/crawl-1/metrics?range=1h');
+      assert.equal(c.status, 200);
+      return c.body.points.length > 0 ? c : undefined;
+    }, 60_000);
     assert.ok(chart.body.points.length > 0);
     assert.equal((await master.api('GET', '/api/nodes/crawl-1/metrics?range=2y')).status, 400);
     assert.equal((await master.api('GET', '/api/metrics/cluster?range=24h')).status, 200);

@@ -5,6 +5,7 @@
 // duplicate, rolls to a new version, and pauses a roll to a version that crashes.
 // Every wait is for a state, with a generous deadline (the machine is shared).
 // Run: npx tsx --test --test-concurrency=1 test/services.test.ts
+import { isTestDaemon } from './helpers/runner_checks.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
@@ -127,7 +128,7 @@ after(async () => {
   await onSlaves().catch(() => undefined);
   for (const h of everySlave) if (h.proc.exitCode === null && h.proc.signalCode === null) await h.kill9().catch(() => undefined);
   for (const pid of spiderPids) {
-    if (pid <= 1 || pid === process.pid) continue;
+    if (pid <= 1 || pid === process.pid || isTestDaemon(pid)) continue; // a reused pid: not ours to kill
     try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
   }
   if (master && master.proc.exitCode === null && master.proc.signalCode === null) await master.kill9().catch(() => undefined);

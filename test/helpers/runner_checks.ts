@@ -130,10 +130,23 @@ export async function hardKill9(h: SlaveHandle): Promise<void> {
   await waitGone(pid);
 }
 
+/** Whether pid is now a spiderplane daemon or keeper (a reused pid), not a spider. */
+export function isTestDaemon(pid: number): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return /run_master\.ts|run_slave\.ts|keeper\.mjs|tsx|node_modules/.test(cmd);
+  } catch {
+    return false;
+  }
+}
+
 /** Kills a spider's process group (spiders run as group leaders) if it is still there. */
 export function killGroup(pid: number): void {
   // Never 0 or 1 (a missing pid): process.kill(-0) would signal this test runner's own group.
   if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return;
+  // pid_max may be 32768: a spider that ended long ago may have left its pid to a daemon of a test
+  // running beside this one (daemons lead their own groups too). Never kill one of those.
+  if (isTestDaemon(pid)) return;
   try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
