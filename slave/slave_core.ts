@@ -1,3 +1,4 @@
+import type { ScheduleParams } from '../common/http/scrapyd_params.ts';
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { JobState } from '../common/types.ts';
@@ -11,21 +12,8 @@ import type { JobFiles } from './jobs/job_files.ts';
 import { PackageError, type PackageStore } from './packages/package_store.ts';
 import type { Launcher } from './runner/launcher.ts';
 
-export interface ScheduleRequest {
-  project: string;
-  spider: string;
-  version: string | null;
-  jobid: string | null;
-  priority: number;
-  args: Record<string, string>;
-  settings: Record<string, string>;
-  /** `_max_runtime`, `_max_memory`, `_nice`: absent = the slave's defaults, 0 = none */
-  maxRuntime?: number;
-  maxMemory?: number;
-  nice?: number;
-  /** `_keep_running`: whether the run survives an expired master lease (absent = it does) */
-  keepRunning?: boolean;
-}
+/** What schedule.json asks for: the protocol module's decoded parameters. */
+export type ScheduleRequest = ScheduleParams;
 
 const SIGNALS: Record<string, NodeJS.Signals> = { INT: 'SIGINT', TERM: 'SIGTERM', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT', USR1: 'SIGUSR1', USR2: 'SIGUSR2' };
 const SIGNAL_NUMBERS: Record<string, string> = { '1': 'HUP', '2': 'INT', '3': 'QUIT', '9': 'KILL', '10': 'USR1', '12': 'USR2', '15': 'TERM' };
