@@ -1,11 +1,13 @@
 import { resolve } from 'node:path';
 import { parseOptions, withDefaults, type OptionSpec } from '../common/options.ts';
 import { TRUSTED_PROXY_OPTION, parseTrustedList } from './http/proxy.ts';
+import { parseDatabaseLocation, type DatabaseLocation } from './store/open_store.ts';
 
 export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind', env: 'SPIDERPLANE_MASTER_BIND', type: 'string', default: '127.0.0.1', help: 'address to listen on' },
   { flag: 'port', env: 'SPIDERPLANE_MASTER_PORT', type: 'int', default: 5000, min: 0, help: 'HTTP port (0 = any free port)' },
   { flag: 'data-dir', env: 'SPIDERPLANE_MASTER_DATA_DIR', type: 'string', default: './data/master', help: 'folder for the database and uploaded packages' },
+  { flag: 'database', env: 'SPIDERPLANE_DATABASE_URL', type: 'string', default: null, help: "the master's store: sqlite:PATH (default: master.db in --data-dir) or postgres://USER:PASSWORD@HOST:PORT/DB (several masters may share one PostgreSQL; one of them leads)" },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret: slaves announce with it and the master calls them with it (generated and stored on first start when not given)' },
   { flag: 'heartbeat-interval', env: 'SPIDERPLANE_HEARTBEAT_INTERVAL', type: 'number', default: 5, min: 0.1, help: 'seconds between heartbeats of every node' },
   { flag: 'heartbeat-timeout', env: 'SPIDERPLANE_HEARTBEAT_TIMEOUT', type: 'number', default: 4, min: 0.1, help: 'seconds a node has to answer a heartbeat' },
@@ -39,6 +41,7 @@ export interface MasterConfig {
   bind: string;
   port: number;
   dataDir: string;
+  database: DatabaseLocation;
   clusterToken: string | null;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -72,6 +75,7 @@ export function masterConfig(v: Record<string, unknown>): MasterConfig {
     bind: String(o.bind),
     port: Number(o.port),
     dataDir: resolve(String(o.data_dir)),
+    database: parseDatabaseLocation(str('database'), resolve(String(o.data_dir))),
     clusterToken: str('cluster_token'),
     heartbeatIntervalMs: Number(o.heartbeat_interval) * 1000,
     heartbeatTimeoutMs: Number(o.heartbeat_timeout) * 1000,

@@ -368,8 +368,14 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;
+
 export function openMasterDb(dataDir: string): Db {
-  const db = openDatabase(join(dataDir, 'master.db'), MIGRATIONS);
+  return openMasterDbFile(join(dataDir, 'master.db'));
+}
+
+export function openMasterDbFile(file: string): Db {
+  const db = openDatabase(file, MIGRATIONS);
   // A fleet's heartbeats write the WAL steadily: checkpoint every 1 MB rather than every 4 MB, so
   // each checkpoint (run on the commit that crosses it, on the event loop) stays short.
   db.pragma('wal_autocheckpoint = 256');

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Db } from '../common/sqlite.ts';
 import type { MasterConfig } from './config.ts';
-import { openMasterDb } from './db.ts';
+import { openMasterStore } from './store/open_store.ts';
+import type { SqlDb } from './store/sql_db.ts';
+import { SqliteDb } from './store/sqlite_db.ts';
 import { NodeRegistry, type NodeRow } from './nodes/node_registry.ts';
 import { NodeClient } from './nodes/node_client.ts';
 import { NodeJobsCache } from './nodes/node_jobs_cache.ts';
@@ -61,7 +63,17 @@ export class Master {
   readonly clusterToken: string;
   private server: Server | null = null;
 
-  private constructor(readonly config: MasterConfig, readonly db: Db) {
+  /**
+   * The raw SQLite connection, for the stores not yet moved onto `sql` (issue 12: every store moves
+   * to the asynchronous SqlDb; this getter goes when the last one has).
+   */
+  get db(): Db {
+    if (this.sql instanceof SqliteDb) return this.sql.raw;
+    throw new Error('this part of the master does not run on PostgreSQL yet');
+  }
+
+  private constructor(readonly config: MasterConfig, readonly sql: SqlDb) {
+    const db = this.db;
     this.clusterToken = config.clusterToken ?? this.storedClusterToken();
     // Every request tells a slave the master's offline window: its lease (slave/cluster/master_lease.ts).
     const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs, config.offlineAfterMs / 1000);
@@ -131,8 +143,8 @@ export class Master {
     mkdirSync(join(config.dataDir, 'packages'), { recursive: true });
     // Users, sessions and the cluster token live here: never readable by spiders (--local-slave).
     privateDir(config.dataDir);
-    privateDatabaseFile(join(config.dataDir, 'master.db'));
-    const master = new Master(config, openMasterDb(config.dataDir));
+    if (config.database.kind === 'sqlite') privateDatabaseFile(config.database.file);
+    const master = new Master(config, await openMasterStore(config.database));
     await master.ensureAdmin();
     const app = createMasterApp(master);
     master.server = createServer(app.callback());
@@ -176,7 +188,7 @@ export class Master {
     }
     await this.alerts.stop();
     this.nodes.flushSamples();
-    this.db.close();
+    await this.sql.close();
   }
 
   // ---- nodes ----
