@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { POSTGRES_FRAGMENTS, numberPlaceholders, type SqlDb, type SqlValue } from './sql_db.ts';
+import { POSTGRES_FRAGMENTS, numberPlaceholders, orderedValues, type NumberedSql, type SqlDb, type SqlParams } from './sql_db.ts';
 
 // Epoch milliseconds and counts are BIGINT; they fit a JS number, so read them as numbers, not strings.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
@@ -15,7 +15,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 export class PostgresDb implements SqlDb {
   readonly dialect = 'postgres' as const;
   readonly sql = POSTGRES_FRAGMENTS;
-  private readonly numbered = new Map<string, string>();
+  private readonly numbered = new Map<string, NumberedSql>();
   private readonly inTx = new AsyncLocalStorage<pg.PoolClient>();
 
   constructor(readonly pool: pg.Pool) {
@@ -27,7 +27,7 @@ export class PostgresDb implements SqlDb {
     return new PostgresDb(new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 }));
   }
 
-  private text(sql: string): string {
+  private text(sql: string): NumberedSql {
     let t = this.numbered.get(sql);
     if (t === undefined) {
       t = numberPlaceholders(sql);
@@ -41,23 +41,24 @@ export class PostgresDb implements SqlDb {
     return this.inTx.getStore() ?? this.pool;
   }
 
-  private async query<T>(sql: string, params: readonly SqlValue[]): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
-    return this.on().query<T & pg.QueryResultRow>(this.text(sql), params as SqlValue[]);
+  private async query<T>(sql: string, params: SqlParams): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
+    const numbered = this.text(sql);
+    return this.on().query<T & pg.QueryResultRow>(numbered.text, orderedValues(numbered, params));
   }
 
-  async all<T>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+  async all<T>(sql: string, params: SqlParams = []): Promise<T[]> {
     return (await this.query<T>(sql, params)).rows;
   }
 
-  async get<T>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+  async get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
     return (await this.query<T>(sql, params)).rows[0];
   }
 
-  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+  async run(sql: string, params: SqlParams = []): Promise<number> {
     return (await this.query(sql, params)).rowCount ?? 0;
   }
 
-  async insert(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+  async insert(sql: string, params: SqlParams = []): Promise<number> {
     const rows = (await this.query<{ id: number }>(`${sql} RETURNING id`, params)).rows;
     return rows[0]!.id;
   }

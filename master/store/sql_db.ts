@@ -1,8 +1,8 @@
 /**
  * The master's one door to its database, SQLite or PostgreSQL.
  *
- * Stores write SQL in the subset both engines speak, with `?` placeholders; the PostgreSQL driver
- * numbers them. Every call is asynchronous. A transaction is a callback: inside it (and in every
+ * Stores write SQL in the subset both engines speak, with `?` or `@name` placeholders; the
+ * PostgreSQL driver numbers them. Every call is asynchronous. A transaction is a callback: inside it (and in every
  * async call it makes) the same `SqlDb` methods run on the transaction's connection, so a store
  * method called from inside another store's transaction joins it instead of deadlocking on the
  * connection (SQLite) or escaping it (PostgreSQL).
@@ -11,16 +11,18 @@
  */
 export type Dialect = 'sqlite' | 'postgres';
 export type SqlValue = string | number | bigint | null | Buffer;
+/** Positional values for `?`, or named values for `@name` (extra keys are ignored). */
+export type SqlParams = readonly SqlValue[] | Readonly<Record<string, unknown>>;
 
 export interface SqlDb {
   readonly dialect: Dialect;
   readonly sql: SqlFragments;
-  all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
-  get<T>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  all<T>(sql: string, params?: SqlParams): Promise<T[]>;
+  get<T>(sql: string, params?: SqlParams): Promise<T | undefined>;
   /** A statement without rows; resolves to how many rows it changed. */
-  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  run(sql: string, params?: SqlParams): Promise<number>;
   /** An INSERT into a table with an `id` column; resolves to the new row's id. */
-  insert(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  insert(sql: string, params?: SqlParams): Promise<number>;
   /** Runs `fn` in one transaction (joined when already inside one); rolls back when it throws. */
   tx<T>(fn: () => Promise<T>): Promise<T>;
   /** Several statements without parameters (schema changes). */
@@ -72,27 +74,55 @@ export function isUniqueViolation(e: unknown): boolean {
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
-/** Turns `?` placeholders into `$1, $2, …`, leaving quoted text, identifiers and comments alone. */
-export function numberPlaceholders(sql: string): string {
-  let out = '';
+/** SQL with `$1, $2, …` for PostgreSQL, and the names behind each number when it used `@name`. */
+export interface NumberedSql { text: string; names: string[] | null }
+
+/**
+ * Turns `?` or `@name` placeholders into `$1, $2, …` (a name used twice keeps one number), leaving
+ * quoted text, quoted identifiers and comments alone.
+ */
+export function numberPlaceholders(sql: string): NumberedSql {
+  let text = '';
   let n = 0;
+  const names: string[] = [];
   for (let i = 0; i < sql.length; i++) {
     const c = sql[i]!;
     if (c === "'" || c === '"') {
       const end = sql.indexOf(c, i + 1);
       const stop = end < 0 ? sql.length : end + 1;
-      out += sql.slice(i, stop);
+      text += sql.slice(i, stop);
       i = stop - 1;
     } else if (c === '-' && sql[i + 1] === '-') {
       const end = sql.indexOf('\n', i);
       const stop = end < 0 ? sql.length : end;
-      out += sql.slice(i, stop);
+      text += sql.slice(i, stop);
       i = stop - 1;
     } else if (c === '?') {
-      out += `$${++n}`;
+      text += `$${++n}`;
+    } else if (c === '@' && /[A-Za-z_]/.test(sql[i + 1] ?? '')) {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))![0];
+      let k = names.indexOf(name);
+      if (k < 0) k = names.push(name) - 1;
+      text += `$${k + 1}`;
+      i += name.length;
     } else {
-      out += c;
+      text += c;
     }
   }
-  return out;
+  if (n > 0 && names.length > 0) throw new Error('SQL mixes ? and @name placeholders');
+  return { text, names: names.length > 0 ? names : null };
+}
+
+/** The values in placeholder order for a numbered statement. */
+export function orderedValues(numbered: NumberedSql, params: SqlParams): unknown[] {
+  if (numbered.names === null) {
+    if (!Array.isArray(params)) throw new Error('this SQL takes ? placeholders: pass an array');
+    return params as unknown[];
+  }
+  if (Array.isArray(params)) throw new Error('this SQL takes @name placeholders: pass an object');
+  const named = params as Readonly<Record<string, unknown>>;
+  return numbered.names.map((k) => {
+    if (!(k in named)) throw new Error(`missing SQL parameter @${k}`);
+    return named[k];
+  });
 }

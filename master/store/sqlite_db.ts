@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { SQLITE_FRAGMENTS, type SqlDb, type SqlValue } from './sql_db.ts';
+import { SQLITE_FRAGMENTS, type SqlDb, type SqlParams } from './sql_db.ts';
 
 /**
  * SqlDb on one better-sqlite3 connection. Statements run synchronously (SQLite in-process is
@@ -29,26 +29,31 @@ export class SqliteDb implements SqlDb {
     return s;
   }
 
+  /** Runs a cached statement with positional or named values (better-sqlite3 ignores extra names). */
+  private call<R>(sql: string, params: SqlParams, how: (s: Database.Statement, args: unknown[]) => R): R {
+    return how(this.statement(sql), Array.isArray(params) ? params as unknown[] : [params]);
+  }
+
   /** Runs `f` once no other caller's transaction is open; the check and the statement share one tick. */
   private async exclusive<T>(f: () => T): Promise<T> {
     while (this.txDone && this.inTx.getStore() !== this.txDone) await this.txDone;
     return f();
   }
 
-  all<T>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    return this.exclusive(() => this.statement(sql).all(...params) as T[]);
+  all<T>(sql: string, params: SqlParams = []): Promise<T[]> {
+    return this.exclusive(() => this.call(sql, params, (s, a) => s.all(...a)) as T[]);
   }
 
-  get<T>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    return this.exclusive(() => this.statement(sql).get(...params) as T | undefined);
+  get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
+    return this.exclusive(() => this.call(sql, params, (s, a) => s.get(...a)) as T | undefined);
   }
 
-  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    return this.exclusive(() => this.statement(sql).run(...params).changes);
+  run(sql: string, params: SqlParams = []): Promise<number> {
+    return this.exclusive(() => this.call(sql, params, (s, a) => s.run(...a).changes));
   }
 
-  insert(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    return this.exclusive(() => Number(this.statement(sql).run(...params).lastInsertRowid));
+  insert(sql: string, params: SqlParams = []): Promise<number> {
+    return this.exclusive(() => Number(this.call(sql, params, (s, a) => s.run(...a).lastInsertRowid)));
   }
 
   async tx<T>(fn: () => Promise<T>): Promise<T> {
