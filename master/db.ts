@@ -366,6 +366,25 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
   `,
+  // Leadership (issue 12): one lease row (holder, fencing epoch, expiry on the database's clock) and
+  // the masters sharing this database. On SQLite there is one master, and it always leads.
+  `
+  CREATE TABLE leader_lease (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    holder     TEXT,
+    epoch      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, 0);
+  CREATE TABLE masters (
+    id         TEXT PRIMARY KEY,
+    url        TEXT,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;

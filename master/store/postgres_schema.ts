@@ -1,7 +1,7 @@
 /**
  * The master's schema on PostgreSQL: append-only like master/db.ts (SQLite), which it mirrors
  * table for table and column for column (test/store_schema_unit.test.ts compares them). The first
- * entry is SQLite's first ten migrations in one. Integers are BIGINT (times are epoch ms), reals
+ * entry is SQLite's first ten migrations in one; each later entry matches one of SQLite's. Integers are BIGINT (times are epoch ms), reals
  * DOUBLE PRECISION; per-state run counts are kept by a trigger as on SQLite.
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -329,5 +329,23 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER runs_count_insert AFTER INSERT OR DELETE ON runs FOR EACH ROW EXECUTE FUNCTION runs_count();
   CREATE TRIGGER runs_count_update AFTER UPDATE OF state ON runs FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION runs_count();
+  `,
+  // Leadership: see master/db.ts.
+  `
+  CREATE TABLE leader_lease (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT,
+    epoch      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, 0);
+  CREATE TABLE masters (
+    id         TEXT PRIMARY KEY,
+    url        TEXT,
+    host       TEXT NOT NULL,
+    pid        BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL
+  );
   `,
 ];
