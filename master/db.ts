@@ -384,6 +384,13 @@ const MIGRATIONS: readonly string[] = [
     started_at INTEGER NOT NULL,
     seen_at    INTEGER NOT NULL
   );
+  -- Package files shared by masters on one database (master/packages/shared_packages.ts).
+  CREATE TABLE package_chunks (
+    sha256 TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (sha256, seq)
+  );
   `,
 ];
 

@@ -347,5 +347,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     started_at BIGINT NOT NULL,
     seen_at    BIGINT NOT NULL
   );
+  CREATE TABLE package_chunks (
+    sha256 TEXT NOT NULL,
+    seq    BIGINT NOT NULL,
+    data   BYTEA NOT NULL,
+    PRIMARY KEY (sha256, seq)
+  );
   `,
 ];
