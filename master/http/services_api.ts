@@ -64,10 +64,10 @@ export function mountServicesApi(router: Router, m: Master): void {
     ctx.status = 201;
     return changed(s);
   }));
-  router.get('/api/services/:ref', needs('viewer'), jsonRoute((ctx) => {
+  router.get('/api/services/:ref', needs('viewer'), jsonRoute(async (ctx) => {
     const s = find(ctx);
-    const replicas = m.runs.activeReplicas().filter((r) => r.service_id === s.id).map((r) => runView(r));
-    return { service: serviceDetail(m, s), replicas, recent: m.runs.endedReplicasSince(s.id, Date.now() - 3600_000).slice(0, 20).map((r) => runView(r)) };
+    const replicas = (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).map((r) => runView(r));
+    return { service: serviceDetail(m, s), replicas, recent: (await m.runs.endedReplicasSince(s.id, Date.now() - 3600_000)).slice(0, 20).map((r) => runView(r)) };
   }));
   router.put('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
     const s = find(ctx);
@@ -79,7 +79,7 @@ export function mountServicesApi(router: Router, m: Master): void {
     const s = find(ctx);
     m.services.remove(s.id);
     await m.reconciler.settle(); // its replicas are stopped by the next pass
-    return { ok: true, stopping: m.runs.activeReplicas().filter((r) => r.service_id === s.id).length };
+    return { ok: true, stopping: (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).length };
   }));
   router.post('/api/services/:ref/scale', needs('operator'), jsonRoute(async (ctx) => {
     const s = find(ctx);

@@ -330,4 +330,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER runs_count_update AFTER UPDATE OF state ON runs FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION runs_count();
   `,
+  // Issue 12: the load balancer's dispatch accounting (master/db.ts says why).
+  `
+  CREATE TABLE node_dispatch_load (
+    node_id      BIGINT PRIMARY KEY,
+    heartbeat_at BIGINT NOT NULL
+  );
+  CREATE TABLE dispatch_lock (id BIGINT PRIMARY KEY, dispatches BIGINT NOT NULL);
+  INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
+  `,
 ];
