@@ -211,16 +211,16 @@ export class RunStore {
   // Retention: the oldest ended runs first, through runs_ended_list; a lost run its node may
   // still give back (LOST_TAKE_BACK_MS) is never taken.
 
-  /** Deletes up to `limit` of the oldest ended runs that ended before `before`; returns how many. */
+  /** Deletes up to `limit` of the oldest ended runs that ended before `before`; returns how many (times rounded: --history-days may be fractional). */
   pruneEndedBefore(before: number, limit: number, now = Date.now()): Promise<number> {
     return this.db.run(`DELETE FROM runs WHERE id IN (SELECT id FROM ${this.runsBy('runs_ended_list')} WHERE state IN ('finished', 'lost', 'failed') AND ended_at < @before
-                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { before, lostBefore: now - LOST_TAKE_BACK_MS, limit });
+                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { before: Math.round(before), lostBefore: Math.round(now - LOST_TAKE_BACK_MS), limit });
   }
 
   /** Deletes up to `limit` of the oldest ended runs (for a cap on the number kept); returns how many. */
   pruneOldestEnded(limit: number, now = Date.now()): Promise<number> {
     return this.db.run(`DELETE FROM runs WHERE id IN (SELECT id FROM ${this.runsBy('runs_ended_list')} WHERE state IN ('finished', 'lost', 'failed')
-                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { lostBefore: now - LOST_TAKE_BACK_MS, limit });
+                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { lostBefore: Math.round(now - LOST_TAKE_BACK_MS), limit });
   }
 
   async query(f: RunFilter): Promise<{ runs: RunRow[]; total: number; total_exact: boolean }> {
