@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openMasterDb } from '../master/db.ts';
 import { NodeRegistry } from '../master/nodes/node_registry.ts';
 import { RunStore } from '../master/runs/run_store.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { AlertService, snapshotOf } from '../master/alerts/alert_service.ts';
 import { RuleEngine, type AlertRule, type NodeSnapshot } from '../master/alerts/rule_engine.ts';
 import { MetricHistory, HOUR, MINUTE, MINUTE_RETENTION_MS } from '../master/metrics/metric_history.ts';
@@ -76,7 +77,7 @@ function benchRules(): void {
     reg.recordHeartbeat(n.id, { now, running: 1, pending: 0, maxProc: 8, metrics: metrics(i, now) });
     reg.setStatus(reg.byId(n.id)!, i % 50 === 0 ? 'offline' : 'online', 'bench', now - 600_000);
   }
-  const svc = new AlertService(db, reg, new RunStore(db), async () => null, {
+  const svc = new AlertService(db, reg, new RunStore(new SqliteDb(db)), async () => null, {
     flags: { host: null, port: null, secure: 'none', user: null, password: null, from: null, to: ['ops@example.com'] }, publicUrl: () => 'http://x',
     groupMs: 60_000, groupWaitMs: 5000, retryMinMs: 5000, retryMaxMs: 600_000, evalIntervalMs: 3_600_000, rawRetentionMs: 48 * HOUR,
   });

@@ -392,6 +392,18 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (sha256, seq)
   );
   `,
+  // Issue 12: the load balancer's dispatch accounting lives in the database, so any master targets
+  // with the same view. A node's dispatches since its last heartbeat are its runs created since
+  // that heartbeat was requested (heartbeat_at); dispatch_lock's one row serialises each choice of
+  // nodes with the insert of its runs, across masters.
+  `
+  CREATE TABLE node_dispatch_load (
+    node_id      INTEGER PRIMARY KEY,
+    heartbeat_at INTEGER NOT NULL   -- when the newest heartbeat that reported its running/pending was requested
+  );
+  CREATE TABLE dispatch_lock (id INTEGER PRIMARY KEY, dispatches INTEGER NOT NULL);
+  INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
+  `,
 ];
 
 export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;

@@ -17,6 +17,7 @@ import { normaliseNodeUrl } from './nodes/node_url.ts';
 import { PackageRepo } from './packages/package_repo.ts';
 import { Deployer } from './packages/deployer.ts';
 import { LoadBalancer } from './runs/load_balancer.ts';
+import { DispatchLoadStore } from './runs/dispatch_load_store.ts';
 import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
@@ -56,7 +57,7 @@ export class Master {
   /** Spider services: desired state, and the loop that keeps their replicas running. */
   readonly services: ServiceStore;
   readonly reconciler: ServiceReconciler;
-  readonly balancer = new LoadBalancer();
+  readonly balancer: LoadBalancer;
   /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
   readonly nodeJobs = new NodeJobsCache();
   readonly retention: RunRetention;
@@ -80,8 +81,9 @@ export class Master {
     this.nodes = new NodeRegistry(db);
     this.repo = new PackageRepo(db, join(config.dataDir, 'packages'));
     this.deployer = new Deployer(db, this.repo, this.nodes, clientFor);
-    this.runs = new RunStore(db);
-    this.policies = new RunPolicyStore(db);
+    this.runs = new RunStore(sql);
+    this.policies = new RunPolicyStore(sql);
+    this.balancer = new LoadBalancer(new DispatchLoadStore(sql));
     this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n), this.policies);
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
     this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
@@ -94,7 +96,7 @@ export class Master {
       intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
     });
     this.heartbeat.on('heartbeat', (h) => {
-      this.balancer.recordHeartbeat(h.node.id, h.requestedAt);
+      this.balancer.recordHeartbeat(h.node.id, h.requestedAt).catch((e) => console.error('[spiderplane-master] dispatch accounting:', e));
       this.nodeJobs.record(h.node.id, h.jobs);
       // The reconciler counts a node's replicas only once this heartbeat's jobs are in the runs table.
       this.tracker.onHeartbeat(h).then(() => this.reconciler.heardFrom(h.node.id), (e) => console.error('[spiderplane-master] run sync failed:', e));
@@ -113,7 +115,12 @@ export class Master {
       retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
     });
     // The retry is planned first, so the failure alert can say when it comes (or that it gave up).
-    this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(this.retries.onRunEnded(run)));
+    this.tracker.on('finished', (run: RunRow) => {
+      this.retries.onRunEnded(run).then((r) => this.alerts.onRunEnded(r), (e) => {
+        console.error('[spiderplane-master] planning a retry failed:', e);
+        this.alerts.onRunEnded(run);
+      });
+    });
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
     this.services = new ServiceStore(db);
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
@@ -155,7 +162,7 @@ export class Master {
     master.heartbeat.start();
     master.reconciler.start();
     await master.scheduler.start();
-    master.retries.start();
+    await master.retries.start();
     master.alerts.start();
     master.retention.start();
     return master;
@@ -234,10 +241,10 @@ export class Master {
     // Its active runs are not forgotten: they are stopped there (best effort: it may be dead)
     // and fail over like a dead node's.
     const client = new NodeClient(node, this.clusterToken, 5_000);
-    await Promise.all(this.runs.activeOfNode(node.id).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
+    await Promise.all((await this.runs.activeOfNode(node.id)).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
     await this.tracker.onOffline(node, 'was removed');
     this.nodes.remove(node.id);
-    this.balancer.forget(node.id);
+    await this.balancer.forget(node.id);
     this.nodeJobs.forget(node.id);
     this.reconciler.forgetNode(node.id);
     this.reconciler.kick();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { openMasterDb } from '../master/db.ts';
 import { NodeRegistry } from '../master/nodes/node_registry.ts';
 import { RunStore } from '../master/runs/run_store.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { AlertService } from '../master/alerts/alert_service.ts';
 import { Outbox, OutboxSender } from '../master/alerts/outbox.ts';
 import { composeAlertMail, type SmtpSettings } from '../master/alerts/mailer.ts';
@@ -134,7 +135,7 @@ describe('outbox and grouping against a real SMTP server', () => {
     smtps.push(smtp);
     const db = openMasterDb(tempDir('spiderplane-alerts-unit-'));
     const nodes = new NodeRegistry(db);
-    const svc = new AlertService(db, nodes, new RunStore(db), async () => null, {
+    const svc = new AlertService(db, nodes, new RunStore(new SqliteDb(db)), async () => null, {
       flags: smtpSettings(smtp.port, ['ops@example.com', 'oncall@example.com']), publicUrl: () => 'http://ui.example', groupMs: 400, groupWaitMs: 100,
       retryMinMs: 50, retryMaxMs: 200, evalIntervalMs: 60_000, rawRetentionMs: HOUR,
     });

@@ -99,14 +99,14 @@ export class AlertService {
   }
 
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
-  private uncheckedRuns(): RunRow[] { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
+  private uncheckedRuns(): Promise<RunRow[]> { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
 
   start(): void {
     this.checkSmtp();
     const requeued = this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     this.ensureDefaultRules();
-    for (const run of this.uncheckedRuns()) this.onRunEnded(run);
+    this.uncheckedRuns().then((runs) => { for (const run of runs) this.onRunEnded(run); }, (e) => console.error('[spiderplane-master] alerts: unchecked runs', e));
     void this.maintainHistory();
     this.sender.start();
     const every = (ms: number, fn: () => void) => {
@@ -316,8 +316,12 @@ export class AlertService {
     const open = this.firings.openMap();
     this.apply(this.engine.evaluateNodes(rules, this.nodes.all().map(snapshotOf), open, now), now);
     if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
-      const running = this.runs.runningList().map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
-      this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
+      // The runs are read asynchronously (RunStore on SqlDb): their findings apply when they come.
+      this.runs.runningList().then((list) => {
+        if (this.stopped) return;
+        const running = list.map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
+        this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
+      }).catch((e) => console.error('[spiderplane-master] alerts:', e));
     }
     this.scheduleFires(rules);
   }
@@ -354,9 +358,10 @@ export class AlertService {
 
   private async handleRun(run: RunRow): Promise<void> {
     const rules = this.rules.all();
+    const retry = await this.retryFacts(run);
     const ev = evaluateRun(rules, {
       job: run.job, project: run.project, spider: run.spider, node: run.node, outcome: run.outcome, exit_code: run.exit_code,
-      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry: this.retryFacts(run),
+      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry,
     }, this.firings.openMap());
     if (ev.fire.some((h) => h.job !== undefined) && run.outcome !== 'lost') {
       const errors = await this.errorLines(run).catch(() => null);
@@ -365,20 +370,18 @@ export class AlertService {
         for (const h of ev.fire) h.detail = `${h.detail ?? ''}\n\nError lines of job ${run.job}:\n${text}`;
       }
     }
-    this.db.transaction(() => {
-      this.apply(ev);
-      this.runs.markAlertChecked(run.id, Date.now());
-    })();
+    this.db.transaction(() => this.apply(ev))();
+    await this.runs.markAlertChecked(run.id, Date.now());
     this.group();
   }
 
   /** What the alert says about a failed run's retries: "retry 1 of 3 in 60 s" or "gave up after 3 retries". */
-  private retryFacts(run: RunRow): RunFacts['retry'] {
+  private async retryFacts(run: RunRow): Promise<RunFacts['retry']> {
     const phrase = retryPhrase(run);
     if (phrase === null) return null;
     let root = run;
     for (let i = 0; i < 100 && root.retry_of !== null; i++) {
-      const prev = this.runs.get(root.retry_of);
+      const prev = await this.runs.get(root.retry_of);
       if (!prev) break;
       root = prev;
     }

@@ -147,7 +147,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
   });
 
   // ---- Prometheus ----
-  router.get('/metrics', (ctx) => {
+  router.get('/metrics', async (ctx) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
@@ -162,7 +162,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),
-      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
+      runs: await m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
     });
   });
 }

@@ -27,20 +27,25 @@ function checkName(kind: string, v: string): string {
 /** The master's JSON API under /api: everything the CLI and the web UI do goes through here. */
 export function mountApi(router: Router, m: Master): void {
   const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
-  const viewRun = (r: RunRow) => runView(r, (id) => m.runs.get(id)?.job);
-  const findRun = (job: string): RunRow => {
-    const run = m.runs.byJob(job);
+  /** Run views, with the job each retry repeats (read in one query). */
+  const viewRuns = async (rows: RunRow[]) => {
+    const jobs = await m.runs.jobsOf(rows.flatMap((r) => r.retry_of !== null ? [r.retry_of] : []));
+    return rows.map((r) => runView(r, (id) => jobs.get(id)));
+  };
+  const viewRun = async (r: RunRow) => (await viewRuns([r]))[0]!;
+  const findRun = async (job: string): Promise<RunRow> => {
+    const run = await m.runs.byJob(job);
     if (!run) throw new HttpError(404, `run '${job}' not found`);
     return run;
   };
 
   // ---- cluster ----
-  r('get', '/api/status', (ctx) => {
+  r('get', '/api/status', async (ctx) => {
     requireRole(ctx, 'viewer');
     const nodes = m.nodes.all();
     return {
       nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
-      runs: m.runs.counts(),
+      runs: await m.runs.counts(),
       projects: m.repo.projects().length,
       schedules: m.schedules.all().length,
       event_loop_lag: eventLoopLag().figures(),
@@ -177,27 +182,27 @@ export function mountApi(router: Router, m: Master): void {
       policy: readPolicy(f),
     });
     ctx.status = 201;
-    return { runs: runs.map(viewRun) };
+    return { runs: await viewRuns(runs) };
   });
-  r('get', '/api/runs', (ctx) => {
+  r('get', '/api/runs', async (ctx) => {
     requireRole(ctx, 'viewer');
     const state = strQuery(ctx, 'state');
     if (state !== undefined && state !== 'active' && ![...ACTIVE_STATES, 'finished', 'lost', 'failed'].includes(state)) throw bad(`query 'state' must be one of active, dispatching, pending, running, finished, lost, failed`);
     const schedule = strQuery(ctx, 'schedule');
-    const { runs, total, total_exact } = m.runs.query({
+    const { runs, total, total_exact } = await m.runs.query({
       state, node: strQuery(ctx, 'node'), project: strQuery(ctx, 'project'), spider: strQuery(ctx, 'spider'),
       schedule_id: schedule === undefined ? undefined : intQuery(ctx, 'schedule', 0, Number.MAX_SAFE_INTEGER), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
       limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { runs: runs.map(viewRun), total, total_exact };
+    return { runs: await viewRuns(runs), total, total_exact };
   });
-  r('get', '/api/runs/:job', (ctx) => {
+  r('get', '/api/runs/:job', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { run: viewRun(findRun(ctx.params.job!)) };
+    return { run: await viewRun(await findRun(ctx.params.job!)) };
   });
   r('post', '/api/runs/:job/cancel', async (ctx) => {
     requireRole(ctx, 'operator');
-    const run = findRun(ctx.params.job!);
+    const run = await findRun(ctx.params.job!);
     return { prevstate: await m.tracker.cancel(run) };
   });
   r('post', '/api/runs/stop', async (ctx) => {
@@ -205,12 +210,12 @@ export function mountApi(router: Router, m: Master): void {
     const f = new Fields(await readJson(ctx));
     const project = f.name('project')!;
     const spider = f.name('spider', false);
-    const active = m.runs.query({ state: 'active', project, spider: spider ?? undefined, limit: 100_000, offset: 0 }).runs;
+    const active = (await m.runs.query({ state: 'active', project, spider: spider ?? undefined, limit: 100_000, offset: 0 })).runs;
     const results = await Promise.all(active.map(async (run) => ({ job: run.job, node: run.node, prevstate: await m.tracker.cancel(run).catch((e: Error) => `error: ${e.message}`) })));
     return { cancelled: results };
   });
   /** For routes that answer raw bytes (not jsonRoute): a viewer, and a run with a node; else the error is set. */
-  const runForRawRoute = (ctx: Context) => {
+  const runForRawRoute = async (ctx: Context) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
@@ -218,7 +223,7 @@ export function mountApi(router: Router, m: Master): void {
       ctx.body = { error: (e as Error).message };
       return null;
     }
-    const run = m.runs.byJob(ctx.params.job!);
+    const run = await m.runs.byJob(ctx.params.job!);
     const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
     if (!run || !node) {
       ctx.status = 404;
@@ -230,7 +235,7 @@ export function mountApi(router: Router, m: Master): void {
 
   // The run's log, fetched from its node (Range-free tail by bytes: ?tail=65536).
   router.get('/api/runs/:job/log', async (ctx) => {
-    const found = runForRawRoute(ctx);
+    const found = await runForRawRoute(ctx);
     if (!found) return;
     const { run, node } = found;
     const client = new NodeClient(node, m.clusterToken, 30_000);
@@ -259,7 +264,7 @@ export function mountApi(router: Router, m: Master): void {
 
   // The run's items (JSON lines), its Scrapy stats and its error records, fetched from its node.
   const fromNode = (kind: 'items' | 'stats' | 'errors') => async (ctx: Context) => {
-    const found = runForRawRoute(ctx);
+    const found = await runForRawRoute(ctx);
     if (!found) return;
     const { run, node } = found;
     const p = `${encodeURIComponent(run.project)}/${encodeURIComponent(run.spider)}/${encodeURIComponent(run.job)}`;
@@ -278,7 +283,7 @@ export function mountApi(router: Router, m: Master): void {
   router.get('/api/runs/:job/stats', fromNode('stats'));
   router.get('/api/runs/:job/errors', fromNode('errors'));
 
-  router.get('/api/runs/:job/log/stream', (ctx) => {
+  router.get('/api/runs/:job/log/stream', async (ctx) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
@@ -286,7 +291,7 @@ export function mountApi(router: Router, m: Master): void {
       ctx.body = { error: (e as Error).message };
       return;
     }
-    if (!m.runs.byJob(ctx.params.job!)) {
+    if (!await m.runs.byJob(ctx.params.job!)) {
       ctx.status = 404;
       ctx.body = { error: `run '${ctx.params.job}' not found` };
       return;
@@ -313,10 +318,10 @@ export function mountApi(router: Router, m: Master): void {
     ctx.status = 201;
     return { schedule: withNext(s) };
   });
-  r('get', '/api/schedules/:id', (ctx) => {
+  r('get', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'viewer');
     const s = findSchedule(ctx);
-    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 }).runs.map(viewRun) };
+    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: await viewRuns((await m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 })).runs) };
   });
   r('put', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
@@ -335,7 +340,7 @@ export function mountApi(router: Router, m: Master): void {
   r('post', '/api/schedules/:id/run', async (ctx) => {
     const user = requireRole(ctx, 'operator');
     const s = findSchedule(ctx);
-    return { runs: (await m.scheduler.runNow(s.id, user.username)).map(viewRun) };
+    return { runs: await viewRuns(await m.scheduler.runNow(s.id, user.username)) };
   });
   r('post', '/api/cron/preview', async (ctx) => {
     requireRole(ctx, 'viewer');

@@ -48,8 +48,8 @@ export function mountScrapydFacade(router: Router, m: Master): void {
       })(ctx);
     });
 
-  endpoint('/daemonstatus.json', 'GET', 'viewer', () => {
-    const c = m.runs.counts();
+  endpoint('/daemonstatus.json', 'GET', 'viewer', async () => {
+    const c = await m.runs.counts();
     return { pending: (c.pending ?? 0) + (c.dispatching ?? 0), running: c.running ?? 0, finished: (c.finished ?? 0) + (c.lost ?? 0) + (c.failed ?? 0) };
   });
 
@@ -91,18 +91,18 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     const project = required(p.get('project'), 'project');
     const job = required(p.get('job'), 'job');
     if (m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const run = m.runs.byJob(job);
+    const run = await m.runs.byJob(job);
     if (!run || run.project !== project) return { prevstate: null };
     const active = run.state === 'dispatching' || run.state === 'pending' || run.state === 'running';
     const prev = active ? await m.tracker.cancel(run, p.get('signal')) : null;
     return { prevstate: prev ?? (active ? (run.state === 'running' ? 'running' : 'pending') : null) };
   });
 
-  endpoint('/status.json', 'GET', 'viewer', (p) => {
+  endpoint('/status.json', 'GET', 'viewer', async (p) => {
     const job = required(p.get('job'), 'job');
     const project = p.get('project');
     if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const run = m.runs.byJob(job);
+    const run = await m.runs.byJob(job);
     if (!run || (project !== undefined && run.project !== project)) return { currstate: null };
     return { currstate: run.state === 'dispatching' ? 'pending' : run.state === 'lost' || run.state === 'failed' ? 'finished' : run.state };
   });
@@ -120,10 +120,10 @@ export function mountScrapydFacade(router: Router, m: Master): void {
 
   // Scrapyd's fields (pid from the node's last heartbeat; log_url/items_url are paths this master
   // serves, streamed from the node), plus `node` and the finished run's `outcome`.
-  endpoint('/listjobs.json', 'GET', 'viewer', (p) => {
+  endpoint('/listjobs.json', 'GET', 'viewer', async (p) => {
     const project = p.get('project');
     if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
-    const rows = scrapydJobRows(m, project);
+    const rows = await scrapydJobRows(m, project);
     return {
       pending: rows.pending.map(({ run: r }) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),
       running: rows.running.map(({ run: r, pid, logUrl, itemsUrl }) => ({ id: r.job, project: r.project, spider: r.spider, pid, start_time: secs(r.started_at), log_url: logUrl, items_url: itemsUrl, node: r.node })),

@@ -72,8 +72,8 @@ export function mountScrapydFiles(m: Master) {
   const nodeName = () => m.config.nodeName ?? 'spiderplane-master';
   const answering = () => m.nodes.all().filter((n) => n.status !== 'offline');
 
-  const jobsPage = (ctx: Context) => {
-    const rows = scrapydJobRows(m);
+  const jobsPage = async (ctx: Context) => {
+    const rows = await scrapydJobRows(m);
     const html = (r: (typeof rows.running)[number]): HtmlJobRow => ({
       project: r.run.project, spider: r.run.spider, job: r.run.job, pid: r.pid,
       start: r.run.started_at === null ? null : new Date(r.run.started_at), end: r.run.ended_at === null || r.run.started_at === null ? null : new Date(r.run.ended_at),
@@ -128,7 +128,7 @@ export function mountScrapydFiles(m: Master) {
 
   /** The node that holds a job's files: the run's node, else the first node whose folder lists it. */
   const nodeFor = async (top: 'logs' | 'items', project: string, spider: string, file: string): Promise<NodeRow | null> => {
-    const run = m.runs.byJob(jobKeyFromLogFile(file));
+    const run = await m.runs.byJob(jobKeyFromLogFile(file));
     if (run && run.node_id !== null && run.project === project && run.spider === spider) {
       const node = m.nodes.byId(run.node_id);
       if (node) return node;
@@ -194,7 +194,7 @@ export function mountScrapydFiles(m: Master) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     const p = ctx.path;
     if (p === '/jobs' && hasApiCredentials(ctx)) {
-      if (allowed(ctx)) jobsPage(ctx);
+      if (allowed(ctx)) await jobsPage(ctx);
       return;
     }
     for (const top of ['logs', 'items'] as const) {

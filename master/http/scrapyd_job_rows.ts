@@ -20,7 +20,7 @@ export const FINISHED_TO_KEEP = 100;
  * listjobs.json; for runs it no longer lists, a started run has a log and a run that counted
  * items has an items file.
  */
-export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] } {
+export async function scrapydJobRows(m: Master, project?: string): Promise<{ pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] }> {
   const row = (r: RunRow, running: boolean): ScrapydJobRow => {
     const facts = m.nodeJobs.get(r.node_id, r.job);
     const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
@@ -32,10 +32,15 @@ export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJ
       itemsUrl: hasItems ? jobItemsPath(r.project, r.spider, r.job) : null,
     };
   };
-  return {
-    pending: m.runs.pendingList(project).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
-    running: m.runs.runningList(project).map((r) => row(r, true)),
+  const [pending, running, finished] = await Promise.all([
+    m.runs.pendingList(project),
+    m.runs.runningList(project),
     // Filtered before the limit (by an index): a quiet project still lists its own newest.
-    finished: m.runs.finishedList(FINISHED_TO_KEEP, project).map((r) => row(r, false)),
+    m.runs.finishedList(FINISHED_TO_KEEP, project),
+  ]);
+  return {
+    pending: pending.map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
+    running: running.map((r) => row(r, true)),
+    finished: finished.map((r) => row(r, false)),
   };
 }

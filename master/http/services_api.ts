@@ -10,6 +10,7 @@ import { requireRole } from './auth.ts';
 import { Fields, HttpError, readJson } from './input.ts';
 import { jsonRoute } from './json_route.ts';
 import { runView } from './views.ts';
+import type { RunRow } from '../runs/run_store.ts';
 
 /** Koa middleware: the caller must hold `role` (401/403 as JSON otherwise). */
 export function needs(role: Role) {
@@ -25,9 +26,9 @@ export function needs(role: Role) {
   };
 }
 
-/** A service as the API shows it: its settings, its status, and desired vs running per node. */
-export function serviceDetail(m: Master, s: ServiceRow) {
-  const nodes = m.reconciler.replicaCounts(s);
+/** A service as the API shows it: its settings, its status, and desired vs running per node (from `replicas`, every service's active ones, when given). */
+export async function serviceDetail(m: Master, s: ServiceRow, replicas?: readonly RunRow[]) {
+  const nodes = await m.reconciler.replicaCounts(s, replicas);
   const plan = m.reconciler.lastPlans.get(s.id);
   return {
     ...serviceView(s),
@@ -52,10 +53,13 @@ export function mountServicesApi(router: Router, m: Master): void {
   };
   const changed = async (s: ServiceRow) => {
     await m.reconciler.settle();
-    return { service: serviceDetail(m, m.services.get(s.id) ?? s) };
+    return { service: await serviceDetail(m, m.services.get(s.id) ?? s) };
   };
 
-  router.get('/api/services', needs('viewer'), jsonRoute(() => ({ services: m.services.all().map((s) => serviceDetail(m, s)) })));
+  router.get('/api/services', needs('viewer'), jsonRoute(async () => {
+    const replicas = await m.runs.activeReplicas();
+    return { services: await Promise.all(m.services.all().map((s) => serviceDetail(m, s, replicas))) };
+  }));
   router.post('/api/services', needs('operator'), jsonRoute(async (ctx) => {
     const user = requireRole(ctx, 'operator');
     const input = parseServiceInput(m.dispatcher, await readJson(ctx));
@@ -64,10 +68,10 @@ export function mountServicesApi(router: Router, m: Master): void {
     ctx.status = 201;
     return changed(s);
   }));
-  router.get('/api/services/:ref', needs('viewer'), jsonRoute((ctx) => {
+  router.get('/api/services/:ref', needs('viewer'), jsonRoute(async (ctx) => {
     const s = find(ctx);
-    const replicas = m.runs.activeReplicas().filter((r) => r.service_id === s.id).map((r) => runView(r));
-    return { service: serviceDetail(m, s), replicas, recent: m.runs.endedReplicasSince(s.id, Date.now() - 3600_000).slice(0, 20).map((r) => runView(r)) };
+    const replicas = (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).map((r) => runView(r));
+    return { service: await serviceDetail(m, s), replicas, recent: (await m.runs.endedReplicasSince(s.id, Date.now() - 3600_000)).slice(0, 20).map((r) => runView(r)) };
   }));
   router.put('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
     const s = find(ctx);
@@ -79,7 +83,7 @@ export function mountServicesApi(router: Router, m: Master): void {
     const s = find(ctx);
     m.services.remove(s.id);
     await m.reconciler.settle(); // its replicas are stopped by the next pass
-    return { ok: true, stopping: m.runs.activeReplicas().filter((r) => r.service_id === s.id).length };
+    return { ok: true, stopping: (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).length };
   }));
   router.post('/api/services/:ref/scale', needs('operator'), jsonRoute(async (ctx) => {
     const s = find(ctx);

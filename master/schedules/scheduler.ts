@@ -65,7 +65,7 @@ export class Scheduler {
   private async catchUp(s: ScheduleRow): Promise<void> {
     // An occurrence claimed but never recorded: the master stopped between the claim and the record.
     if (s.last_fire_at !== null && !this.store.hasFire(s.id, s.last_fire_at)) {
-      const started = this.runs.ofScheduleSince(s.id, s.last_fire_at);
+      const started = await this.runs.ofScheduleSince(s.id, s.last_fire_at);
       if (started.length) {
         this.store.recordFire(s.id, s.last_fire_at, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`);
       } else if (s.missed === 'run_once') {
@@ -122,7 +122,7 @@ export class Scheduler {
   private async fire(id: number, occurrence: number, outcome: 'dispatched' | 'missed-run'): Promise<void> {
     if (!this.store.claim(id, occurrence)) return;
     const s = this.store.get(id)!;
-    if (s.overlap === 'skip' && this.runs.scheduleHasActive(id)) {
+    if (s.overlap === 'skip' && await this.runs.scheduleHasActive(id)) {
       this.store.recordFire(id, occurrence, 'skipped-overlap', 'the previous run is still active');
       return;
     }

@@ -111,7 +111,7 @@ export class ServiceReconciler extends EventEmitter {
     const now = Date.now();
     const allNodes = this.nodes.all();
     const services = this.services.all();
-    const activeRuns = this.runs.active();
+    const activeRuns = await this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
     for (const r of activeRuns) {
       if (r.service_id === null) continue;
@@ -160,7 +160,7 @@ export class ServiceReconciler extends EventEmitter {
       const replicas: PlanReplica[] = list.map((r) => ({
         job: r.job, nodeId: r.node_id, version: r.version, state: r.state as PlanReplica['state'], createdAt: r.created_at, startedAt: r.started_at, stopping: r.cancel_requested === 1,
       }));
-      const exits: PlanExit[] = this.runs.endedReplicasSince(svc.id, now - planOpts.crashWindowMs).map((r) => ({
+      const exits: PlanExit[] = (await this.runs.endedReplicasSince(svc.id, now - planOpts.crashWindowMs)).map((r) => ({
         version: r.version, createdAt: r.created_at, startedAt: r.started_at, endedAt: r.ended_at ?? now,
         // Not a crash: stopped on purpose, or lost with its node (failed over by the master, or stopped by
         // its slave's lease or keeper when no master was heard: state finished, outcome lost).
@@ -242,10 +242,10 @@ export class ServiceReconciler extends EventEmitter {
     }
   }
 
-  /** Replicas of a service per node: desired share vs running, for the API and the UI. */
-  replicaCounts(svc: ServiceRow): Array<{ node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }> {
+  /** Replicas of a service per node: desired share vs running, for the API and the UI (from `replicas` when given). */
+  async replicaCounts(svc: ServiceRow, replicas?: readonly RunRow[]): Promise<Array<{ node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }>> {
     const out = new Map<string, { node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }>();
-    for (const r of this.runs.activeReplicas()) {
+    for (const r of replicas ?? await this.runs.activeReplicas()) {
       if (r.service_id !== svc.id) continue;
       const key = r.node ?? '?';
       const row = out.get(key) ?? { node: key, running: 0, pending: 0, stopping: 0, versions: {} };

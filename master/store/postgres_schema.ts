@@ -354,4 +354,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (sha256, seq)
   );
   `,
+  // Issue 12: the load balancer's dispatch accounting (master/db.ts says why).
+  `
+  CREATE TABLE node_dispatch_load (
+    node_id      BIGINT PRIMARY KEY,
+    heartbeat_at BIGINT NOT NULL
+  );
+  CREATE TABLE dispatch_lock (id BIGINT PRIMARY KEY, dispatches BIGINT NOT NULL);
+  INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
+  `,
 ];

@@ -95,9 +95,9 @@ export function mountSchedulePages(pc: PageContext): void {
     return s;
   };
 
-  page(pc, '/schedules/:id', 'viewer', (ctx) => {
+  page(pc, '/schedules/:id', 'viewer', async (ctx) => {
     const s = findSchedule(ctx.params.id!);
-    editor(ctx, { id: s.id, values: valuesOf(s), history: m.schedules.fires(s.id, 30), runs: m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 }).runs.map((r) => runView(r)) });
+    editor(ctx, { id: s.id, values: valuesOf(s), history: m.schedules.fires(s.id, 30), runs: (await m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 })).runs.map((r) => runView(r)) });
   });
 
   action(pc, '/schedules/:id', 'operator', (ctx, form) => save(ctx, form, findSchedule(ctx.params.id!).id));

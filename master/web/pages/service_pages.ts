@@ -8,6 +8,7 @@ import { HttpError } from '../../http/input.ts';
 import { serviceDetail } from '../../http/services_api.ts';
 import { nodeLabels } from '../../nodes/node_registry.ts';
 import { DispatchError } from '../../runs/dispatcher.ts';
+import type { RunRow } from '../../runs/run_store.ts';
 import { MAX_REPLICAS, parseServiceInput } from '../../services/service_input.ts';
 import type { ServiceRow } from '../../services/service_store.ts';
 import { action, page, type PageContext } from '../page_kit.ts';
@@ -36,8 +37,8 @@ export function mountServicePages(pc: PageContext): void {
   const { m, env } = pc;
 
   /** Desired replicas per node: the even spread over the nodes the service may use, capped per node. */
-  const rows = (s: ServiceRow) => {
-    const d = serviceDetail(m, s);
+  const rows = async (s: ServiceRow, replicas: readonly RunRow[]) => {
+    const d = await serviceDetail(m, s, replicas);
     const required = JSON.parse(s.labels) as Record<string, string>;
     const usable = m.nodes.all().filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
     const desired = new Map<string, number>();
@@ -60,9 +61,11 @@ export function mountServicePages(pc: PageContext): void {
     };
   };
 
-  const list = (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
+  const list = async (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
     const catalogue = m.repo.projects().map((p) => ({ project: p, spiders: m.repo.spiders(p, m.repo.newest(p)!) ?? [] }));
-    render(env, ctx, 'services.njk', { services: m.services.all().map(rows), catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
+    const replicas = await m.runs.activeReplicas();
+    const services = await Promise.all(m.services.all().map((s) => rows(s, replicas)));
+    render(env, ctx, 'services.njk', { services, catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
   };
 
   page(pc, '/services', 'viewer', (ctx) => list(ctx));
@@ -89,7 +92,7 @@ export function mountServicePages(pc: PageContext): void {
       redirect(ctx, '/services', { kind: 'ok', text: `Service '${s.name}' created: ${s.replicas} replica(s) starting.` });
     } catch (e) {
       if (!(e instanceof HttpError || e instanceof DispatchError || e instanceof Error)) throw e;
-      list(ctx, { form: Object.fromEntries(['name', 'project', 'spider', 'version', 'replicas', 'max_per_node', 'labels', 'max_unavailable', 'max_runtime', 'max_memory', 'args', 'settings'].map((k) => [k, v(k)])), error: (e as Error).message }, 400);
+      await list(ctx, { form: Object.fromEntries(['name', 'project', 'spider', 'version', 'replicas', 'max_per_node', 'labels', 'max_unavailable', 'max_runtime', 'max_memory', 'args', 'settings'].map((k) => [k, v(k)])), error: (e as Error).message }, 400);
     }
   });
 
