@@ -50,7 +50,7 @@ export class Master {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   /** Failed logins, shared by the login page and HTTP basic auth. */
-  readonly loginLimiter = new LoginLimiter();
+  readonly loginLimiter: LoginLimiter;
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   /** Spider services: desired state, and the loop that keeps their replicas running. */
@@ -88,8 +88,9 @@ export class Master {
     this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
     this.schedules = new ScheduleStore(db);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
-    this.users = new UserStore(db);
-    this.sessions = new SessionStore(db);
+    this.users = new UserStore(sql);
+    this.sessions = new SessionStore(sql);
+    this.loginLimiter = new LoginLimiter(sql);
     this.heartbeat = new Heartbeat(this.nodes, clientFor, {
       intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
     });
@@ -163,7 +164,7 @@ export class Master {
 
   /** First start: the admin from --admin-user/--admin-password, or a random password printed once. */
   private async ensureAdmin(): Promise<void> {
-    if (this.users.count() > 0) return;
+    if ((await this.users.count()) > 0) return;
     const username = this.config.adminUser ?? 'admin';
     const password = this.config.adminPassword ?? randomBytes(12).toString('base64url');
     await this.users.create(username, password, 'admin');

@@ -350,19 +350,19 @@ export function mountApi(router: Router, m: Master): void {
   });
 
   // ---- users and tokens ----
-  r('get', '/api/me', (ctx) => {
+  r('get', '/api/me', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
-    return { user, tokens: m.users.tokens(user.id) };
+    return { user, tokens: await m.users.tokens(user.id) };
   });
   r('post', '/api/tokens', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
     const f = new Fields(await readJson(ctx));
     ctx.status = 201;
-    return { token: m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
+    return { token: await m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
   });
-  r('get', '/api/users', (ctx) => {
+  r('get', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');
-    return { users: m.users.all() };
+    return { users: await m.users.all() };
   });
   r('post', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');

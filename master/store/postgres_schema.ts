@@ -330,4 +330,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER runs_count_update AFTER UPDATE OF state ON runs FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION runs_count();
   `,
+  // Failed logins per key, shared by every master (master/db.ts has the same migration).
+  `
+  CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    count    BIGINT NOT NULL,
+    until_at BIGINT NOT NULL,
+    last_at  BIGINT NOT NULL,
+    wait_ms  BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX login_failures_last ON login_failures (last_at);
+  `,
 ];

@@ -118,7 +118,7 @@ export function mountAlertPages(pc: PageContext): void {
     });
   });
 
-  action(pc, '/settings/smtp', 'admin', (ctx, form, user) => {
+  action(pc, '/settings/smtp', 'admin', async (ctx, form, user) => {
     const body: Record<string, unknown> = {
       host: optional(form, 'host'), secure: form.get('secure') ?? 'starttls', user: optional(form, 'user'),
       from: optional(form, 'from'), to: optional(form, 'to') ?? '',
@@ -142,7 +142,7 @@ export function mountAlertPages(pc: PageContext): void {
       // Show the form again with what was typed (never the password), and why it was refused.
       const stored = smtpView(a.smtp(), a.smtpSource(), a.smtpCheck());
       const typed = { ...stored, host: body.host, port: body.port, secure: body.secure, user: body.user, from: body.from, to: String(body.to).split(',').map((x) => x.trim()).filter(Boolean) };
-      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: typed, smtpError: `SMTP settings not saved: ${e.message}` }, 400);
+      render(env, ctx, 'settings.njk', { tokens: await m.users.tokens(user.id), newToken: null, smtp: typed, smtpError: `SMTP settings not saved: ${e.message}` }, 400);
     }
   });
 
