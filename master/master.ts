@@ -86,7 +86,7 @@ export class Master {
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
     this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
     this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
-    this.schedules = new ScheduleStore(db);
+    this.schedules = new ScheduleStore(sql);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
     this.users = new UserStore(sql);
     this.sessions = new SessionStore(sql);
@@ -109,14 +109,14 @@ export class Master {
       this.reconciler.forgetNode(n.id);
       this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e)).finally(() => this.reconciler.kick());
     });
-    this.alerts = new AlertService(db, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
+    this.alerts = new AlertService(sql, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
       flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
       retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
     });
     // The retry is planned first, so the failure alert can say when it comes (or that it gave up).
     this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(this.retries.onRunEnded(run)));
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
-    this.services = new ServiceStore(db);
+    this.services = new ServiceStore(sql);
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
       tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
     });
@@ -157,7 +157,7 @@ export class Master {
     master.reconciler.start();
     await master.scheduler.start();
     master.retries.start();
-    master.alerts.start();
+    await master.alerts.start();
     master.retention.start();
     return master;
   }

@@ -21,7 +21,7 @@ function withFigures(n: NodeView) {
 export function mountClusterPages(pc: PageContext): void {
   const { m, env } = pc;
 
-  page(pc, '/', 'viewer', (ctx) => {
+  page(pc, '/', 'viewer', async (ctx) => {
     const nodes = m.nodes.all().map(nodeView).map(withFigures);
     const online = nodes.filter((n) => n.status === 'online');
     const avg = (xs: Array<number | null>) => {
@@ -29,7 +29,7 @@ export function mountClusterPages(pc: PageContext): void {
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
     };
     const counts = m.runs.counts();
-    const upcoming = m.schedules.all().filter((s) => s.enabled).flatMap((s) => {
+    const upcoming = (await m.schedules.all()).filter((s) => s.enabled).flatMap((s) => {
       try {
         return m.scheduler.nextOccurrences(s, 1).map((d) => ({ id: s.id, name: s.name, project: s.project, spider: s.spider, at: d.getTime() }));
       } catch {
@@ -73,7 +73,7 @@ export function mountClusterPages(pc: PageContext): void {
     return node;
   };
 
-  page(pc, '/nodes/:name', 'viewer', (ctx) => {
+  page(pc, '/nodes/:name', 'viewer', async (ctx) => {
     const node = findNode(ctx.params.name!);
     const { offset, limit } = pageOf(ctx, 0, 25);
     const q = m.runs.query({ node: node.name, limit, offset });
@@ -82,7 +82,7 @@ export function mountClusterPages(pc: PageContext): void {
     render(env, ctx, 'node.njk', {
       node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
       runs: q.runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
-      versions: m.repo.versionsOnNode(node.id),
+      versions: m.repo.versionsOnNode(node.id), scheduleNames: await m.schedules.names(),
     });
   });
 
