@@ -96,19 +96,22 @@ export class LoginLimiter {
     const p: Record<string, number | string> = { now, since: now - this.windowMs, window: this.windowMs, freeIp: this.freeTriesPerAddress, freeUser: this.freeTries };
     const values = list.map((k, i) => {
       p[`k${i}`] = k;
-      p[`u${i}`] = now + this.backoff(1, this.free(k));
+      const first = this.backoff(1, this.free(k));
+      p[`u${i}`] = first > 0 ? now + first : 0;
       return `(@k${i}, 1, @u${i}, @now, 0)`;
     });
     const count = `(CASE WHEN login_failures.last_at >= CAST(@since AS BIGINT) THEN login_failures.count + 1 ELSE 1 END)`;
     const free = `(CASE WHEN substr(login_failures.key, 1, 3) = 'ip:' THEN CAST(@freeIp AS BIGINT) ELSE CAST(@freeUser AS BIGINT) END)`;
     // The free tries are used up by the attempt that reaches them: the next one waits 2 s, then 4 s, …
     const backoff = `(CASE WHEN ${count} >= ${free} THEN ${this.db.sql.least('CAST(@window AS BIGINT)', `1000 * (CAST(1 AS BIGINT) << CAST(${this.db.sql.least('30', `${count} - ${free} + 1`)} AS INTEGER))`)} ELSE 0 END)`;
-    // Every SET expression reads the row as it was before this attempt.
+    // Every SET expression reads the row as it was before this attempt. until_at moves only with a
+    // backoff: attempts reach the database in another order than their clocks were read, and a free
+    // try must not make a later one (with an earlier clock) wait.
     const rows = await this.db.all<{ wait_ms: number }>(
       `INSERT INTO login_failures (key, count, until_at, last_at, wait_ms) VALUES ${values.join(', ')}
        ON CONFLICT (key) DO UPDATE SET
          count = ${count},
-         until_at = ${this.db.sql.greatest('login_failures.until_at', `CAST(@now AS BIGINT) + ${backoff}`)},
+         until_at = CASE WHEN ${backoff} > 0 THEN ${this.db.sql.greatest('login_failures.until_at', `CAST(@now AS BIGINT) + ${backoff}`)} ELSE login_failures.until_at END,
          last_at = CAST(@now AS BIGINT),
          wait_ms = CASE WHEN login_failures.last_at >= CAST(@since AS BIGINT) THEN ${this.db.sql.greatest('0', 'login_failures.until_at - CAST(@now AS BIGINT)')} ELSE 0 END
        RETURNING wait_ms`, p);
