@@ -155,6 +155,7 @@ export class Master {
     });
     master.heartbeat.start();
     master.reconciler.start();
+    await master.alerts.prepare();
     await master.scheduler.start();
     master.retries.start();
     await master.alerts.start();

@@ -80,7 +80,8 @@ export class AlertService {
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
-  private fireCursor: number | null;
+  /** The last schedule fire looked at (null until prepare()). */
+  private fireCursor: number | null = null;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
   private check: SmtpCheck | null = null;
@@ -106,8 +107,6 @@ export class AlertService {
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
     this.settings = new SettingsStore(db);
     this.fires = new ScheduleStore(sql);
-    const saved = this.settings.get(FIRE_CURSOR_KEY);
-    this.fireCursor = saved !== undefined ? Number(saved) : null;
   }
 
   /** Runs `fn` after every turn queued before it (a failed turn does not stop the next). */
@@ -120,9 +119,19 @@ export class AlertService {
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
   private async uncheckedRuns(): Promise<RunRow[]> { return await this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
 
+  /**
+   * Before the scheduler starts: where the fire cursor begins on a first start, so the missed
+   * occurrences the scheduler records at its start are looked at.
+   */
+  async prepare(): Promise<void> {
+    if (this.fireCursor !== null) return;
+    const saved = await this.settings.get(FIRE_CURSOR_KEY);
+    this.fireCursor ??= saved !== undefined ? Number(saved) : await this.fires.lastFireId();
+  }
+
   async start(): Promise<void> {
     void this.checkSmtp();
-    this.fireCursor ??= await this.fires.lastFireId();
+    await this.prepare();
     const requeued = await this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     await this.ensureDefaultRules();
@@ -351,8 +360,8 @@ export class AlertService {
   }
 
   private async newFires(): Promise<ScheduleFire[]> {
-    this.fireCursor ??= await this.fires.lastFireId();
-    const rows: Array<ScheduleFire & { id: number }> = await this.fires.firesAfter(this.fireCursor, 1000);
+    await this.prepare();
+    const rows: Array<ScheduleFire & { id: number }> = await this.fires.firesAfter(this.fireCursor!, 1000);
     if (rows.length) {
       this.fireCursor = rows[rows.length - 1]!.id;
       await this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));

@@ -104,7 +104,11 @@ export class Scheduler {
     }
     const next = cron.nextRun(new Date(Math.max(this.baseline(s), Date.now() - 1000)));
     if (!next) return;
-    const timer = setTimeout(() => { this.wake(id).catch((e) => { console.error(`[spiderplane-master] schedule ${id}:`, e); void this.arm(id).catch(() => undefined); }); }, Math.max(0, Math.min(next.getTime() - Date.now(), MAX_TIMER_MS)));
+    const timer = setTimeout(() => { this.wake(id).catch((e) => {
+      if (this.stopped) return; // the database closed under a wake at shutdown
+      console.error(`[spiderplane-master] schedule ${id}:`, e);
+      void this.arm(id).catch(() => undefined);
+    }); }, Math.max(0, Math.min(next.getTime() - Date.now(), MAX_TIMER_MS)));
     // Another arm of this schedule (a reload during the read above) may have set a timer: keep one.
     const other = this.timers.get(id);
     if (other) clearTimeout(other);
