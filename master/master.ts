@@ -26,7 +26,7 @@ import { RunRetention } from './runs/run_retention.ts';
 import { SettingsStore } from './settings_store.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
-import { UserStore } from './auth/users.ts';
+import { UserProblem, UserStore } from './auth/users.ts';
 import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
@@ -168,7 +168,13 @@ export class Master {
     if ((await this.users.count()) > 0) return;
     const username = this.config.adminUser ?? 'admin';
     const password = this.config.adminPassword ?? randomBytes(12).toString('base64url');
-    await this.users.create(username, password, 'admin');
+    try {
+      await this.users.create(username, password, 'admin');
+    } catch (e) {
+      // Masters starting together on one database: another one created it first.
+      if (e instanceof UserProblem && (await this.users.count()) > 0) return;
+      throw e;
+    }
     if (this.config.adminPassword === null) {
       console.log(`[spiderplane-master] created the first admin: user '${username}', password '${password}' (shown once; change it after logging in)`);
     } else {
