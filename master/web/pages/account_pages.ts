@@ -16,6 +16,11 @@ function safeNext(next: string | undefined): string {
   return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/';
 }
 
+/** A row id from the URL, or null when it is not one (never reaches SQL: PostgreSQL refuses 'NaN'). */
+function idParam(v: string | undefined): number | null {
+  return v !== undefined && /^\d{1,15}$/.test(v) ? Number(v) : null;
+}
+
 function clientIp(ctx: Context): string {
   return typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown';
 }
@@ -113,7 +118,8 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   action(pc, '/settings/tokens/:id/delete', 'viewer', async (ctx, _form, user) => {
-    const ok = await m.users.removeToken(user.id, Number(ctx.params.id));
+    const tokenId = idParam(ctx.params.id);
+    const ok = tokenId !== null && (await m.users.removeToken(user.id, tokenId));
     redirect(ctx, '/settings', ok ? { kind: 'ok', text: 'Token revoked.' } : { kind: 'error', text: 'No such token.' });
   });
 
@@ -134,7 +140,8 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   action(pc, '/users/:id/role', 'admin', async (ctx, form, me) => {
-    const id = Number(ctx.params.id);
+    const id = idParam(ctx.params.id);
+    if (id === null || !(await m.users.get(id))) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot change your own role.' });
     try {
       await m.users.setRole(id, (form.get('role') ?? '') as Role);
@@ -147,8 +154,8 @@ export function mountAccountPages(pc: PageContext): void {
 
   // An admin sets a new password for another user (who forgot theirs); that user's sessions end.
   action(pc, '/users/:id/password', 'admin', async (ctx, form, me) => {
-    const id = Number(ctx.params.id);
-    const target = Number.isInteger(id) ? await m.users.get(id) : undefined;
+    const id = idParam(ctx.params.id);
+    const target = id !== null ? await m.users.get(id) : undefined;
     if (!target) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (target.id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'Change your own password on the Settings page (it asks for the current one).' });
     try {
@@ -163,7 +170,8 @@ export function mountAccountPages(pc: PageContext): void {
   });
 
   action(pc, '/users/:id/delete', 'admin', async (ctx, _form, me) => {
-    const id = Number(ctx.params.id);
+    const id = idParam(ctx.params.id);
+    if (id === null) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot delete yourself.' });
     await m.users.remove(id);
     redirect(ctx, '/users', { kind: 'ok', text: 'User deleted.' });
