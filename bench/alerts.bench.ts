@@ -48,7 +48,7 @@ function rules(): AlertRule[] {
   return out;
 }
 
-function benchRules(): void {
+async function benchRules(): Promise<void> {
   const rs = rules();
   const now = Date.now();
   const snaps: NodeSnapshot[] = [];
@@ -77,16 +77,17 @@ function benchRules(): void {
     reg.recordHeartbeat(n.id, { now, running: 1, pending: 0, maxProc: 8, metrics: metrics(i, now) });
     reg.setStatus(reg.byId(n.id)!, i % 50 === 0 ? 'offline' : 'online', 'bench', now - 600_000);
   }
-  const svc = new AlertService(db, reg, new RunStore(new SqliteDb(db)), async () => null, {
+  const sql = new SqliteDb(db);
+  const svc = new AlertService(sql, reg, new RunStore(sql), async () => null, {
     flags: { host: null, port: null, secure: 'none', user: null, password: null, from: null, to: ['ops@example.com'] }, publicUrl: () => 'http://x',
     groupMs: 60_000, groupWaitMs: 5000, retryMinMs: 5000, retryMaxMs: 600_000, evalIntervalMs: 3_600_000, rawRetentionMs: 48 * HOUR,
   });
-  for (const r of rs) svc.rules.create({ ...r });
+  for (const r of rs) await svc.rules.create({ ...r });
   const full: number[] = [];
   const snapCost: number[] = [];
   for (let round = 0; round < 300; round++) {
     const t0 = performance.now();
-    svc.evaluateRound(now + round * 5000);
+    await svc.evaluateRound(now + round * 5000);
     full.push(performance.now() - t0);
     const t1 = performance.now();
     reg.all().map(snapshotOf);
@@ -94,7 +95,7 @@ function benchRules(): void {
   }
   console.log(`rules: whole round in the master (SQLite + JSON + engine + firings): ${stats(full.slice(20))}`);
   console.log(`rules:   of which reading and parsing the 200 nodes: ${stats(snapCost.slice(20))}`);
-  console.log(`rules:   firings recorded: ${JSON.stringify(svc.firings.counts())}`);
+  console.log(`rules:   firings recorded: ${JSON.stringify(await svc.firings.counts())}`);
   db.close();
 }
 
@@ -163,5 +164,5 @@ function benchDisk(): void {
   db.close();
 }
 
-if (want('rules')) benchRules();
+if (want('rules')) await benchRules();
 if (want('disk')) benchDisk();

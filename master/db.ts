@@ -404,6 +404,19 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE dispatch_lock (id INTEGER PRIMARY KEY, dispatches INTEGER NOT NULL);
   INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
   `,
+  // Failed logins per key (ip:ADDRESS, user:NAME) in the database, so every master shares one limit
+  // (issue 12): how many tries in the window, until when the next one waits, and the wait the last
+  // attempt met (written by the same statement that counts it: the reservation is one upsert).
+  `
+  CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    count    INTEGER NOT NULL,
+    until_at INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL,
+    wait_ms  INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX login_failures_last ON login_failures (last_at);
+  `,
 ];
 
 export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;

@@ -27,7 +27,7 @@ import { RunRetention } from './runs/run_retention.ts';
 import { SettingsStore } from './settings_store.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
-import { UserStore } from './auth/users.ts';
+import { UserProblem, UserStore } from './auth/users.ts';
 import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
@@ -51,7 +51,7 @@ export class Master {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   /** Failed logins, shared by the login page and HTTP basic auth. */
-  readonly loginLimiter = new LoginLimiter();
+  readonly loginLimiter: LoginLimiter;
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   /** Spider services: desired state, and the loop that keeps their replicas running. */
@@ -88,10 +88,11 @@ export class Master {
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
     this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
     this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
-    this.schedules = new ScheduleStore(db);
+    this.schedules = new ScheduleStore(sql);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
-    this.users = new UserStore(db);
-    this.sessions = new SessionStore(db);
+    this.users = new UserStore(sql);
+    this.sessions = new SessionStore(sql);
+    this.loginLimiter = new LoginLimiter(sql);
     this.heartbeat = new Heartbeat(this.nodes, clientFor, {
       intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
     });
@@ -110,7 +111,7 @@ export class Master {
       this.reconciler.forgetNode(n.id);
       this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e)).finally(() => this.reconciler.kick());
     });
-    this.alerts = new AlertService(db, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
+    this.alerts = new AlertService(sql, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
       flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
       retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
     });
@@ -122,7 +123,7 @@ export class Master {
       });
     });
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
-    this.services = new ServiceStore(db);
+    this.services = new ServiceStore(sql);
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
       tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
     });
@@ -161,19 +162,26 @@ export class Master {
     });
     master.heartbeat.start();
     master.reconciler.start();
+    await master.alerts.prepare();
     await master.scheduler.start();
     await master.retries.start();
-    master.alerts.start();
+    await master.alerts.start();
     master.retention.start();
     return master;
   }
 
   /** First start: the admin from --admin-user/--admin-password, or a random password printed once. */
   private async ensureAdmin(): Promise<void> {
-    if (this.users.count() > 0) return;
+    if ((await this.users.count()) > 0) return;
     const username = this.config.adminUser ?? 'admin';
     const password = this.config.adminPassword ?? randomBytes(12).toString('base64url');
-    await this.users.create(username, password, 'admin');
+    try {
+      await this.users.create(username, password, 'admin');
+    } catch (e) {
+      // Masters starting together on one database: another one created it first.
+      if (e instanceof UserProblem && (await this.users.count()) > 0) return;
+      throw e;
+    }
     if (this.config.adminPassword === null) {
       console.log(`[spiderplane-master] created the first admin: user '${username}', password '${password}' (shown once; change it after logging in)`);
     } else {

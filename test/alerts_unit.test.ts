@@ -135,20 +135,21 @@ describe('outbox and grouping against a real SMTP server', () => {
     smtps.push(smtp);
     const db = openMasterDb(tempDir('spiderplane-alerts-unit-'));
     const nodes = new NodeRegistry(db);
-    const svc = new AlertService(db, nodes, new RunStore(new SqliteDb(db)), async () => null, {
+    const sql = new SqliteDb(db);
+    const svc = new AlertService(sql, nodes, new RunStore(sql), async () => null, {
       flags: smtpSettings(smtp.port, ['ops@example.com', 'oncall@example.com']), publicUrl: () => 'http://ui.example', groupMs: 400, groupWaitMs: 100,
       retryMinMs: 50, retryMaxMs: 200, evalIntervalMs: 60_000, rawRetentionMs: HOUR,
     });
     try {
-      svc.start();
-      assert.deepEqual(svc.rules.all().map((r) => r.kind), ['node_offline', 'job_failed', 'disk'], 'default rules');
+      await svc.start();
+      assert.deepEqual((await svc.rules.all()).map((r) => r.kind), ['node_offline', 'job_failed', 'disk'], 'default rules');
       const ns = ['a', 'b', 'c'].map((n) => nodes.add({ name: `crawl-${n}`, url: `http://${n}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 }));
       for (const n of ns) nodes.setStatus(n, 'offline', 'test', Date.now());
-      svc.evaluateRound();
-      svc.evaluateRound(); // still offline: nothing new
+      await svc.evaluateRound();
+      await svc.evaluateRound(); // still offline: nothing new
       await waitFor('2 mails', () => (smtp.mails.length >= 2 ? true : undefined), 10_000, 20);
       for (const n of ns) nodes.setStatus(n, 'online', 'test', Date.now());
-      svc.evaluateRound();
+      await svc.evaluateRound();
       await waitFor('4 mails', () => (smtp.mails.length >= 4 ? true : undefined), 10_000, 20);
       await sleep(600);
       assert.equal(smtp.mails.length, 4);
@@ -163,7 +164,7 @@ describe('outbox and grouping against a real SMTP server', () => {
         assert.match(resolve!.text, /RESOLVED: node crawl-b offline[\s\S]*link: +http:\/\/ui\.example\/nodes\/crawl-b/);
       }
       assert.equal(new Set(smtp.mails.map((m) => m.messageId)).size, 4);
-      assert.deepEqual(svc.firings.counts(), { firing: 0, resolved: 3 });
+      assert.deepEqual(await svc.firings.counts(), { firing: 0, resolved: 3 });
     } finally {
       await svc.stop();
       db.close();
@@ -175,29 +176,29 @@ describe('outbox and grouping against a real SMTP server', () => {
     smtps.push(smtp);
     await smtp.stop();
     const db = openMasterDb(tempDir('spiderplane-outbox-unit-'));
-    const outbox = new Outbox(db);
+    const outbox = new Outbox(new SqliteDb(db));
     const sender = new OutboxSender(outbox, () => smtpSettings(smtp.port), { retryMinMs: 50, retryMaxMs: 200, pollMs: 25 });
     try {
-      const id = outbox.enqueue({ to: 'ops@example.com', subject: 'down then up', text: 'hello', html: '<p>hello</p>', headers: {} });
+      const id = await outbox.enqueue({ to: 'ops@example.com', subject: 'down then up', text: 'hello', html: '<p>hello</p>', headers: {} });
       sender.start();
-      const row = await waitFor('two failed attempts', () => { const r = outbox.get(id)!; return r.attempts >= 2 ? r : undefined; }, 10_000, 20);
+      const row = await waitFor('two failed attempts', async () => { const r = (await outbox.get(id))!; return r.attempts >= 2 ? r : undefined; }, 10_000, 20);
       assert.equal(row.state === 'queued' || row.state === 'sending', true);
-      assert.match(outbox.get(id)!.last_error ?? '', /ECONNREFUSED/);
+      assert.match((await outbox.get(id))!.last_error ?? '', /ECONNREFUSED/);
       assert.equal(sender.backoff(1), 50);
       assert.equal(sender.backoff(3), 200);
       assert.equal(sender.backoff(30), 200);
       await smtp.start();
-      await waitFor('sent', () => (outbox.get(id)!.state === 'sent' ? true : undefined), 10_000, 20);
-      assert.match(outbox.get(id)!.smtp_response ?? '', /^250/);
+      await waitFor('sent', async () => ((await outbox.get(id))!.state === 'sent' ? true : undefined), 10_000, 20);
+      assert.match((await outbox.get(id))!.smtp_response ?? '', /^250/);
       // A crash after the claim: the row is 'sending' at the next start and goes out again, once.
       await sender.stop();
-      const id2 = outbox.enqueue({ to: 'ops@example.com', subject: 'in flight', text: 'x', html: 'x', headers: {} });
-      assert.equal(outbox.claimDue()!.id, id2);
-      assert.equal(outbox.claimDue(), undefined, 'claimed once');
-      assert.equal(new Outbox(db).recoverInFlight(), 1);
+      const id2 = await outbox.enqueue({ to: 'ops@example.com', subject: 'in flight', text: 'x', html: 'x', headers: {} });
+      assert.equal((await outbox.claimDue())!.id, id2);
+      assert.equal(await outbox.claimDue(), undefined, 'claimed once');
+      assert.equal(await new Outbox(new SqliteDb(db)).recoverInFlight(), 1);
       const again = new OutboxSender(outbox, () => smtpSettings(smtp.port), { retryMinMs: 50, retryMaxMs: 200, pollMs: 25 });
       again.start();
-      await waitFor('sent', () => (outbox.get(id2)!.state === 'sent' ? true : undefined), 10_000, 20);
+      await waitFor('sent', async () => ((await outbox.get(id2))!.state === 'sent' ? true : undefined), 10_000, 20);
       await sleep(200);
       await again.stop();
       assert.deepEqual(smtp.mails.map((m) => m.subject), ['down then up', 'in flight']);

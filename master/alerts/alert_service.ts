@@ -1,7 +1,10 @@
-// Alerts, wired together: evaluation rounds and run/schedule events -> firings (SQLite) -> notices
+// Alerts, wired together: evaluation rounds and run/schedule events -> firings (the database) -> notices
 // grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
-// metric roll-ups' timer.
+// metric roll-ups' timer. Rounds, events and grouping take turns (one at a time), as they did
+// when every store call was synchronous: a fire cursor or a notice is never handled twice.
 import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
+import { SqliteDb } from '../store/sqlite_db.ts';
 import type { NodeMetrics, SpiderError } from '../../common/types.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
@@ -60,6 +63,12 @@ export function formatErrorLines(errors: readonly SpiderError[], maxChars = 4000
   return text;
 }
 
+/** The raw SQLite connection, for the settings and metric stores not yet on SqlDb (issue 12: goes with them). */
+function legacyDb(sql: SqlDb): Db {
+  if (sql instanceof SqliteDb) return sql.raw;
+  throw new Error('alert settings and metric history do not run on PostgreSQL yet');
+}
+
 export class AlertService {
   readonly rules: RuleStore;
   readonly firings: FiringStore;
@@ -71,54 +80,78 @@ export class AlertService {
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
-  private fireCursor: number;
+  /** The last schedule fire looked at (null until prepare()). */
+  private fireCursor: number | null = null;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
   private check: SmtpCheck | null = null;
   private checkRound = 0;
+  /** The end of the last queued turn (see the file comment). */
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly db: Db,
+    private readonly sql: SqlDb,
     private readonly nodes: NodeRegistry,
     private readonly runs: RunStore,
     private readonly errorLines: ErrorLines,
     private readonly opts: AlertServiceOptions,
   ) {
-    this.rules = new RuleStore(db);
-    this.firings = new FiringStore(db);
-    this.outbox = new Outbox(db);
+    const db = legacyDb(sql);
+    this.rules = new RuleStore(sql);
+    this.firings = new FiringStore(sql);
+    this.outbox = new Outbox(sql);
     this.history = new MetricHistory(db, opts.rawRetentionMs);
     this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
     this.settings = new SettingsStore(db);
-    this.fires = new ScheduleStore(db);
-    const saved = this.settings.get(FIRE_CURSOR_KEY);
-    this.fireCursor = saved !== undefined ? Number(saved) : this.fires.lastFireId();
+    this.fires = new ScheduleStore(sql);
+  }
+
+  /** Runs `fn` after every turn queued before it (a failed turn does not stop the next). */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
   }
 
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
-  private uncheckedRuns(): Promise<RunRow[]> { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
+  private async uncheckedRuns(): Promise<RunRow[]> { return await this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
 
-  start(): void {
-    this.checkSmtp();
-    const requeued = this.outbox.recoverInFlight();
+  /**
+   * Before the scheduler starts: where the fire cursor begins on a first start, so the missed
+   * occurrences the scheduler records at its start are looked at.
+   */
+  async prepare(): Promise<void> {
+    if (this.fireCursor !== null) return;
+    const saved = await this.settings.get(FIRE_CURSOR_KEY);
+    this.fireCursor ??= saved !== undefined ? Number(saved) : await this.fires.lastFireId();
+  }
+
+  async start(): Promise<void> {
+    void this.checkSmtp();
+    await this.prepare();
+    const requeued = await this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
-    this.ensureDefaultRules();
-    this.uncheckedRuns().then((runs) => { for (const run of runs) this.onRunEnded(run); }, (e) => console.error('[spiderplane-master] alerts: unchecked runs', e));
+    await this.ensureDefaultRules();
+    for (const run of await this.uncheckedRuns()) this.onRunEnded(run);
     void this.maintainHistory();
     this.sender.start();
-    const every = (ms: number, fn: () => void) => {
+    // A timer's round is skipped while the previous one still runs (a slow database).
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      let busy = false;
       const t = setInterval(() => {
-        try { fn(); } catch (e) { console.error('[spiderplane-master] alerts:', e); }
+        if (busy) return;
+        busy = true;
+        fn().catch((e) => console.error('[spiderplane-master] alerts:', e)).finally(() => { busy = false; });
       }, ms);
       t.unref();
       this.timers.push(t);
     };
     every(this.opts.evalIntervalMs, () => this.evaluateRound());
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
-    every(60_000, () => { void this.maintainHistory(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+    every(60_000, async () => { void this.maintainHistory(); await this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
   }
 
   /** Metric roll-ups and expiry, in small batches between which the event loop runs. */
@@ -135,6 +168,7 @@ export class AlertService {
     for (const t of this.timers) clearInterval(t);
     this.history.halt();
     await Promise.allSettled([...this.pending]);
+    await this.turn;
     await this.sender.stop();
   }
 
@@ -175,7 +209,7 @@ export class AlertService {
   }
 
   /** Validates and saves an edit of the settings: absent fields keep their value; password null or '' clears it. */
-  saveSmtp(body: Record<string, unknown>): SmtpSettings {
+  async saveSmtp(body: Record<string, unknown>): Promise<SmtpSettings> {
     const known = ['host', 'port', 'secure', 'user', 'password', 'from', 'to'];
     for (const k of Object.keys(body)) if (!known.includes(k)) throw bad(`unknown field '${k.slice(0, 50)}': SMTP settings have ${known.join(', ')}`);
     const cur = this.smtp();
@@ -215,7 +249,7 @@ export class AlertService {
     }
     if (has('to')) next.to = parseRecipients(body.to, 'to');
     this.settings.set(SMTP_KEY, JSON.stringify(next));
-    this.ensureDefaultRules();
+    await this.ensureDefaultRules();
     this.sender.kick();
     void this.checkSmtp();
     return next;
@@ -243,48 +277,49 @@ export class AlertService {
   }
 
   /** With SMTP and recipients set, the rules a user expects exist from the start (once: later edits stay). */
-  ensureDefaultRules(): void {
+  async ensureDefaultRules(): Promise<void> {
     const s = this.smtp();
     if (s.host === null || s.to.length === 0) return;
-    this.db.transaction(() => {
-      if (this.settings.has(DEFAULTS_KEY)) return;
+    await this.sql.tx(async () => {
+      if (await this.settings.has(DEFAULTS_KEY)) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
       // A kind the user already watches cluster-wide gets no second (duplicate) rule.
-      const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
-      if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
-      if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
-      if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
-      this.settings.set(DEFAULTS_KEY, String(Date.now()));
-    })();
+      const watched = new Set((await this.rules.all()).filter((r) => r.scope === 'all').map((r) => r.kind));
+      if (!watched.has('node_offline')) await this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
+      if (!watched.has('job_failed')) await this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
+      if (!watched.has('disk')) await this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
+      await this.settings.set(DEFAULTS_KEY, String(Date.now()));
+    });
   }
 
   // ---- rules ----
 
-  createRule(i: RuleInput): AlertRule {
-    const r = this.rules.create(i);
+  async createRule(i: RuleInput): Promise<AlertRule> {
+    const r = await this.rules.create(i);
     this.evaluateSoon();
     return r;
   }
 
-  updateRule(id: number, i: RuleInput): AlertRule | undefined {
-    const before = this.rules.get(id);
+  async updateRule(id: number, i: RuleInput): Promise<AlertRule | undefined> {
+    const before = await this.rules.get(id);
     if (!before) return undefined;
-    const after = this.rules.update(id, i)!;
+    const after = await this.rules.update(id, i);
+    if (!after) return undefined; // deleted meanwhile
     // A rule that stops watching, or now watches something else, closes its firings without mail.
-    if (!after.enabled && before.enabled) this.firings.closeRule(id, 'the rule was disabled');
-    else if (after.kind !== before.kind) this.firings.closeRule(id, 'the rule changed kind');
+    if (!after.enabled && before.enabled) await this.firings.closeRule(id, 'the rule was disabled');
+    else if (after.kind !== before.kind) await this.firings.closeRule(id, 'the rule changed kind');
     this.evaluateSoon();
     return after;
   }
 
-  removeRule(id: number): boolean {
-    const ok = this.rules.remove(id);
-    if (ok) this.firings.closeRule(id, 'the rule was deleted');
+  async removeRule(id: number): Promise<boolean> {
+    const ok = await this.rules.remove(id);
+    if (ok) await this.firings.closeRule(id, 'the rule was deleted');
     return ok;
   }
 
   private evaluateSoon(): void {
-    const t = setTimeout(() => { try { this.evaluateRound(); } catch (e) { console.error('[spiderplane-master] alerts:', e); } }, 0);
+    const t = setTimeout(() => { this.evaluateRound().catch((e) => console.error('[spiderplane-master] alerts:', e)); }, 0);
     t.unref();
   }
 
@@ -295,57 +330,59 @@ export class AlertService {
     return rule.recipients.length ? rule.recipients : this.smtp().to;
   }
 
-  private apply(ev: Evaluation, now = Date.now()): void {
+  private async apply(ev: Evaluation, now = Date.now()): Promise<void> {
     if (!ev.fire.length && !ev.resolve.length) return;
-    const rules = new Map(this.rules.all().map((r) => [r.id, r]));
+    const rules = new Map((await this.rules.all()).map((r) => [r.id, r]));
     for (const hit of ev.fire) {
       const rule = rules.get(hit.ruleId);
-      if (rule) this.firings.fire(rule, hit, this.recipients(rule), now);
+      if (rule) await this.firings.fire(rule, hit, this.recipients(rule), now);
     }
     for (const rec of ev.resolve) {
-      if (rec.silent) this.firings.closeQuietly(rec, now);
-      else this.firings.resolve(rec, now);
+      if (rec.silent) await this.firings.closeQuietly(rec, now);
+      else await this.firings.resolve(rec, now);
     }
   }
 
   /** One round: node rules, long-running jobs, schedule fires. */
-  evaluateRound(now = Date.now()): void {
-    if (this.stopped) return;
-    const rules = this.rules.all();
-    if (!rules.some((r) => r.enabled)) { this.skipScheduleFires(); return; }
-    const open = this.firings.openMap();
-    this.apply(this.engine.evaluateNodes(rules, this.nodes.all().map(snapshotOf), open, now), now);
-    if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
-      // The runs are read asynchronously (RunStore on SqlDb): their findings apply when they come.
-      this.runs.runningList().then((list) => {
-        if (this.stopped) return;
-        const running = list.map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
-        this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
-      }).catch((e) => console.error('[spiderplane-master] alerts:', e));
-    }
-    this.scheduleFires(rules);
+  evaluateRound(now = Date.now()): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.stopped) return;
+      const rules = await this.rules.all();
+      if (!rules.some((r) => r.enabled)) { await this.skipScheduleFires(); return; }
+      const open = await this.firings.openMap();
+      await this.apply(this.engine.evaluateNodes(rules, (await this.nodes.all()).map(snapshotOf), open, now), now);
+      if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
+        const running = (await this.runs.runningList()).map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
+        await this.apply(this.engine.evaluateRunning(rules, running, await this.firings.openMap(), now), now);
+      }
+      await this.scheduleFires(rules);
+    });
   }
 
-  private newFires(): ScheduleFire[] {
-    const rows: Array<ScheduleFire & { id: number }> = this.fires.firesAfter(this.fireCursor, 1000);
+  private async newFires(): Promise<ScheduleFire[]> {
+    await this.prepare();
+    const rows: Array<ScheduleFire & { id: number }> = await this.fires.firesAfter(this.fireCursor!, 1000);
     if (rows.length) {
       this.fireCursor = rows[rows.length - 1]!.id;
-      this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));
+      await this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));
     }
     return rows;
   }
 
-  private skipScheduleFires(): void { this.newFires(); }
+  private async skipScheduleFires(): Promise<void> { await this.newFires(); }
 
-  private scheduleFires(rules: AlertRule[]): void {
-    for (const f of this.newFires()) this.apply(evaluateScheduleFire(rules, f, this.firings.openMap()));
+  private async scheduleFires(rules: AlertRule[]): Promise<void> {
+    for (const f of await this.newFires()) await this.apply(evaluateScheduleFire(rules, f, await this.firings.openMap()));
   }
 
   /** A spider service changed status (master/services/reconciler.ts): the service_failing rules look at it. */
   onServiceStatus(s: ServiceStatus): void {
     if (this.stopped) return;
-    this.apply(evaluateServiceStatus(this.rules.all(), s, this.firings.openMap()));
-    this.group();
+    const p = this.inTurn(async () => {
+      await this.apply(evaluateServiceStatus(await this.rules.all(), s, await this.firings.openMap()));
+    }).then(() => this.group()).catch((e) => console.error('[spiderplane-master] alerts: service status', s.name, e));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
   }
 
   /** A run ended (finished, or lost with its node): the job rules look at it. */
@@ -357,12 +394,11 @@ export class AlertService {
   }
 
   private async handleRun(run: RunRow): Promise<void> {
-    const rules = this.rules.all();
-    const retry = await this.retryFacts(run);
+    const rules = await this.rules.all();
     const ev = evaluateRun(rules, {
       job: run.job, project: run.project, spider: run.spider, node: run.node, outcome: run.outcome, exit_code: run.exit_code,
-      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry,
-    }, this.firings.openMap());
+      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry: await this.retryFacts(run),
+    }, await this.firings.openMap());
     if (ev.fire.some((h) => h.job !== undefined) && run.outcome !== 'lost') {
       const errors = await this.errorLines(run).catch(() => null);
       if (errors && errors.length) {
@@ -370,9 +406,11 @@ export class AlertService {
         for (const h of ev.fire) h.detail = `${h.detail ?? ''}\n\nError lines of job ${run.job}:\n${text}`;
       }
     }
-    this.db.transaction(() => this.apply(ev))();
-    await this.runs.markAlertChecked(run.id, Date.now());
-    this.group();
+    await this.inTurn(() => this.sql.tx(async () => {
+      await this.apply(ev);
+      await this.runs.markAlertChecked(run.id, Date.now());
+    }));
+    await this.group();
   }
 
   /** What the alert says about a failed run's retries: "retry 1 of 3 in 60 s" or "gave up after 3 retries". */
@@ -395,35 +433,37 @@ export class AlertService {
    * them, once the oldest has waited groupWait and the recipient's previous mail is groupMs old.
    * Notice -> mail is one transaction with the outbox insert: a notice is mailed exactly once.
    */
-  group(now = Date.now()): void {
-    if (this.stopped) return;
-    let queued = false;
-    for (const { recipient, oldest } of this.firings.waitingRecipients()) {
-      if (now - oldest < this.opts.groupWaitMs) continue;
-      const last = this.outbox.lastMailTo(recipient);
-      if (last !== null && now - last < this.opts.groupMs) continue;
-      this.firings.transaction(() => {
-        const notices = this.firings.waiting(recipient);
-        const parts: NoticeForMail[] = [];
-        for (const n of notices) {
-          const firing = this.firings.get(n.firing_id);
-          if (firing) parts.push({ event: n.event, firing });
-        }
-        if (!parts.length) return;
-        const mail = composeAlertMail(parts, this.opts.publicUrl(), now);
-        const id = this.outbox.enqueue({ to: recipient, ...mail }, now);
-        for (const n of notices) this.firings.attach(n.id, id);
-        queued = true;
-      });
-    }
-    if (queued) this.sender.kick();
+  group(now = Date.now()): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.stopped) return;
+      let queued = false;
+      for (const { recipient, oldest } of await this.firings.waitingRecipients()) {
+        if (now - oldest < this.opts.groupWaitMs) continue;
+        const last = await this.outbox.lastMailTo(recipient);
+        if (last !== null && now - last < this.opts.groupMs) continue;
+        await this.firings.transaction(async () => {
+          const notices = await this.firings.waiting(recipient);
+          const parts: NoticeForMail[] = [];
+          for (const n of notices) {
+            const firing = await this.firings.get(n.firing_id);
+            if (firing) parts.push({ event: n.event, firing });
+          }
+          if (!parts.length) return;
+          const mail = composeAlertMail(parts, this.opts.publicUrl(), now);
+          const id = await this.outbox.enqueue({ to: recipient, ...mail }, now);
+          for (const n of notices) await this.firings.attach(n.id, id);
+          queued = true;
+        });
+      }
+      if (queued) this.sender.kick();
+    });
   }
 }
 
 /** Error lines of a run from its node's /errors.json (spiderplane slaves only). */
 export function errorLinesVia(nodes: NodeRegistry, clientFor: (n: NodeRow) => { raw: (path: string, timeoutMs?: number) => Promise<Response> }): ErrorLines {
   return async (run) => {
-    const node = run.node_id === null ? undefined : nodes.byId(run.node_id);
+    const node = run.node_id === null ? undefined : await nodes.byId(run.node_id);
     if (!node || !node.extensions) return null;
     const res = await clientFor(node).raw(`/errors.json?job=${encodeURIComponent(run.job)}&limit=20`, 5000);
     if (!res.ok) return null;

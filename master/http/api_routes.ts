@@ -7,7 +7,7 @@ import { nodeView } from '../nodes/node_registry.ts';
 import { NodeClient } from '../nodes/node_client.ts';
 import { ACTIVE_STATES, type RunRow } from '../runs/run_store.ts';
 import { describeCron, parseCron } from '../schedules/cron.ts';
-import type { ScheduleInput } from '../schedules/schedule_store.ts';
+import type { ScheduleInput, ScheduleRow } from '../schedules/schedule_store.ts';
 import { parseScheduleInput } from './schedule_input.ts';
 import { ROLES, type Role } from '../auth/users.ts';
 import { authOf, requireRole } from './auth.ts';
@@ -47,7 +47,7 @@ export function mountApi(router: Router, m: Master): void {
       nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
       runs: await m.runs.counts(),
       projects: m.repo.projects().length,
-      schedules: m.schedules.all().length,
+      schedules: await m.schedules.count(),
       event_loop_lag: eventLoopLag().figures(),
     };
   });
@@ -301,45 +301,46 @@ export function mountApi(router: Router, m: Master): void {
 
   // ---- schedules ----
   const scheduleInput = async (ctx: Context): Promise<ScheduleInput> => parseScheduleInput(m, await readJson(ctx));
-  const findSchedule = (ctx: Context) => {
-    const s = m.schedules.get(Number(ctx.params.id));
+  const findSchedule = async (ctx: Context): Promise<ScheduleRow> => {
+    const s = /^\d{1,15}$/.test(ctx.params.id ?? '') ? await m.schedules.get(Number(ctx.params.id)) : undefined;
     if (!s) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
     return s;
   };
-  const withNext = (s: ReturnType<typeof findSchedule>) => scheduleView(s, s.enabled ? m.scheduler.nextOccurrences(s, 5) : null);
-  r('get', '/api/schedules', (ctx) => {
+  const withNext = (s: ScheduleRow) => scheduleView(s, s.enabled ? m.scheduler.nextOccurrences(s, 5) : null);
+  r('get', '/api/schedules', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { schedules: m.schedules.all().map(withNext) };
+    return { schedules: (await m.schedules.all()).map(withNext) };
   });
   r('post', '/api/schedules', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = m.schedules.create(await scheduleInput(ctx));
-    m.scheduler.reload(s.id);
+    const s = await m.schedules.create(await scheduleInput(ctx));
+    await m.scheduler.reload(s.id);
     ctx.status = 201;
     return { schedule: withNext(s) };
   });
   r('get', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const s = findSchedule(ctx);
-    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: await viewRuns((await m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 })).runs) };
+    const s = await findSchedule(ctx);
+    return { schedule: withNext(s), fires: await m.schedules.fires(s.id), runs: await viewRuns((await m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 })).runs) };
   });
   r('put', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
-    const updated = m.schedules.update(s.id, await scheduleInput(ctx))!;
-    m.scheduler.reload(s.id);
+    const s = await findSchedule(ctx);
+    const updated = await m.schedules.update(s.id, await scheduleInput(ctx));
+    await m.scheduler.reload(s.id);
+    if (!updated) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
     return { schedule: withNext(updated) };
   });
-  r('delete', '/api/schedules/:id', (ctx) => {
+  r('delete', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
-    m.schedules.remove(s.id);
-    m.scheduler.reload(s.id);
+    const s = await findSchedule(ctx);
+    await m.schedules.remove(s.id);
+    await m.scheduler.reload(s.id);
     return { ok: true };
   });
   r('post', '/api/schedules/:id/run', async (ctx) => {
     const user = requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
+    const s = await findSchedule(ctx);
     return { runs: await viewRuns(await m.scheduler.runNow(s.id, user.username)) };
   });
   r('post', '/api/cron/preview', async (ctx) => {
@@ -355,19 +356,19 @@ export function mountApi(router: Router, m: Master): void {
   });
 
   // ---- users and tokens ----
-  r('get', '/api/me', (ctx) => {
+  r('get', '/api/me', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
-    return { user, tokens: m.users.tokens(user.id) };
+    return { user, tokens: await m.users.tokens(user.id) };
   });
   r('post', '/api/tokens', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
     const f = new Fields(await readJson(ctx));
     ctx.status = 201;
-    return { token: m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
+    return { token: await m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
   });
-  r('get', '/api/users', (ctx) => {
+  r('get', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');
-    return { users: m.users.all() };
+    return { users: await m.users.all() };
   });
   r('post', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');

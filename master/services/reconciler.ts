@@ -110,7 +110,7 @@ export class ServiceReconciler extends EventEmitter {
   private async pass(): Promise<void> {
     const now = Date.now();
     const allNodes = this.nodes.all();
-    const services = this.services.all();
+    const services = await this.services.all();
     const activeRuns = await this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
     for (const r of activeRuns) {
@@ -178,10 +178,11 @@ export class ServiceReconciler extends EventEmitter {
       const byJob = new Map(list.map((r) => [r.job, r]));
       for (const s of plan.stop) stops.push({ run: byJob.get(s.job)!, reason: s.reason });
       const before = svc.status;
-      this.services.setState(svc, { status: plan.status, detail: plan.detail, stable_version: plan.stableVersion, paused_version: plan.pausedVersion }, now);
+      await this.services.setState(svc, { status: plan.status, detail: plan.detail, stable_version: plan.stableVersion, paused_version: plan.pausedVersion }, now);
       if (before !== plan.status) {
         console.log(`[spiderplane-master] service ${svc.name}: ${plan.status} (${plan.detail})`);
-        this.emit('status', this.services.get(svc.id), before);
+        const after = await this.services.get(svc.id);
+        if (after) this.emit('status', after, before);
       }
     }
 

@@ -363,4 +363,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TABLE dispatch_lock (id BIGINT PRIMARY KEY, dispatches BIGINT NOT NULL);
   INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
   `,
+  // Failed logins per key, shared by every master (master/db.ts has the same migration).
+  `
+  CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    count    BIGINT NOT NULL,
+    until_at BIGINT NOT NULL,
+    last_at  BIGINT NOT NULL,
+    wait_ms  BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX login_failures_last ON login_failures (last_at);
+  `,
 ];

@@ -29,7 +29,7 @@ export function mountClusterPages(pc: PageContext): void {
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
     };
     const [counts, today, problems] = await Promise.all([m.runs.counts(), m.runs.summarySince(Date.now() - DAY), m.runs.recentProblems(Date.now() - DAY, 8)]);
-    const upcoming = m.schedules.all().filter((s) => s.enabled).flatMap((s) => {
+    const upcoming = (await m.schedules.all()).filter((s) => s.enabled).flatMap((s) => {
       try {
         return m.scheduler.nextOccurrences(s, 1).map((d) => ({ id: s.id, name: s.name, project: s.project, spider: s.spider, at: d.getTime() }));
       } catch {
@@ -82,7 +82,7 @@ export function mountClusterPages(pc: PageContext): void {
     render(env, ctx, 'node.njk', {
       node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
       runs: q.runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
-      versions: m.repo.versionsOnNode(node.id),
+      versions: m.repo.versionsOnNode(node.id), scheduleNames: await m.schedules.names(),
     });
   });
 

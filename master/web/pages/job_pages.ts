@@ -36,7 +36,7 @@ export function mountJobPages(pc: PageContext): void {
       runs: await Promise.all(q.runs.map(withRetryLinks)), page: p,
       pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since', 'schedule']), nowMs: Date.now(),
       q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '', schedule: ctx.query.schedule ?? '' },
-      schedules: m.schedules.all().map((s) => ({ id: String(s.id), name: s.name })),
+      schedules: (await m.schedules.all()).map((s) => ({ id: String(s.id), name: s.name })), scheduleNames: await m.schedules.names(),
       states: STATES, nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
       filtered: Object.values(filter).some((v) => v !== undefined),
     });
