@@ -59,7 +59,7 @@ function essence(r: JobRecord) {
 before(async () => {
   const egg = await fsp.readFile(await buildDemoEgg(join(work, 'egg')));
   warm = await startSlave({ dataDir: tempDir('spiderplane-fs-warm-'), args: ['--forkserver', '--cancel-grace', '5'] });
-  cold = await startSlave({ dataDir: tempDir('spiderplane-fs-cold-'), args: ['--cancel-grace', '5'] });
+  cold = await startSlave({ dataDir: tempDir('spiderplane-fs-cold-'), args: ['--no-forkserver', '--cancel-grace', '5'] });
   for (const h of [warm, cold]) assert.equal((await uploadEgg(h.url, 'demo', 'v1', egg)).status, 'ok');
   // The slave's interpreter is warmed at start: wait for it (the first job would otherwise be spawned).
   await waitFor('the forkserver to be ready', () => (/forkserver ready for /.test(warm.output()) ? true : undefined), 60_000, 50);
@@ -213,11 +213,14 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     }
   });
 
-  test('--no-forkserver overrides --forkserver', async () => {
+  test('on by default; --no-forkserver (or forkserver = false) turns it off and overrides --forkserver', async () => {
     const { slaveConfig } = await import('../slave/config.ts');
+    assert.equal(slaveConfig({}).forkserver, true);
     assert.equal(slaveConfig({ forkserver: true }).forkserver, true);
+    assert.equal(slaveConfig({ forkserver: false }).forkserver, false);
+    assert.equal(slaveConfig({ no_forkserver: true }).forkserver, false);
     assert.equal(slaveConfig({ forkserver: true, no_forkserver: true }).forkserver, false);
-    assert.equal(slaveConfig({}).forkserver, false);
+    assert.doesNotMatch(cold.output(), /forkserver ready/, 'a slave started with --no-forkserver starts none');
     assert.ok(existsSync(join(warm.dataDir, 'forkservers')));
   });
 });

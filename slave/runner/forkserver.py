@@ -11,13 +11,89 @@
 # when it is reaped, or {"error": "..."}. The forkserver is the children's parent: it reaps them.
 # It stops accepting when its stdin (the daemon's pipe) closes, and exits once its children ended,
 # so the keepers of running jobs still hear their exit status after a daemon restart.
-import io, json, os, selectors, signal, socket, sys
+import gc, importlib.machinery, io, json, os, selectors, signal, socket, stat, sys, zipfile
 
 import twisted.internet.defer  # noqa: F401  (Twisted, without installing a reactor)
 import scrapy, scrapy.cmdline, scrapy.crawler, scrapy.commands.crawl, scrapy.utils.project  # noqa: F401,E401
 
 SOCK = sys.argv[2]
 BASE_PATH = [p for p in sys.path if p not in ('', os.getcwd())]
+
+# --- preload: what every crawl imports, never the reactor -------------------------------------
+class _ReactorBlocked(ImportError):
+    pass
+
+
+class _NoReactor:
+    """Refuses twisted.internet.reactor while preloading: importing it installs a reactor, which a forked crawl must choose itself."""
+    fired = 0
+
+    def find_spec(self, name, path=None, target=None):
+        if name == 'twisted.internet.reactor':
+            _NoReactor.fired += 1
+            raise _ReactorBlocked('the forkserver installs no reactor')
+        return None
+
+
+def preload_candidates():
+    """Every module Scrapy's default settings name (components, handlers, queues...), and its commands."""
+    import pkgutil
+    import scrapy.commands
+    from scrapy.settings import default_settings
+    names = set()
+    for key in dir(default_settings):
+        if not key.isupper():
+            continue
+        value = getattr(default_settings, key)
+        for v in (list(value.keys()) + list(value.values())) if isinstance(value, dict) else [value]:
+            if isinstance(v, str) and v.startswith('scrapy.'):
+                head, _, last = v.rpartition('.')
+                names.add(head if last[:1].isupper() else v)  # a class path names its module
+    names.update('scrapy.commands.' + m.name for m in pkgutil.iter_modules(scrapy.commands.__path__))
+    # What a crawl imports besides (the reactors' modules are inert until installed).
+    names.update(['twisted.internet.epollreactor', 'twisted.internet.default', 'twisted.internet.asyncioreactor',
+                  'twisted.internet.selectreactor', 'twisted.conch.telnet', 'twisted.conch.insults.insults',
+                  'twisted.cred.portal', 'twisted.cred.checkers', 'twisted.python.htmlizer', 'twisted.copyright',
+                  'code', 'codeop', 'resource'])
+    return sorted(names)
+
+
+def preload(skip):
+    import importlib
+    guard = _NoReactor()
+    sys.meta_path.insert(0, guard)
+    try:
+        for name in preload_candidates():
+            if name in skip or name in sys.modules:
+                continue
+            before = _NoReactor.fired
+            try:
+                importlib.import_module(name)
+            except _ReactorBlocked:
+                continue  # it needs the reactor at import: it failed whole, nothing of it is kept; the child imports it
+            except Exception:  # noqa: BLE001  (an optional module: h2, brotli... the child fails the same way)
+                if _NoReactor.fired == before:
+                    continue
+            if _NoReactor.fired != before:
+                # It caught the refusal and imported anyway (a fallback a real crawl would not take):
+                # start again clean without it.
+                os.execv(sys.executable, [sys.executable] + sys.argv + ['--skip', name])
+    finally:
+        sys.meta_path.remove(guard)
+    if 'twisted.internet.reactor' in sys.modules:
+        sys.exit('forkserver: a reactor was installed while preloading')
+
+
+preload({sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == '--skip'})
+# The top-level modules a job would find already imported: a job whose egg or folder holds one of
+# its own (a vendored parsel, a scrapy.py) would import that one in a fresh interpreter, so it is
+# spawned instead (see shadowed()).
+PRELOADED = frozenset(n for n, m in list(sys.modules.items()) if '.' not in n and getattr(getattr(m, '__spec__', None), 'origin', None) not in (None, 'built-in', 'frozen'))
+SUFFIXES = sorted(importlib.machinery.all_suffixes(), key=len, reverse=True)
+_zip_names = {}  # (path, mtime, size) -> the top-level names an egg provides
+# Everything imported so far stays shared between the children, untouched: the collector never
+# walks it, so a child neither pays for it nor copies its pages.
+gc.freeze()
 children = {}  # pid -> connection of the keeper that asked for it (or None once it went away)
 
 rpipe, wpipe = os.pipe()
@@ -52,6 +128,50 @@ def send(conn, obj):
         pass
 
 
+def top_names(entry):
+    """The top-level module names a sys.path entry provides: a folder's, or a zip's (an egg)."""
+    try:
+        st = os.stat(entry)
+    except OSError:
+        return set()
+    if stat.S_ISDIR(st.st_mode):
+        names = set()
+        for f in os.listdir(entry):
+            stem = next((f[:-len(s)] for s in SUFFIXES if f.endswith(s)), None)
+            if stem is not None:
+                names.add(stem)
+            elif f in PRELOADED and any(os.path.isfile(os.path.join(entry, f, '__init__' + s)) for s in SUFFIXES):
+                names.add(f)
+        return names
+    key = (entry, st.st_mtime_ns, st.st_size)
+    if key not in _zip_names:
+        names = set()
+        try:
+            with zipfile.ZipFile(entry) as z:
+                for n in z.namelist():
+                    parts = n.split('/')
+                    if len(parts) == 1 and parts[0].endswith(('.py', '.pyc')):
+                        names.add(parts[0].rsplit('.', 1)[0])
+                    elif len(parts) == 2 and parts[1] in ('__init__.py', '__init__.pyc'):
+                        names.add(parts[0])
+        except (OSError, zipfile.BadZipFile):
+            pass
+        if len(_zip_names) > 256:
+            _zip_names.clear()
+        _zip_names[key] = names
+    return _zip_names[key]
+
+
+def shadowed(req):
+    """(name, where) of a preloaded module the job's folder or PYTHONPATH has a copy of, or None."""
+    entries = [('folder', req['cwd'])] + [('PYTHONPATH', p) for p in str(req['env'].get('PYTHONPATH', '')).split(':') if p]
+    for where, entry in entries:
+        clash = top_names(entry) & PRELOADED
+        if clash:
+            return (sorted(clash)[0], where)
+    return None
+
+
 def run_child(req, fds, ready_w):
     """In the forked child: become the job, then run scrapy's __main__ as `python -m scrapy` does."""
     os.setsid()
@@ -77,6 +197,7 @@ def run_child(req, fds, ready_w):
     extra = [p for p in env.get('PYTHONPATH', '').split(':') if p]
     sys.path[:] = [os.getcwd()] + extra + BASE_PATH
     args = req['args']  # ['-m', 'scrapy', 'crawl', SPIDER, ...]
+    sys.orig_argv = [sys.executable] + args
     import runpy
     code = 0
     try:
@@ -139,6 +260,9 @@ def handle(conn):
         req = json.loads(buf)
         if not (isinstance(req.get('args'), list) and req['args'][:2] == ['-m', 'scrapy'] and isinstance(req.get('env'), dict) and isinstance(req.get('cwd'), str)):
             raise ValueError('not a scrapy job')
+        clash = shadowed(req)
+        if clash:
+            raise ValueError(f"the job's {clash[1]} has its own '{clash[0]}', which a fresh interpreter would import instead of the forkserver's")
     except Exception as e:  # noqa: BLE001
         send(conn, {'error': f'forkserver: {e}'})
         for fd in fds:

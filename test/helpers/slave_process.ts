@@ -22,8 +22,8 @@ export function tempDir(prefix = 'spiderplane-test-'): string {
   return dir;
 }
 
-/** SPIDERPLANE_TEST_FORKSERVER=1 runs every test slave with --forkserver (the suite, run both ways). */
-const FORKSERVER_ARGS = process.env.SPIDERPLANE_TEST_FORKSERVER === '1' ? ['--forkserver'] : [];
+/** SPIDERPLANE_TEST_FORKSERVER=0 runs every test slave with --no-forkserver (the runner suite runs both ways: npm run test:spawned). */
+const FORKSERVER_ARGS = process.env.SPIDERPLANE_TEST_FORKSERVER === '0' ? ['--no-forkserver'] : [];
 
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
   const dataDir = opts.dataDir ?? tempDir();
