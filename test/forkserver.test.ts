@@ -6,11 +6,11 @@
 // Run: npx tsx --test --test-concurrency=1 test/forkserver.test.ts
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readlinkSync, promises as fsp } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { startSlave, tempDir, uploadEgg, waitFor, postForm, type SlaveHandle } from './helpers/slave_process.ts';
 import { buildDemoEgg } from './helpers/fixtures.ts';
-import { cancel, waitFinished, waitRunning, waitForLog, jsonLines, fetchText, isAlive, hardKill9, killGroup, type JobRecord } from './helpers/runner_checks.ts';
+import { cancel, waitFinished, waitRunning, waitForLog, waitGone, jsonLines, fetchText, isAlive, hardKill9, killGroup, type JobRecord } from './helpers/runner_checks.ts';
 
 const work = tempDir('spiderplane-forkserver-test-');
 let warm: SlaveHandle;
@@ -28,6 +28,15 @@ function procField(pid: number, key: string): string | null {
 
 function cmdline(pid: number): string {
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return ''; }
+}
+
+/** The keeper processes the daemon started that are still its children (a spare waiting for its job). */
+function keeperChildren(daemon: number): number[] {
+  let kids: number[] = [];
+  try {
+    for (const t of readdirSync(`/proc/${daemon}/task`)) kids = kids.concat(readFileSync(`/proc/${daemon}/task/${t}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number));
+  } catch { /* gone */ }
+  return kids.filter((k) => /keeper\.mjs/.test(cmdline(k)));
 }
 
 function pgrp(pid: number): number {
@@ -179,8 +188,77 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     assert.deepEqual(essence(recs[0]!), essence(recs[1]!));
   });
 
+  test('a crawl that installs another reactor (asyncio) runs forked: the forkserver installed none', async () => {
+    const reactor = 'twisted.internet.asyncioreactor.AsyncioSelectorReactor';
+    const { id } = await run(warm, 'quick', [['setting', `TWISTED_REACTOR=${reactor}`], ['setting', 'LOG_LEVEL=DEBUG']]);
+    const rec = await waitFinished(warm.url, id);
+    const log = await logOf(warm, 'quick', id);
+    assert.equal(rec.outcome, 'succeeded', log);
+    assert.match(log, new RegExp(`Using reactor: ${reactor.replace(/\./g, '\\.')}`));
+    assert.doesNotMatch(log, /starting the spider directly/, 'it was forked');
+  });
+
+  test('a job whose folder has its own copy of a preloaded module is spawned, and imports that copy as a fresh interpreter would', async () => {
+    // json is imported by the forkserver (Scrapy needs it); a json.py in the job's folder (its cwd,
+    // first on sys.path) is what `python -m scrapy` would import. This one loads the standard
+    // library's json and leaves a mark.
+    const workDir = join(warm.dataDir, 'work', 'demo');
+    await fsp.mkdir(workDir, { recursive: true });
+    const mark = join(workDir, 'own-json-used');
+    await fsp.writeFile(join(workDir, 'json.py'), [
+      'import importlib.util, os, sys, sysconfig',
+      "_dir = os.path.join(sysconfig.get_paths()['stdlib'], 'json')",
+      "_spec = importlib.util.spec_from_file_location('json', os.path.join(_dir, '__init__.py'), submodule_search_locations=[_dir])",
+      '_mod = importlib.util.module_from_spec(_spec)',
+      "sys.modules['json'] = _mod",
+      '_spec.loader.exec_module(_mod)',
+      `open(${JSON.stringify(mark)}, 'w').close()`,
+      '',
+    ].join('\n'), { mode: 0o644 });
+    try {
+      const { id } = await run(warm, 'quick');
+      const rec = await waitFinished(warm.url, id);
+      const log = await logOf(warm, 'quick', id);
+      assert.equal(rec.outcome, 'succeeded', log);
+      assert.match(log, /forkserver unavailable \(forkserver: the job's folder has its own 'json'.*starting the spider directly/);
+      assert.ok(existsSync(mark), "the job imported its folder's json.py");
+    } finally {
+      await fsp.rm(join(workDir, 'json.py'), { force: true });
+      await fsp.rm(mark, { force: true });
+    }
+    // Without it, jobs are forked again.
+    const { id } = await run(warm, 'quick');
+    await waitFinished(warm.url, id);
+    assert.doesNotMatch(await logOf(warm, 'quick', id), /starting the spider directly/);
+  });
+
+  test('a keeper is started ahead of the job: the spider runs under the spare keeper that waited for it', async () => {
+    const spare = await waitFor('a spare keeper', () => keeperChildren(cold.proc.pid!)[0]);
+    const { id } = await run(cold, 'slow', [['seconds', '60']]);
+    const r = await running(cold, id);
+    assert.equal(Number(procField(r.pid!, 'PPid')), spare, 'the spawned spider is a child of the spare keeper');
+    // The next spare follows.
+    await waitFor('the next spare keeper', () => keeperChildren(cold.proc.pid!).find((k) => k !== spare));
+    await cancel(cold.url, 'demo', id, 'KILL');
+    assert.equal((await waitFinished(cold.url, id)).signal, 'SIGKILL');
+  });
+
+  test('a slave with no egg starts no forkserver; its spare keeper exits with it (kill -9)', async () => {
+    const h = await startSlave({ dataDir: tempDir('spiderplane-fs-noegg-') });
+    try {
+      const spare = await waitFor('a spare keeper', () => keeperChildren(h.proc.pid!)[0]);
+      assert.doesNotMatch(h.output(), /forkserver/);
+      assert.ok(!existsSync(join(h.dataDir, 'forkservers')), 'no forkserver folder');
+      await hardKill9(h);
+      await waitGone(spare);
+    } finally {
+      await hardKill9(h).catch(() => undefined);
+      await fsp.rm(h.dataDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  });
+
   test('a forkserver that dies is started again at the next job', async () => {
-    const fsPid = Number(/forkserver ready for \S+ \(pid (\d+)\)/.exec(warm.output())![1]);
+    const fsPid = Number(/forkserver ready for \S+ \(pid (\d+),/.exec(warm.output())![1]);
     assert.match(cmdline(fsPid), /spiderplane-forkserver/);
     process.kill(fsPid, 'SIGKILL');
     await waitFor('the forkserver to be reported gone', () => (/forkserver for \S+ ended/.test(warm.output()) ? true : undefined));

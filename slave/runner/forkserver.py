@@ -82,9 +82,20 @@ def preload(skip):
         sys.meta_path.remove(guard)
     if 'twisted.internet.reactor' in sys.modules:
         sys.exit('forkserver: a reactor was installed while preloading')
+    # `scrapy` reads every installed distribution's entry points (its commands) at each start:
+    # read them now, once (pkg_resources keeps them with each distribution).
+    try:
+        import pkg_resources
+        for dist in pkg_resources.working_set:
+            dist.get_entry_map()
+    except Exception:  # noqa: BLE001  (no pkg_resources: nothing to warm)
+        pass
 
 
-preload({sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == '--skip'})
+# Known to want the reactor (Scrapy 2.x): the telnet console (twisted.conch.manhole, which it
+# imports in a try, so blocking it would keep a fallback) and the FTP handler.
+KNOWN_SKIP = {'scrapy.extensions.telnet', 'scrapy.core.downloader.handlers.ftp'}
+preload(KNOWN_SKIP | {sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == '--skip'})
 # The top-level modules a job would find already imported: a job whose egg or folder holds one of
 # its own (a vendored parsel, a scrapy.py) would import that one in a fresh interpreter, so it is
 # spawned instead (see shadowed()).
@@ -116,7 +127,7 @@ sel = selectors.DefaultSelector()
 sel.register(srv, selectors.EVENT_READ, 'accept')
 sel.register(rpipe, selectors.EVENT_READ, 'signal')
 sel.register(sys.stdin.fileno(), selectors.EVENT_READ, 'daemon')
-print('ready', flush=True)
+print(f'ready ({len(sys.modules)} modules preloaded)', flush=True)
 
 
 def send(conn, obj):
@@ -196,6 +207,13 @@ def run_child(req, fds, ready_w):
     os.environ.update(env)
     extra = [p for p in env.get('PYTHONPATH', '').split(':') if p]
     sys.path[:] = [os.getcwd()] + extra + BASE_PATH
+    # The distributions a fresh interpreter would see there too (an egg's entry points: its commands).
+    if 'pkg_resources' in sys.modules:
+        try:
+            for entry in [os.getcwd()] + extra:
+                sys.modules['pkg_resources'].working_set.add_entry(entry)
+        except Exception:  # noqa: BLE001
+            pass
     args = req['args']  # ['-m', 'scrapy', 'crawl', SPIDER, ...]
     sys.orig_argv = [sys.executable] + args
     import runpy

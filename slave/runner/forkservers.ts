@@ -106,7 +106,7 @@ export class Forkservers {
     proc.stdout!.on('data', (d: string) => {
       if (!server.ready && d.includes('ready')) {
         server.ready = true;
-        this.log(`forkserver ready for ${python} (pid ${proc.pid})`);
+        this.log(`forkserver ready for ${python} (pid ${proc.pid}, ${/\((\d+) modules/.exec(d)?.[1] ?? '?'} modules preloaded)`);
       }
     });
     proc.once('exit', (code, signal) => {
