@@ -8,7 +8,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, readlinkSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { startSlave, tempDir, uploadEgg, waitFor, postForm, type SlaveHandle } from './helpers/slave_process.ts';
+import { execFileSync, spawn } from 'node:child_process';
+import { ROOT, startSlave, tempDir, uploadEgg, waitFor, postForm, type SlaveHandle } from './helpers/slave_process.ts';
 import { buildDemoEgg } from './helpers/fixtures.ts';
 import { cancel, waitFinished, waitRunning, waitForLog, waitGone, jsonLines, fetchText, isAlive, hardKill9, killGroup, type JobRecord } from './helpers/runner_checks.ts';
 
@@ -178,11 +179,17 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
 
   test('a failing crawl: the same non-zero exit code and traceback both ways', async () => {
     const recs: JobRecord[] = [];
+    const tracebacks: string[] = [];
     for (const h of [warm, cold]) {
       const { id } = await run(h, 'quick', [['setting', 'TWISTED_REACTOR=no.such.Reactor']]);
       recs.push(await waitFinished(h.url, id));
-      assert.match(await logOf(h, 'quick', id), /ModuleNotFoundError: No module named 'no'/);
+      const log = await logOf(h, 'quick', id);
+      assert.match(log, /ModuleNotFoundError: No module named 'no'/);
+      tracebacks.push(log.slice(log.indexOf('Traceback (most recent call last):')));
     }
+    // Word for word: from runpy's frame on, as `python -m` prints it (no forkserver frame).
+    assert.equal(tracebacks[0], tracebacks[1]);
+    assert.match(tracebacks[0]!, /^Traceback \(most recent call last\):\n {2}File "<frozen runpy>", line \d+, in _run_module_as_main\n/);
     assert.equal(recs[0]!.exit_code, 1);
     assert.equal(recs[0]!.outcome, 'failed');
     assert.deepEqual(essence(recs[0]!), essence(recs[1]!));
@@ -230,6 +237,38 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     const { id } = await run(warm, 'quick');
     await waitFinished(warm.url, id);
     assert.doesNotMatch(await logOf(warm, 'quick', id), /starting the spider directly/);
+  });
+
+  test('the forkserver refuses a job a fresh interpreter would start otherwise (PYTHON* variables, user site-packages): its keeper then spawns it', async () => {
+    // The real forkserver script, driven directly: what it answers before forking anything.
+    const dir = tempDir('spiderplane-fs-direct-');
+    const sock = join(dir, 's');
+    const server = spawn('/usr/bin/python3', [join(ROOT, 'slave', 'runner', 'forkserver.py'), 'spiderplane-forkserver', sock], { cwd: dir, env: { PATH: '/usr/bin:/bin', HOME: dir }, stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
+        server.once('exit', (code) => reject(new Error(`forkserver exited ${code}`)));
+      });
+      // Hands it /dev/null as the log and the job, as a keeper does; prints the first answer.
+      const ask = (env: Record<string, string>) => execFileSync('/usr/bin/python3', ['-c', [
+        'import json, os, socket, sys',
+        's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])',
+        "fd = os.open(os.devnull, os.O_WRONLY); socket.send_fds(s, [b'L'], [fd, fd])",
+        "s.sendall((json.dumps({'args': ['-m', 'scrapy', 'crawl', 'none'], 'env': json.loads(sys.argv[2]), 'cwd': sys.argv[3]}) + '\\n').encode())",
+        "print(s.makefile().readline().strip())",
+      ].join('\n'), sock, JSON.stringify(env), dir], { encoding: 'utf8' });
+      const base = { PATH: '/usr/bin:/bin', HOME: dir, PYTHONUNBUFFERED: '1' };
+      assert.match(ask({ ...base, PYTHONHASHSEED: '7' }), /"error": "forkserver: the job sets PYTHONHASHSEED otherwise than this interpreter started with"/);
+      const home = join(dir, 'home');
+      await fsp.mkdir(join(home, '.local', 'lib', `python${execFileSync('/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim()}`, 'site-packages'), { recursive: true });
+      assert.match(ask({ ...base, HOME: home }), /"error": "forkserver: the job has user site-packages/);
+      // The same job with the forkserver's own start-up: forked (it answers with the child's pid).
+      assert.match(ask(base).trim(), /^\{"pid": \d+\}$/);
+    } finally {
+      server.stdin!.end();
+      await new Promise((r) => { if (server.exitCode !== null) r(null); else server.once('exit', r); });
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a keeper is started ahead of the job: the spider runs under the spare keeper that waited for it', async () => {

@@ -98,7 +98,7 @@ KNOWN_SKIP = {'scrapy.extensions.telnet', 'scrapy.core.downloader.handlers.ftp'}
 preload(KNOWN_SKIP | {sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == '--skip'})
 # The top-level modules a job would find already imported: a job whose egg or folder holds one of
 # its own (a vendored parsel, a scrapy.py) would import that one in a fresh interpreter, so it is
-# spawned instead (see shadowed()).
+# spawned instead (see cannot_fork()).
 PRELOADED = frozenset(n for n, m in list(sys.modules.items()) if '.' not in n and getattr(getattr(m, '__spec__', None), 'origin', None) not in (None, 'built-in', 'frozen'))
 SUFFIXES = sorted(importlib.machinery.all_suffixes(), key=len, reverse=True)
 _zip_names = {}  # (path, mtime, size) -> the top-level names an egg provides
@@ -173,13 +173,38 @@ def top_names(entry):
     return _zip_names[key]
 
 
-def shadowed(req):
-    """(name, where) of a preloaded module the job's folder or PYTHONPATH has a copy of, or None."""
-    entries = [('folder', req['cwd'])] + [('PYTHONPATH', p) for p in str(req['env'].get('PYTHONPATH', '')).split(':') if p]
+# The variables an interpreter reads once, at start (PYTHONHASHSEED, PYTHONWARNINGS, PYTHONHOME...),
+# as this one started: a job that sets them otherwise needs an interpreter of its own. PYTHONPATH
+# is applied in the child; PYTHONUNBUFFERED is what the child's streams do anyway.
+APPLIED_IN_CHILD = ('PYTHONPATH', 'PYTHONUNBUFFERED')
+STARTUP_ENV = {k: v for k, v in os.environ.items() if k.startswith('PYTHON') and k not in APPLIED_IN_CHILD}
+
+
+def user_site(env):
+    """The user site-packages folder a fresh interpreter with this environment would add, if it exists and this one lacks it."""
+    import site
+    if not site.ENABLE_USER_SITE:
+        return None
+    base = env.get('PYTHONUSERBASE') or os.path.join(env.get('HOME') or '/nonexistent', '.local')
+    path = os.path.join(base, 'lib', f'python{sys.version_info[0]}.{sys.version_info[1]}', 'site-packages')
+    return path if path not in BASE_PATH and os.path.isdir(path) else None
+
+
+def cannot_fork(req):
+    """Why a fresh interpreter would not be this one for the job (it is spawned instead), or None."""
+    env = req['env']
+    job_startup = {k: v for k, v in env.items() if k.startswith('PYTHON') and k not in APPLIED_IN_CHILD}
+    if job_startup != STARTUP_ENV:
+        names = sorted(k for k in set(job_startup) | set(STARTUP_ENV) if job_startup.get(k) != STARTUP_ENV.get(k))
+        return f"the job sets {', '.join(names)} otherwise than this interpreter started with"
+    site_dir = user_site(env)
+    if site_dir:
+        return f'the job has user site-packages ({site_dir}) that this interpreter did not start with'
+    entries = [('folder', req['cwd'])] + [('PYTHONPATH', p) for p in str(env.get('PYTHONPATH', '')).split(':') if p]
     for where, entry in entries:
         clash = top_names(entry) & PRELOADED
         if clash:
-            return (sorted(clash)[0], where)
+            return f"the job's {where} has its own '{sorted(clash)[0]}', which a fresh interpreter would import instead of the forkserver's"
     return None
 
 
@@ -216,11 +241,15 @@ def run_child(req, fds, ready_w):
             pass
     args = req['args']  # ['-m', 'scrapy', 'crawl', SPIDER, ...]
     sys.orig_argv = [sys.executable] + args
-    import runpy
+    import builtins, runpy, types
+    # A fresh __main__, as `python -m` has: the module runs in its namespace, not in this script's.
+    main = types.ModuleType('__main__')
+    main.__builtins__ = builtins
+    sys.modules['__main__'] = main
     code = 0
     try:
-        sys.argv = [os.path.join(os.path.dirname(scrapy.__file__), '__main__.py')] + args[2:]
-        runpy.run_module(args[1], run_name='__main__', alter_sys=True)
+        sys.argv = ['-m'] + args[2:]  # runpy puts the module's file in argv[0], as `python -m` does
+        runpy._run_module_as_main(args[1], alter_argv=True)  # what `python -m` itself calls
     except SystemExit as e:
         if e.code is None:
             code = 0
@@ -229,14 +258,16 @@ def run_child(req, fds, ready_w):
         else:
             print(e.code, file=sys.stderr)
             code = 1
-    except KeyboardInterrupt:
-        import traceback
-        traceback.print_exc()  # CPython prints it too before it ends by SIGINT
-        code = -signal.SIGINT
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        code = 1
+    except BaseException as e:  # noqa: BLE001
+        # Reported as the interpreter does (sys.excepthook, which the crawl may have replaced), from
+        # runpy's frame on: the traceback a spawned spider prints, without this function in it.
+        tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
+        try:
+            sys.excepthook(type(e), e.with_traceback(tb), tb)
+        except BaseException:  # noqa: BLE001
+            pass
+        # An uncaught KeyboardInterrupt ends CPython by SIGINT itself (below).
+        code = -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
     try:
         import threading
         threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads, as at exit
@@ -278,9 +309,9 @@ def handle(conn):
         req = json.loads(buf)
         if not (isinstance(req.get('args'), list) and req['args'][:2] == ['-m', 'scrapy'] and isinstance(req.get('env'), dict) and isinstance(req.get('cwd'), str)):
             raise ValueError('not a scrapy job')
-        clash = shadowed(req)
-        if clash:
-            raise ValueError(f"the job's {clash[1]} has its own '{clash[0]}', which a fresh interpreter would import instead of the forkserver's")
+        why = cannot_fork(req)
+        if why:
+            raise ValueError(why)
     except Exception as e:  # noqa: BLE001
         send(conn, {'error': f'forkserver: {e}'})
         for fd in fds:
