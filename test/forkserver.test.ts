@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { ROOT, startSlave, tempDir, uploadEgg, waitFor, postForm, type SlaveHandle } from './helpers/slave_process.ts';
 import { buildDemoEgg } from './helpers/fixtures.ts';
+import { buildDepsEgg, buildWheelhouse } from './helpers/deps_fixtures.ts';
 import { cancel, waitFinished, waitRunning, waitForLog, waitGone, jsonLines, fetchText, isAlive, hardKill9, killGroup, type JobRecord } from './helpers/runner_checks.ts';
 
 const work = tempDir('spiderplane-forkserver-test-');
@@ -339,5 +340,31 @@ describe('forkserver: a job forked warm is a job spawned cold', () => {
     assert.equal(slaveConfig({ forkserver: true, no_forkserver: true }).forkserver, false);
     assert.doesNotMatch(cold.output(), /forkserver ready/, 'a slave started with --no-forkserver starts none');
     assert.ok(existsSync(join(warm.dataDir, 'forkservers')));
+  });
+});
+
+describe('forkserver: a version with its own Python environment', () => {
+  test('gets its own forkserver, started in that environment at upload; its jobs are forked there and import its libraries', async () => {
+    const dir = tempDir('spiderplane-fs-env-');
+    const wheelhouse = await buildWheelhouse(dir, ['1.0']);
+    const h = await startSlave({ dataDir: join(dir, 'data'), env: { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse } });
+    try {
+      assert.equal((await uploadEgg(h.url, 'envdemo', 'v1', await buildDepsEgg(dir, { installRequires: ['tinylib==1.0'] }))).status, 'ok');
+      const envPython = await waitFor('the environment\'s forkserver', () => /forkserver ready for (\S+\/envs\/py-[0-9a-f]{24}[^/\s]*\/bin\/python) /.exec(h.output())?.[1]);
+      const j = await postForm(h.url, '/schedule.json', { project: 'envdemo', spider: 'which' });
+      assert.equal(j.status, 'ok', JSON.stringify(j));
+      const id = j.jobid as string;
+      const rec = await waitFinished(h.url, id);
+      const log = await fetchText(h.url, `/logs/envdemo/which/${id}.log`);
+      assert.equal(rec.outcome, 'succeeded', log.text);
+      assert.doesNotMatch(log.text, /starting the spider directly/, 'forked');
+      const [item] = jsonLines((await fetchText(h.url, `/items/envdemo/which/${id}.jl`)).text) as Array<{ tinylib: string; tinylib_file: string; virtual_env: string }>;
+      assert.equal(item!.tinylib, '1.0');
+      assert.ok(envPython.startsWith(item!.virtual_env), `${envPython} is the job's environment ${item!.virtual_env}`);
+      assert.ok(item!.tinylib_file.startsWith(item!.virtual_env), item!.tinylib_file);
+    } finally {
+      await hardKill9(h).catch(() => undefined);
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
   });
 });
