@@ -1,7 +1,9 @@
 /**
- * The warm Python start (--forkserver): one forkserver (forkserver.py) per Python environment — the
- * slave's interpreter and each version's virtualenv, keyed by the interpreter's path, so a project
- * that pins its own Scrapy gets its own forkserver in its own environment.
+ * The warm Python start (on by default; --no-forkserver turns it off): one forkserver
+ * (forkserver.py) per Python environment — the slave's interpreter and each version's virtualenv,
+ * keyed by the interpreter's path, so a project that pins its own Scrapy gets its own forkserver in
+ * its own environment. Each starts with the first job or egg upload that needs it (the slave's own
+ * at daemon start when a Scrapy egg is stored), so a slave without eggs runs none.
  *
  * Design, and why it keeps keepers, cancel and adoption as they are: the daemon still starts every
  * spider under its keeper (common/keeper.mjs), which holds the master lease; only the keeper's
