@@ -347,7 +347,7 @@ describe('forkserver: a version with its own Python environment', () => {
   test('gets its own forkserver, started in that environment at upload; its jobs are forked there and import its libraries', async () => {
     const dir = tempDir('spiderplane-fs-env-');
     const wheelhouse = await buildWheelhouse(dir, ['1.0']);
-    const h = await startSlave({ dataDir: join(dir, 'data'), env: { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse } });
+    const h = await startSlave({ dataDir: join(dir, 'data'), args: ['--forkserver'], env: { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse } });
     try {
       assert.equal((await uploadEgg(h.url, 'envdemo', 'v1', await buildDepsEgg(dir, { installRequires: ['tinylib==1.0'] }))).status, 'ok');
       const envPython = await waitFor('the environment\'s forkserver', () => /forkserver ready for (\S+\/envs\/py-[0-9a-f]{24}[^/\s]*\/bin\/python) /.exec(h.output())?.[1]);
