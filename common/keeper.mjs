@@ -177,8 +177,9 @@ function spiderEnded(code, signal) {
   finish();
 }
 
-// Sends the helper's stdout and stderr (the job's log) over the socket on its fd 3.
-const SEND_FDS = "import socket; s = socket.socket(fileno=3); socket.send_fds(s, [b'L'], [1, 2]); s.detach()";
+// Sends the helper's stdout and stderr (the job's log) over the socket on its fd 3 (SCM_RIGHTS).
+// Through _socket alone: `import socket` (enum and friends) would double the helper's start-up.
+const SEND_FDS = "import _socket, sys; s = _socket.socket(fileno=3); s.sendmsg([b'L'], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, (1).to_bytes(4, sys.byteorder) + (2).to_bytes(4, sys.byteorder))]); s.detach()";
 
 /** The pid is a child of the forkserver, leads its own process group and runs as the spider's user: what a forked spider must. */
 function isForkedSpider(pid, uid, forkserverPid) {
