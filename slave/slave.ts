@@ -94,8 +94,7 @@ export class Slave {
     // or first job. A slave with no egg starts none.
     const forkservers = config.forkserver ? new Forkservers(config.dataDir, sandbox) : null;
     if (forkservers && python && packages.all().some((v) => v.kind === 'scrapy-egg')) forkservers.warm(python);
-    const spareKeepers = new SpareKeepers();
-    spareKeepers.start();
+    const spareKeepers = new SpareKeepers(); // its first spare starts once the daemon listens
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
       forkservers, spareKeepers,
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
@@ -127,6 +126,7 @@ export class Slave {
       server.listen(config.port, config.bind, () => { server.off('error', reject); resolve(); });
     });
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
+    spareKeepers.start();
     launcher.kick();
     launcher.startLeaseWatch();
     let announcer: Announcer | null = null;
