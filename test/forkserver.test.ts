@@ -368,3 +368,35 @@ describe('forkserver: a version with its own Python environment', () => {
     }
   });
 });
+
+describe('forkserver: orphan adoption of a forked spider', () => {
+  test('kill -9 of the daemon: the forked spider and its forkserver live on, the restarted daemon re-adopts it, cancel reaches it, the exit status comes through its keeper', async () => {
+    const dataDir = tempDir('spiderplane-fs-adopt-');
+    let h = await startSlave({ dataDir, args: ['--forkserver', '--cancel-grace', '5'] });
+    try {
+      assert.equal((await uploadEgg(h.url, 'demo', 'v1', await fsp.readFile(await buildDemoEgg(join(dataDir, 'egg'))))).status, 'ok');
+      const fsPid = Number(await waitFor('the forkserver', () => /forkserver ready for \S+ \(pid (\d+),/.exec(h.output())?.[1]));
+      const { id } = await run(h, 'slow', [['seconds', '120']]);
+      const r = await running(h, id);
+      assert.equal(Number(procField(r.pid!, 'PPid')), fsPid, 'forked');
+      await waitForLog(h.url, 'demo', 'slow', id, /slow tick 1 /);
+      await hardKill9(h);
+      assert.ok(isAlive(r.pid!), 'the spider lives on');
+      assert.ok(isAlive(fsPid), 'its forkserver lives on while its child runs');
+      h = await startSlave({ dataDir, args: ['--forkserver', '--cancel-grace', '5'] });
+      const after = await waitRunning(h.url, id);
+      assert.equal(after.pid, r.pid);
+      await cancel(h.url, 'demo', id);
+      const rec = await waitFinished(h.url, id);
+      assert.equal(rec.outcome, 'cancelled');
+      assert.equal(rec.exit_code, 0, 'the exit status from its keeper, which heard it from the forkserver');
+      assert.equal(rec.signal, null);
+      assert.match(await logOf(h, 'slow', id), /Received SIGINT, shutting down gracefully/);
+      await waitGone(r.pid!);
+      await waitGone(fsPid); // the old forkserver ends once its last child did
+    } finally {
+      await hardKill9(h).catch(() => undefined);
+      await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  });
+});

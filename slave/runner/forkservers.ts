@@ -93,7 +93,10 @@ export class Forkservers {
       writeFileSync(join(dir, 'spiderplane-forkserver.py'), SCRIPT, { mode: 0o644 });
       this.sandbox.ownFolder(dir);
       proc = spawn(python, [join(dir, 'spiderplane-forkserver.py'), 'spiderplane-forkserver', join(dir, 's')], {
-        cwd: dir, env: this.sandbox.baseEnv(dir), stdio: ['pipe', 'pipe', 'inherit'], ...this.sandbox.spawnIdentity(),
+        // Its own process group, as the keepers have: a signal to the daemon's group (kill -9 of
+        // it, a supervisor stopping it as a group) leaves it to reap its running children and
+        // report their exit status; the daemon's pipe closing tells it to stop.
+        cwd: dir, env: this.sandbox.baseEnv(dir), stdio: ['pipe', 'pipe', 'inherit'], detached: true, ...this.sandbox.spawnIdentity(),
       });
     } catch (e) {
       this.failedAt.set(python, Date.now());

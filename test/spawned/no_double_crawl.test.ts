@@ -1,3 +1,0 @@
-// test/no_double_crawl.test.ts with every test slave started --no-forkserver: the spawned path (see README.md).
-process.env.SPIDERPLANE_TEST_FORKSERVER = '0';
-await import('../no_double_crawl.test.ts');
