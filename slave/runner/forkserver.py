@@ -1,9 +1,13 @@
 # The warm Python start: a forkserver for ONE Python environment (slave/runner/forkservers.ts starts
-# it as the spiders' user, with that environment's interpreter). It imports Scrapy and Twisted once
-# -- never a reactor -- and forks a child per job that runs `python -m scrapy crawl ...` exactly as
-# a fresh interpreter would: runpy runs scrapy's __main__ with the job's argv, environment, cwd and
-# sys.path (cwd, then PYTHONPATH -- the egg -- then the environment's own), in its own session
-# (setsid, so the INT/TERM/KILL ladder on its process group works), stdout/stderr the job's log.
+# it as the spiders' user, with that environment's interpreter). It imports Scrapy, Twisted and
+# every module Scrapy's default settings name once -- never a reactor -- and forks a child per job
+# that runs `python -m scrapy crawl ...` exactly as a fresh interpreter would: runpy's
+# _run_module_as_main (what `python -m` calls) runs scrapy's __main__ in a fresh __main__ with the
+# job's argv, environment, cwd and sys.path (cwd, then PYTHONPATH -- the egg -- then the
+# environment's own), in its own session (setsid, so the INT/TERM/KILL ladder on its process group
+# works), stdout/stderr the job's log. A job a fresh interpreter would start differently (its own
+# copy of a preloaded module, other PYTHON* start-up variables, user site-packages) is refused
+# with {"error"}, and its keeper spawns it.
 #
 # Wire (unix socket, one connection per job, from the job's keeper): first a message carrying the
 # log's two fds (SCM_RIGHTS), then one JSON line {"args": [...], "env": {...}, "cwd": "..."}.
