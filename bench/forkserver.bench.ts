@@ -1,7 +1,8 @@
-// The warm Python start (--forkserver): prints numbers, asserts nothing.
+// The warm Python start (the forkserver, on by default): prints numbers, asserts nothing.
 // Run: npx tsx bench/forkserver.bench.ts [first|forty]
-// For each way (spawn, forkserver): schedule.json -> the first request in the job's log (the demo
-// egg's `quick` spider at LOG_LEVEL DEBUG, its log file read every 2 ms), 15 jobs one after another;
+// For each way (spawn: --no-forkserver, forkserver): schedule.json -> the first request in the job's log (the demo
+// egg's `quick` spider at LOG_LEVEL DEBUG, its log file read every 2 ms), 15 jobs one after another,
+// with where the time goes (the log's own timestamps: Scrapy started, spider opened, first request);
 // then 40 quick jobs at max_proc 4, beside the machine's CPU floor (the CPU seconds the slave, its keepers
 // and spiders used, spread over every core: no scheduler could finish sooner). Scrapyd polls its queue every 5 s
 // (its published poll_interval), so its schedule -> start alone is 0-5 s, median ~2.5 s.
@@ -44,14 +45,23 @@ async function firstRequest(): Promise<void> {
     const slave = await slaveFor(mode, 4);
     try {
       const times: number[] = [];
+      const phases: Record<'answered' | 'started' | 'opened' | 'first', number[]> = { answered: [], started: [], opened: [], first: [] };
       for (let i = 0; i < 15; i++) {
         const t0 = performance.now();
-        const { jobid } = (await postForm(slave.url, '/schedule.json', { project: 'demo', spider: 'quick', setting: 'LOG_LEVEL=DEBUG' })) as { jobid: string };
+        const epoch0 = Date.now();
+        const { jobid } = (await postForm(slave.url, '/schedule.json', [['project', 'demo'], ['spider', 'quick'], ['setting', 'LOG_LEVEL=DEBUG'], ['setting', 'LOG_FORMAT=%(created).3f [%(name)s] %(levelname)s: %(message)s']])) as { jobid: string };
+        phases.answered.push(performance.now() - t0);
         const log = join(slave.dataDir, 'logs', 'demo', 'quick', `${jobid}.log`);
         times.push(await waitFor('first request', () => (existsSync(log) && readFileSync(log, 'utf8').includes('Crawled (200) <GET data:,quick-1>') ? performance.now() - t0 : undefined), 60_000, 2));
         await waitFor('finished', async () => ((await getJson(slave.url, '/status.json', { job: jobid })).currstate === 'finished' ? true : undefined), 60_000, 10);
+        const lines = readFileSync(log, 'utf8').split('\n');
+        const at = (marker: string) => { const l = lines.find((x) => x.includes(marker)); return l ? parseFloat(l) * 1000 - epoch0 : NaN; };
+        phases.started.push(at(' started (bot: '));
+        phases.opened.push(at('Spider opened'));
+        phases.first.push(at('Crawled (200) <GET data:,quick-1>'));
       }
       console.log(`  ${mode.padEnd(10)} median ${pct(times, 50).toFixed(0)} ms, p95 ${pct(times, 95).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms`);
+      console.log(`  ${''.padEnd(10)} where it goes (medians from schedule.json, ms): answered ${pct(phases.answered, 50).toFixed(0)}, Scrapy started ${pct(phases.started, 50).toFixed(0)} (keeper, fork or spawn, imports), spider opened ${pct(phases.opened, 50).toFixed(0)} (crawler and engine set-up), first request logged ${pct(phases.first, 50).toFixed(0)}`);
     } finally {
       await slave.stop();
     }

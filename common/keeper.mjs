@@ -16,6 +16,12 @@
 // misbehaving forkserver cannot make it signal anyone else. If the forkserver cannot be reached it
 // spawns the spider itself; if the forkserver dies mid-run, it watches the pid until it is gone.
 //
+// Spare keepers: the daemon starts a keeper before it has a job for it (so a job does not wait for
+// Node to start); such a keeper writes nowhere until its spec arrives, then opens the job's log
+// itself (spec.logPath: the daemon's logs folder, which this keeper, running as the daemon, may
+// write) and gives that file to the spider as stdout and stderr. One started onto the log (fds 1
+// and 2) uses those. A spare whose daemon goes away before sending a spec just exits.
+//
 // Wire: JSON lines both ways. Daemon -> keeper: the spec (first line on stdin), then
 // {"lease": ms|null}, {"keep": bool}, {"contact": true}. Keeper -> daemon: {"pid": N},
 // {"exit": {code, signal, at, note}}, {"error": "..."}.
@@ -33,9 +39,10 @@ let keep = false;
 let lastContact = null; // monotonic ms of the daemon's last master contact it told us
 let orphanTimer = null;
 let stopping = null;
+let logFd = 2; // the job's log: fd 2 (with fd 1, the same file) unless the spec names the file to open
 const mono = () => Number(process.hrtime.bigint() / 1_000_000n);
 // The keeper's own lines go to stderr: the job's log, so the log says what happened.
-const say = (msg) => { try { writeSync(2, `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane keeper] ${msg}\n`); } catch { /* log gone */ } };
+const say = (msg) => { try { writeSync(logFd, `${new Date().toISOString().replace('T', ' ').slice(0, 19)} [spiderplane keeper] ${msg}\n`); } catch { /* log gone */ } };
 
 // The keeper outlives INT/TERM meant for its daemon's group; the spider has its own group.
 for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE']) process.on(s, () => undefined);
@@ -110,6 +117,15 @@ function signalGroup(sig) {
 
 function start(s) {
   spec = s;
+  if (typeof s.logPath === 'string') {
+    try {
+      logFd = openSync(s.logPath, 'a');
+    } catch (e) {
+      holder?.write({ error: `could not open the job's log ${s.logPath}: ${e.message}` });
+      setTimeout(() => process.exit(1), 50);
+      return;
+    }
+  }
   leaseMs = typeof s.leaseMs === 'number' && s.leaseMs > 0 ? s.leaseMs : null;
   keep = s.keep === true;
   if (s.contactAgoMs !== undefined && s.contactAgoMs !== null) lastContact = mono() - s.contactAgoMs;
@@ -127,7 +143,7 @@ function start(s) {
 function spawnSpider(s) {
   let proc;
   try {
-    proc = spawn(s.command, s.args, { cwd: s.cwd, env: s.env, stdio: ['ignore', 1, 2], detached: true, ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
+    proc = spawn(s.command, s.args, { cwd: s.cwd, env: s.env, stdio: ['ignore', logFd, logFd], detached: true, ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
   } catch (e) {
     holder?.write({ error: e.message });
     return process.exit(1);
@@ -161,8 +177,9 @@ function spiderEnded(code, signal) {
   finish();
 }
 
-// Sends this keeper's stdout and stderr (the job's log) over the socket on its fd 3.
-const SEND_FDS = "import socket; s = socket.socket(fileno=3); socket.send_fds(s, [b'L'], [1, 2]); s.detach()";
+// Sends the helper's stdout and stderr (the job's log) over the socket on its fd 3 (SCM_RIGHTS).
+// Through _socket alone: `import socket` (enum and friends) would double the helper's start-up.
+const SEND_FDS = "import _socket, sys; s = _socket.socket(fileno=3); s.sendmsg([b'L'], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, (1).to_bytes(4, sys.byteorder) + (2).to_bytes(4, sys.byteorder))]); s.detach()";
 
 /** The pid is a child of the forkserver, leads its own process group and runs as the spider's user: what a forked spider must. */
 function isForkedSpider(pid, uid, forkserverPid) {
@@ -217,7 +234,7 @@ async function connectWhileStarting(fs, uid) {
 async function startForked(s) {
   const sock = await connectWhileStarting(s.forkserver, s.uid);
   // As the spiders' user: the interpreter lives in an environment, and root runs nothing of theirs.
-  const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', 1, 2, sock], env: {}, cwd: '/', ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
+  const helper = spawn(s.forkserver.python, ['-I', '-S', '-c', SEND_FDS], { stdio: ['ignore', logFd, logFd, sock], env: {}, cwd: '/', ...(s.uid !== undefined ? { uid: s.uid, gid: s.gid } : {}) });
   const code = await new Promise((resolve) => { helper.once('error', () => resolve(-1)); helper.once('exit', (c) => resolve(c)); });
   if (code !== 0) { sock.destroy(); throw new Error(`could not hand it the log (helper exit ${code})`); }
   sock.resume(); // spawn() paused it when it shared it with the helper

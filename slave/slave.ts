@@ -15,6 +15,7 @@ import { LogStats } from './logs/log_stats.ts';
 import type { SpiderErrorRecord } from './logs/scrapy_log_parser.ts';
 import { Launcher } from './runner/launcher.ts';
 import { Forkservers } from './runner/forkservers.ts';
+import { SpareKeepers } from './runner/keeper_link.ts';
 import { JobLimitStore } from './jobs/job_limits.ts';
 import { findScrapyPython } from './runner/python.ts';
 import { lookupUser, resolveRunAs } from './runner/run_as.ts';
@@ -88,11 +89,14 @@ export class Slave {
     const keepersDir = prepareKeepersDir(config.dataDir);
     const lease = new MasterLease(config.masterLeaseSeconds, config.masters.length > 0 || (config.masterLeaseSeconds ?? 0) > 0);
     lease.seed(readToldWindow(keepersDir));
-    // --forkserver: the slave's interpreter is warmed now; a version's own environment at its first job.
+    // The forkservers (unless --no-forkserver): the slave's interpreter is warmed now when a Scrapy
+    // version is stored, else at the first egg's upload; a version's own environment at its upload
+    // or first job. A slave with no egg starts none.
     const forkservers = config.forkserver ? new Forkservers(config.dataDir, sandbox) : null;
-    if (forkservers && python) forkservers.warm(python);
+    if (forkservers && python && packages.all().some((v) => v.kind === 'scrapy-egg')) forkservers.warm(python);
+    const spareKeepers = new SpareKeepers(); // its first spare starts once the daemon listens
     const launcher = new Launcher(jobs, packages, files, logs, () => python, sandbox, {
-      forkservers,
+      forkservers, spareKeepers,
       maxProc: config.maxProc, maxProcPerCpu: config.maxProcPerCpu, cancelGraceSeconds: config.cancelGraceSeconds,
       jobsToKeep: config.jobsToKeep, orphans: config.orphans,
       limits: { store: new JobLimitStore(db), defaults: { maxRuntime: config.maxRuntimeSeconds, maxMemory: config.maxMemoryMiB, nice: config.nice } },
@@ -122,6 +126,7 @@ export class Slave {
       server.listen(config.port, config.bind, () => { server.off('error', reject); resolve(); });
     });
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
+    spareKeepers.start();
     launcher.kick();
     launcher.startLeaseWatch();
     // Every master sharing the database is told (any of them may be the leader that heartbeats).

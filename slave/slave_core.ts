@@ -46,7 +46,9 @@ export class SlaveCore {
     checkName('project', project);
     const stored = checkName('version', sanitizeVersion(version));
     try {
-      return (await this.packages.add(project, stored, egg)).spiders.length;
+      const added = await this.packages.add(project, stored, egg);
+      this.launcher.warmFor(added);
+      return added.spiders.length;
     } catch (e) {
       if (e instanceof PackageError) throw new ApiError(e.message);
       throw e;

@@ -1,7 +1,9 @@
 /**
- * The warm Python start (--forkserver): one forkserver (forkserver.py) per Python environment — the
- * slave's interpreter and each version's virtualenv, keyed by the interpreter's path, so a project
- * that pins its own Scrapy gets its own forkserver in its own environment.
+ * The warm Python start (on by default; --no-forkserver turns it off): one forkserver
+ * (forkserver.py) per Python environment — the slave's interpreter and each version's virtualenv,
+ * keyed by the interpreter's path, so a project that pins its own Scrapy gets its own forkserver in
+ * its own environment. Each starts with the first job or egg upload that needs it (the slave's own
+ * at daemon start when a Scrapy egg is stored), so a slave without eggs runs none.
  *
  * Design, and why it keeps keepers, cancel and adoption as they are: the daemon still starts every
  * spider under its keeper (common/keeper.mjs), which holds the master lease; only the keeper's
@@ -91,7 +93,10 @@ export class Forkservers {
       writeFileSync(join(dir, 'spiderplane-forkserver.py'), SCRIPT, { mode: 0o644 });
       this.sandbox.ownFolder(dir);
       proc = spawn(python, [join(dir, 'spiderplane-forkserver.py'), 'spiderplane-forkserver', join(dir, 's')], {
-        cwd: dir, env: this.sandbox.baseEnv(dir), stdio: ['pipe', 'pipe', 'inherit'], ...this.sandbox.spawnIdentity(),
+        // Its own process group, as the keepers have: a signal to the daemon's group (kill -9 of
+        // it, a supervisor stopping it as a group) leaves it to reap its running children and
+        // report their exit status; the daemon's pipe closing tells it to stop.
+        cwd: dir, env: this.sandbox.baseEnv(dir), stdio: ['pipe', 'pipe', 'inherit'], detached: true, ...this.sandbox.spawnIdentity(),
       });
     } catch (e) {
       this.failedAt.set(python, Date.now());
@@ -106,7 +111,7 @@ export class Forkservers {
     proc.stdout!.on('data', (d: string) => {
       if (!server.ready && d.includes('ready')) {
         server.ready = true;
-        this.log(`forkserver ready for ${python} (pid ${proc.pid})`);
+        this.log(`forkserver ready for ${python} (pid ${proc.pid}, ${/\((\d+) modules/.exec(d)?.[1] ?? '?'} modules preloaded)`);
       }
     });
     proc.once('exit', (code, signal) => {

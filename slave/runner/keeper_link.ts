@@ -48,7 +48,8 @@ export function clearKeeperFiles(files: KeeperFiles): void {
 export interface KeeperLaunch {
   spec: SpawnSpec;
   identity: { uid?: number; gid?: number };
-  logFd: number;
+  /** the job's log file (it exists): the keeper opens it and gives it to the spider as stdout and stderr */
+  logPath: string;
   files: KeeperFiles;
   graceMs: number;
   nice: number | null;
@@ -92,25 +93,21 @@ export class KeeperLink extends EventEmitter {
     input.on('end', gone);
   }
 
-  /** Starts a keeper that starts the spider. The keeper runs as the daemon; the spider as its spawn identity. */
-  static launch(l: KeeperLaunch): KeeperLink {
-    const child = spawn(process.execPath, [KEEPER_PATH], {
-      // The keeper needs nothing from the daemon's environment; the spider gets its own (spec.env).
-      env: {}, cwd: '/', stdio: ['pipe', l.logFd, l.logFd, 'pipe'], detached: true,
-    });
+  /**
+   * Starts the spider under a keeper: the spare one when there is one (already started), else a new
+   * one. The keeper runs as the daemon; the spider as its spawn identity.
+   */
+  static launch(l: KeeperLaunch, spares?: SpareKeepers | null): KeeperLink {
+    const child = spares?.take() ?? startKeeper();
     const link = new KeeperLink(child.stdin!, child.stdio[3] as Readable, child);
     link.keeperPid = child.pid ?? null;
-    child.once('error', (e) => link.emit('failed', `could not start the keeper: ${e.message}`));
+    child.on('error', (e) => link.emit('failed', `could not start the keeper: ${e.message}`));
     link.send({
-      command: l.spec.command, args: l.spec.args, cwd: l.spec.cwd, env: l.spec.env, ...l.identity,
+      command: l.spec.command, args: l.spec.args, cwd: l.spec.cwd, env: l.spec.env, ...l.identity, logPath: l.logPath,
       sock: l.files.sock, exitFile: l.files.exitFile, graceMs: l.graceMs, nice: l.nice,
       leaseMs: l.lease.leaseMs, keep: l.lease.keep, contactAgoMs: l.lease.contactAgoMs,
       ...(l.forkserver ? { forkserver: l.forkserver } : {}),
     });
-    // The daemon may exit (--on-shutdown leave) without waiting for its keepers.
-    child.unref();
-    (child.stdin as unknown as { unref?: () => void }).unref?.();
-    (child.stdio[3] as unknown as { unref?: () => void }).unref?.();
     return link;
   }
 
@@ -152,4 +149,62 @@ export class KeeperLink extends EventEmitter {
 
   get isClosed(): boolean { return this.closed; }
   get childProcess(): ChildProcess | null { return this.child; }
+}
+
+/**
+ * A keeper process waiting for its spec (common/keeper.mjs reads it from stdin): it writes nothing
+ * anywhere until then, and exits if the daemon goes away first. Unref'd: the daemon may exit
+ * (--on-shutdown leave) without waiting for its keepers.
+ */
+function startKeeper(): ChildProcess {
+  const child = spawn(process.execPath, [KEEPER_PATH], {
+    // The keeper needs nothing from the daemon's environment; the spider gets its own (spec.env).
+    env: {}, cwd: '/', stdio: ['pipe', 'ignore', 'ignore', 'pipe'], detached: true,
+  });
+  child.on('error', () => undefined); // reported by the link that takes it (a spawn that failed has no pid)
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  (child.stdio[3] as unknown as { unref?: () => void }).unref?.();
+  return child;
+}
+
+/** How long after a spare was taken the next one is started: not while the job it serves starts. */
+const REFILL_DELAY_MS = 200;
+
+/**
+ * One keeper started ahead of the next job, so that schedule -> spider does not wait for Node to
+ * start (~50 ms): the same keeper.mjs, so every guarantee of a keeper holds. A job takes it and the
+ * next is started a moment later; jobs launched meanwhile start a keeper of their own, as before.
+ */
+export class SpareKeepers {
+  private spare: ChildProcess | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  /** Starts the first spare. */
+  start(): void {
+    if (!this.stopped && !this.spare) this.spare = startKeeper();
+  }
+
+  /** The spare keeper, if one is alive and waiting (the next is started shortly). */
+  take(): ChildProcess | null {
+    const s = this.spare;
+    this.spare = null;
+    this.refill();
+    return s && s.pid !== undefined && s.exitCode === null && s.signalCode === null && s.stdin?.writable ? s : null;
+  }
+
+  private refill(): void {
+    if (this.stopped || this.timer) return;
+    this.timer = setTimeout(() => { this.timer = null; this.start(); }, REFILL_DELAY_MS);
+    this.timer.unref();
+  }
+
+  /** The waiting spare exits (its stdin closes); none is started again. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.spare?.stdin?.end();
+    this.spare = null;
+  }
 }

@@ -4,7 +4,8 @@ import { stat, unlink } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { JobStore, JobRow } from '../jobs/job_store.ts';
-import type { PackageStore } from '../packages/package_store.ts';
+import type { PackageStore, StoredVersion } from '../packages/package_store.ts';
+import { pythonFor } from './env_activation.ts';
 import { kindOf } from '../packages/kinds/index.ts';
 import { KindError } from '../packages/kinds/kind.ts';
 import type { LogMonitor } from '../logs/log_monitor.ts';
@@ -23,7 +24,7 @@ import { effectiveLimits, limitColumns, type JobLimitStore, type RequestedLimits
 import type { LimitHit, RunLimits } from '../../common/types.ts';
 import { describeHit } from './limits.ts';
 import { LimitWatcher } from './limit_watcher.ts';
-import { clearKeeperFiles, KeeperLink, keeperFiles, readKeeperExit, type KeeperExit, type LeaseTerms } from './keeper_link.ts';
+import { clearKeeperFiles, KeeperLink, keeperFiles, readKeeperExit, type KeeperExit, type LeaseTerms, type SpareKeepers } from './keeper_link.ts';
 import type { JobLeaseStore } from '../jobs/job_lease.ts';
 import type { MasterLease } from '../cluster/master_lease.ts';
 import { writeToldWindow } from './keepers_dir.ts';
@@ -39,8 +40,10 @@ export interface LauncherOptions {
   limits?: { store: JobLimitStore; defaults: RequestedLimits };
   /** The master lease (slave/cluster/master_lease.ts), per-job keep_running, and where keepers keep their sockets. */
   lease: { clock: MasterLease; store: JobLeaseStore; keepersDir: string };
-  /** --forkserver: Scrapy jobs are forked from their environment's warm forkserver when it is ready. */
+  /** The forkservers (default; null with --no-forkserver): Scrapy jobs are forked from their environment's warm forkserver. */
   forkservers?: Forkservers | null;
+  /** A keeper started ahead of the next job (null: each job starts its own). */
+  spareKeepers?: SpareKeepers | null;
 }
 
 interface Live {
@@ -101,6 +104,12 @@ export class Launcher extends EventEmitter {
   }
 
   get runningCount(): number { return this.live.size; }
+
+  /** A Scrapy version was stored: its environment's forkserver starts now, ahead of its first job. */
+  warmFor(pkg: StoredVersion): void {
+    const python = this.python();
+    if (this.opts.forkservers && pkg.kind === 'scrapy-egg' && python) this.opts.forkservers.warm(pythonFor(pkg.envs, python));
+  }
   pidOf(uid: number): number | undefined { return this.live.get(uid)?.pid; }
 
   /** Fills free slots with the highest-priority pending jobs (FIFO within a priority). */
@@ -167,16 +176,11 @@ export class Launcher extends EventEmitter {
     const limits = this.limitsOf(row);
     const files = keeperFiles(this.opts.lease.keepersDir, row.uid);
     clearKeeperFiles(files);
-    const logFd = openSync(paths.logPath, 'a');
-    let link: KeeperLink;
-    try {
-      link = KeeperLink.launch({
-        spec, identity: this.sandbox.spawnIdentity(), logFd, files, graceMs: this.opts.cancelGraceSeconds * 1000, nice: limits.nice, lease: this.leaseTerms(row.uid),
-        forkserver: this.opts.forkservers?.targetFor(spec) ?? null,
-      });
-    } finally {
-      closeSync(logFd);
-    }
+    closeSync(openSync(paths.logPath, 'a')); // the daemon's file; the keeper opens it to write
+    const link = KeeperLink.launch({
+      spec, identity: this.sandbox.spawnIdentity(), logPath: paths.logPath, files, graceMs: this.opts.cancelGraceSeconds * 1000, nice: limits.nice, lease: this.leaseTerms(row.uid),
+      forkserver: this.opts.forkservers?.targetFor(spec) ?? null,
+    }, this.opts.spareKeepers);
     const startTime = nowSeconds();
     // The spider's pid comes from its keeper a moment later (attach): until then, signals wait.
     this.jobs.markRunning(row.uid, { start_time: startTime, pid: 0, proc_start: null, run_version: pkg.version });
@@ -507,6 +511,7 @@ export class Launcher extends EventEmitter {
   /** 'stop': cancel every running job and wait for it to end; 'leave': let them run on unsupervised until the next start adopts them. */
   async shutdown(mode: 'stop' | 'leave'): Promise<void> {
     this.stopping = true;
+    this.opts.spareKeepers?.stop();
     this.watcher.stop();
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     const entries = [...this.live.values()];

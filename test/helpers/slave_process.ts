@@ -22,12 +22,15 @@ export function tempDir(prefix = 'spiderplane-test-'): string {
   return dir;
 }
 
-/** SPIDERPLANE_TEST_FORKSERVER=1 runs every test slave with --forkserver (the suite, run both ways). */
-const FORKSERVER_ARGS = process.env.SPIDERPLANE_TEST_FORKSERVER === '1' ? ['--forkserver'] : [];
+/**
+ * SPIDERPLANE_TEST_FORKSERVER=0 runs every test slave with --no-forkserver (the runner suite runs
+ * both ways: npm run test:spawned), except one a test starts with --forkserver on purpose.
+ */
+const forkserverArgs = (args: string[]) => (process.env.SPIDERPLANE_TEST_FORKSERVER === '0' && !args.includes('--forkserver') ? ['--no-forkserver'] : []);
 
 export async function startSlave(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<SlaveHandle> {
   const dataDir = opts.dataDir ?? tempDir();
-  const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...FORKSERVER_ARGS, ...(opts.args ?? [])], opts.env, /listening on (http:\/\/[^\s]+)/);
+  const d = await startDaemon('slave', 'run_slave.ts', ['--port', '0', '--data-dir', dataDir, '--node-name', 'testnode', ...forkserverArgs(opts.args ?? []), ...(opts.args ?? [])], opts.env, /listening on (http:\/\/[^\s]+)/);
   return { ...d, dataDir };
 }
 

@@ -1,0 +1,3 @@
+// test/slave_api.test.ts with every test slave started --no-forkserver: the spawned path (see README.md).
+process.env.SPIDERPLANE_TEST_FORKSERVER = '0';
+await import('../slave_api.test.ts');
