@@ -2,6 +2,7 @@
 // grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
 // metric roll-ups' timer.
 import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 import type { NodeMetrics, SpiderError } from '../../common/types.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
@@ -68,10 +69,14 @@ export class AlertService {
   readonly history: MetricHistory;
   readonly engine = new RuleEngine();
   private readonly settings: SettingsStore;
+  /** The SMTP settings saved in the database (undefined: none), re-read every evaluation round, so a save on another master counts here too. */
+  private savedSmtp: string | undefined;
+  /** Writes of the fire cursor, in order. */
+  private cursorWrite: Promise<void> = Promise.resolve();
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
-  private fireCursor: number;
+  private fireCursor = 0;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
   private check: SmtpCheck | null = null;
@@ -79,6 +84,7 @@ export class AlertService {
 
   constructor(
     private readonly db: Db,
+    private readonly sql: SqlDb,
     private readonly nodes: NodeRegistry,
     private readonly runs: RunStore,
     private readonly errorLines: ErrorLines,
@@ -87,25 +93,26 @@ export class AlertService {
     this.rules = new RuleStore(db);
     this.firings = new FiringStore(db);
     this.outbox = new Outbox(db);
-    this.history = new MetricHistory(db, opts.rawRetentionMs);
+    this.history = new MetricHistory(sql, opts.rawRetentionMs);
     this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
-    this.settings = new SettingsStore(db);
+    this.settings = new SettingsStore(sql);
     this.fires = new ScheduleStore(db);
-    const saved = this.settings.get(FIRE_CURSOR_KEY);
-    this.fireCursor = saved !== undefined ? Number(saved) : this.fires.lastFireId();
   }
 
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
   private uncheckedRuns(): RunRow[] { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
 
-  start(): void {
-    this.checkSmtp();
+  async start(): Promise<void> {
+    const saved = await this.settings.get(FIRE_CURSOR_KEY);
+    this.fireCursor = saved !== undefined ? Number(saved) : this.fires.lastFireId();
+    await this.loadSmtp();
+    void this.checkSmtp();
     const requeued = this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
-    this.ensureDefaultRules();
+    await this.ensureDefaultRules();
     for (const run of this.uncheckedRuns()) this.onRunEnded(run);
     void this.maintainHistory();
     this.sender.start();
@@ -116,7 +123,10 @@ export class AlertService {
       t.unref();
       this.timers.push(t);
     };
-    every(this.opts.evalIntervalMs, () => this.evaluateRound());
+    every(this.opts.evalIntervalMs, () => {
+      this.evaluateInBackground();
+      this.loadSmtp().catch((e) => console.error('[spiderplane-master] alerts: reading the SMTP settings:', e));
+    });
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
     every(60_000, () => { void this.maintainHistory(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
   }
@@ -135,14 +145,19 @@ export class AlertService {
     for (const t of this.timers) clearInterval(t);
     this.history.halt();
     await Promise.allSettled([...this.pending]);
+    await this.cursorWrite;
     await this.sender.stop();
   }
 
   // ---- SMTP settings ----
 
+  private async loadSmtp(): Promise<void> {
+    this.savedSmtp = await this.settings.get(SMTP_KEY);
+  }
+
   /** The effective settings: saved ones (Settings page / API), else the flags. */
   smtp(): SmtpSettings {
-    const saved = this.settings.get(SMTP_KEY);
+    const saved = this.savedSmtp;
     return saved !== undefined ? (JSON.parse(saved) as SmtpSettings) : this.opts.flags;
   }
 
@@ -171,11 +186,11 @@ export class AlertService {
   }
 
   smtpSource(): 'flags' | 'settings' {
-    return this.settings.has(SMTP_KEY) ? 'settings' : 'flags';
+    return this.savedSmtp !== undefined ? 'settings' : 'flags';
   }
 
   /** Validates and saves an edit of the settings: absent fields keep their value; password null or '' clears it. */
-  saveSmtp(body: Record<string, unknown>): SmtpSettings {
+  async saveSmtp(body: Record<string, unknown>): Promise<SmtpSettings> {
     const known = ['host', 'port', 'secure', 'user', 'password', 'from', 'to'];
     for (const k of Object.keys(body)) if (!known.includes(k)) throw bad(`unknown field '${k.slice(0, 50)}': SMTP settings have ${known.join(', ')}`);
     const cur = this.smtp();
@@ -214,8 +229,9 @@ export class AlertService {
       }
     }
     if (has('to')) next.to = parseRecipients(body.to, 'to');
-    this.settings.set(SMTP_KEY, JSON.stringify(next));
-    this.ensureDefaultRules();
+    await this.settings.set(SMTP_KEY, JSON.stringify(next));
+    this.savedSmtp = JSON.stringify(next);
+    await this.ensureDefaultRules();
     this.sender.kick();
     void this.checkSmtp();
     return next;
@@ -243,19 +259,19 @@ export class AlertService {
   }
 
   /** With SMTP and recipients set, the rules a user expects exist from the start (once: later edits stay). */
-  ensureDefaultRules(): void {
+  async ensureDefaultRules(): Promise<void> {
     const s = this.smtp();
     if (s.host === null || s.to.length === 0) return;
-    this.db.transaction(() => {
-      if (this.settings.has(DEFAULTS_KEY)) return;
+    // Claimed first (one master wins); on SQLite the rules join the same transaction.
+    await this.sql.tx(async () => {
+      if (!(await this.settings.setIfAbsent(DEFAULTS_KEY, String(Date.now())))) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
       // A kind the user already watches cluster-wide gets no second (duplicate) rule.
       const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
       if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
       if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
       if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
-      this.settings.set(DEFAULTS_KEY, String(Date.now()));
-    })();
+    });
   }
 
   // ---- rules ----
@@ -284,7 +300,7 @@ export class AlertService {
   }
 
   private evaluateSoon(): void {
-    const t = setTimeout(() => { try { this.evaluateRound(); } catch (e) { console.error('[spiderplane-master] alerts:', e); } }, 0);
+    const t = setTimeout(() => this.evaluateInBackground(), 0);
     t.unref();
   }
 
@@ -309,12 +325,13 @@ export class AlertService {
   }
 
   /** One round: node rules, long-running jobs, schedule fires. */
-  evaluateRound(now = Date.now()): void {
+  async evaluateRound(now = Date.now()): Promise<void> {
     if (this.stopped) return;
     const rules = this.rules.all();
     if (!rules.some((r) => r.enabled)) { this.skipScheduleFires(); return; }
-    const open = this.firings.openMap();
-    this.apply(this.engine.evaluateNodes(rules, this.nodes.all().map(snapshotOf), open, now), now);
+    const nodes = await this.nodes.all();
+    if (this.stopped) return;
+    this.apply(this.engine.evaluateNodes(rules, nodes.map(snapshotOf), this.firings.openMap(), now), now);
     if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
       const running = this.runs.runningList().map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
       this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
@@ -322,11 +339,19 @@ export class AlertService {
     this.scheduleFires(rules);
   }
 
+  /** An evaluation round from a timer: its errors logged, stop() waits for it. */
+  private evaluateInBackground(): void {
+    const p = this.evaluateRound().catch((e) => console.error('[spiderplane-master] alerts:', e));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
   private newFires(): ScheduleFire[] {
     const rows: Array<ScheduleFire & { id: number }> = this.fires.firesAfter(this.fireCursor, 1000);
     if (rows.length) {
       this.fireCursor = rows[rows.length - 1]!.id;
-      this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));
+      const cursor = String(this.fireCursor);
+      this.cursorWrite = this.cursorWrite.then(() => this.settings.set(FIRE_CURSOR_KEY, cursor)).catch((e) => console.error('[spiderplane-master] alerts: saving the fire cursor:', e));
     }
     return rows;
   }
@@ -420,7 +445,7 @@ export class AlertService {
 /** Error lines of a run from its node's /errors.json (spiderplane slaves only). */
 export function errorLinesVia(nodes: NodeRegistry, clientFor: (n: NodeRow) => { raw: (path: string, timeoutMs?: number) => Promise<Response> }): ErrorLines {
   return async (run) => {
-    const node = run.node_id === null ? undefined : nodes.byId(run.node_id);
+    const node = run.node_id === null ? undefined : await nodes.byId(run.node_id);
     if (!node || !node.extensions) return null;
     const res = await clientFor(node).raw(`/errors.json?job=${encodeURIComponent(run.job)}&limit=20`, 5000);
     if (!res.ok) return null;

@@ -118,7 +118,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
   });
   r('put', '/api/alerts/smtp', async (ctx) => {
     requireRole(ctx, 'admin');
-    const saved = a.saveSmtp(await readJson(ctx));
+    const saved = await a.saveSmtp(await readJson(ctx));
     return { smtp: smtpView(saved, 'settings', a.smtpCheck()) };
   });
   r('post', '/api/alerts/smtp/test', async (ctx) => {
@@ -131,23 +131,23 @@ export function mountAlertsApi(router: Router, m: Master): void {
   // What a chart needs besides its points: the time window it spans (epoch ms, so one point is not
   // stretched over years) and how often nodes report (so an empty chart can say when data comes).
   const chartFrame = (range: Range, to: number) => ({ from: to - RANGES[range], to, sample_every_seconds: m.config.heartbeatIntervalMs / 1000 });
-  r('get', '/api/nodes/:name/metrics', (ctx) => {
+  r('get', '/api/nodes/:name/metrics', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const node = m.nodes.byName(ctx.params.name!);
+    const node = await m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const range = rangeQuery(ctx);
     const to = Date.now();
-    return { node: node.name, range, ...chartFrame(range, to), ...a.history.nodeSeries(node.id, range, to) };
+    return { node: node.name, range, ...chartFrame(range, to), ...await a.history.nodeSeries(node.id, range, to) };
   });
-  r('get', '/api/metrics/cluster', (ctx) => {
+  r('get', '/api/metrics/cluster', async (ctx) => {
     requireRole(ctx, 'viewer');
     const range = rangeQuery(ctx);
     const to = Date.now();
-    return { range, ...chartFrame(range, to), ...a.history.clusterSeries(range, to) };
+    return { range, ...chartFrame(range, to), ...await a.history.clusterSeries(range, to) };
   });
 
   // ---- Prometheus ----
-  router.get('/metrics', (ctx) => {
+  router.get('/metrics', async (ctx) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
@@ -158,7 +158,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
     }
     ctx.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
     ctx.body = prometheusText({
-      nodes: m.nodes.all().map((n) => ({
+      nodes: (await m.nodes.all()).map((n) => ({
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),

@@ -1,6 +1,7 @@
 import { jobItemsPath, jobLogPath } from '../../slave/http/html_views.ts';
 import type { Master } from '../master.ts';
 import type { RunRow } from '../runs/run_store.ts';
+import { factsKey } from '../nodes/node_jobs_cache.ts';
 
 /** One run as the master's Scrapyd surface shows it (/jobs and listjobs.json). */
 export interface ScrapydJobRow {
@@ -20,9 +21,13 @@ export const FINISHED_TO_KEEP = 100;
  * listjobs.json; for runs it no longer lists, a started run has a log and a run that counted
  * items has an items file.
  */
-export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] } {
+export async function scrapydJobRows(m: Master, project?: string): Promise<{ pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] }> {
+  const running = m.runs.runningList(project);
+  // Filtered before the limit (by an index): a quiet project still lists its own newest.
+  const finished = m.runs.finishedList(FINISHED_TO_KEEP, project);
+  const known = await m.nodeJobs.factsOf([...running, ...finished]);
   const row = (r: RunRow, running: boolean): ScrapydJobRow => {
-    const facts = m.nodeJobs.get(r.node_id, r.job);
+    const facts = r.node_id === null ? undefined : known.get(factsKey(r.node_id, r.job));
     const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
     const hasItems = facts ? facts.itemsUrl !== null : (r.items_count ?? 0) > 0;
     return {
@@ -34,8 +39,7 @@ export function scrapydJobRows(m: Master, project?: string): { pending: ScrapydJ
   };
   return {
     pending: m.runs.pendingList(project).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
-    running: m.runs.runningList(project).map((r) => row(r, true)),
-    // Filtered before the limit (by an index): a quiet project still lists its own newest.
-    finished: m.runs.finishedList(FINISHED_TO_KEEP, project).map((r) => row(r, false)),
+    running: running.map((r) => row(r, true)),
+    finished: finished.map((r) => row(r, false)),
   };
 }

@@ -58,7 +58,7 @@ export function mountServicesApi(router: Router, m: Master): void {
   router.get('/api/services', needs('viewer'), jsonRoute(() => ({ services: m.services.all().map((s) => serviceDetail(m, s)) })));
   router.post('/api/services', needs('operator'), jsonRoute(async (ctx) => {
     const user = requireRole(ctx, 'operator');
-    const input = parseServiceInput(m.dispatcher, await readJson(ctx));
+    const input = await parseServiceInput(m.dispatcher, await readJson(ctx));
     nameTaken(input.name);
     const s = m.services.create(input, user.username);
     ctx.status = 201;
@@ -71,7 +71,7 @@ export function mountServicesApi(router: Router, m: Master): void {
   }));
   router.put('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
     const s = find(ctx);
-    const input = parseServiceInput(m.dispatcher, await readJson(ctx), s);
+    const input = await parseServiceInput(m.dispatcher, await readJson(ctx), s);
     nameTaken(input.name, s.id);
     return changed(m.services.update(s.id, input)!);
   }));

@@ -52,24 +52,24 @@ export class Dispatcher {
   ) {}
 
   /** Online, not draining, holding the version, not excluded. */
-  eligible(project: string, version: string, exclude?: ReadonlySet<number>): NodeRow[] {
-    const holders = this.repo.nodesWith(project, version);
-    return this.nodes.all().filter((n) => n.status === 'online' && !n.draining && holders.has(n.id) && !exclude?.has(n.id));
+  async eligible(project: string, version: string, exclude?: ReadonlySet<number>): Promise<NodeRow[]> {
+    const holders = await this.repo.nodesWith(project, version);
+    return (await this.nodes.all()).filter((n) => n.status === 'online' && !n.draining && holders.has(n.id) && !exclude?.has(n.id));
   }
 
-  resolveVersion(project: string, version: string | null, spider: string): string {
-    if (this.repo.versions(project).length === 0) throw new DispatchError(`project '${project}' not found`);
-    const v = version === null ? this.repo.newest(project)! : sanitizeVersion(version);
-    if (!this.repo.get(project, v)) throw new DispatchError(`version '${version}' not found`);
-    const spiders = this.repo.spiders(project, v);
+  async resolveVersion(project: string, version: string | null, spider: string): Promise<string> {
+    if ((await this.repo.versions(project)).length === 0) throw new DispatchError(`project '${project}' not found`);
+    const v = version === null ? (await this.repo.newest(project))! : sanitizeVersion(version);
+    if (!(await this.repo.get(project, v))) throw new DispatchError(`version '${version}' not found`);
+    const spiders = await this.repo.spiders(project, v);
     if (spiders !== null && !spiders.includes(spider)) throw new DispatchError(`spider '${spider}' not found`);
     return v;
   }
 
-  private choose(req: DispatchRequest, version: string): NodeRow[] {
-    const pool = this.eligible(req.project, version, req.excludeNodeIds);
+  private async choose(req: DispatchRequest, version: string): Promise<NodeRow[]> {
+    const pool = await this.eligible(req.project, version, req.excludeNodeIds);
+    const all = await this.nodes.all();
     const why = () => {
-      const all = this.nodes.all();
       if (all.length === 0) return 'no nodes are registered';
       const online = all.filter((n) => n.status === 'online');
       if (online.length === 0) return 'no node is online';
@@ -83,7 +83,7 @@ export class Dispatcher {
         return this.balancer.pick(asCandidates, 1).map((c) => pool.find((n) => n.id === c.id)!);
       }
       case 'node': {
-        const node = this.nodes.byName(req.target.node ?? '');
+        const node = all.find((n) => n.name === (req.target.node ?? ''));
         if (!node) throw new DispatchError(`node '${req.target.node}' not found`);
         if (!pool.some((n) => n.id === node.id)) {
           const reason = node.status !== 'online' ? `is ${node.status}` : node.draining ? 'is draining' : `does not hold ${req.project} version ${version}`;
@@ -104,8 +104,8 @@ export class Dispatcher {
   }
 
   async dispatch(req: DispatchRequest): Promise<RunRow[]> {
-    const version = this.resolveVersion(req.project, req.version, req.spider);
-    const chosen = this.choose(req, version);
+    const version = await this.resolveVersion(req.project, req.version, req.spider);
+    const chosen = await this.choose(req, version);
     if (req.jobid !== undefined && chosen.length > 1) throw new DispatchError('a fixed jobid can only be used with a single target node');
     return Promise.all(chosen.map((node) => this.sendTo(node, req, version, req.jobid)));
   }
@@ -137,9 +137,10 @@ export class Dispatcher {
       // With automatic targeting, another node may take it.
       if (req.target.mode === 'auto' && tried.size < 3) {
         const next = this.balancer.pick(
-          this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])]))
+          (await this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])])))
             .map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY })), 1)[0];
-        if (next) return this.sendTo(this.nodes.byId(next.id)!, req, version, undefined, tried);
+        const nextNode = next ? await this.nodes.byId(next.id) : undefined;
+        if (nextNode) return this.sendTo(nextNode, req, version, undefined, tried);
       }
       return failed;
     }

@@ -40,20 +40,22 @@ export function mountAlertPages(pc: PageContext): void {
     return body;
   };
 
-  const listPage = (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
+  const listPage = async (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
+    const nodes = (await m.nodes.all()).map((n) => n.name);
+    const projects = await m.repo.projects();
     const open = a.firings.openMap();
     const all = a.rules.all();
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
       rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
       recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()), units: UNITS,
-      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
+      nodes, projects, form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);
   };
 
   page(pc, '/alerts', 'viewer', (ctx) => listPage(ctx));
 
-  action(pc, '/alerts/rules', 'operator', (ctx, form) => {
+  action(pc, '/alerts/rules', 'operator', async (ctx, form) => {
     try {
       const input = parseRuleInput(ruleBody(form));
       // The same watch twice would send every mail twice (e.g. the starter rules SMTP set up).
@@ -63,7 +65,7 @@ export function mountAlertPages(pc: PageContext): void {
       redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' created.` });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
-      listPage(ctx, { error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' } }, 400);
+      await listPage(ctx, { error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' } }, 400);
     }
   });
 
@@ -73,16 +75,18 @@ export function mountAlertPages(pc: PageContext): void {
     return rule;
   };
 
-  page(pc, '/alerts/rules/:id', 'viewer', (ctx) => {
+  page(pc, '/alerts/rules/:id', 'viewer', async (ctx) => {
     const rule = findRule(ctx.params.id!);
+    const nodes = (await m.nodes.all()).map((n) => n.name);
+    const projects = await m.repo.projects();
     render(env, ctx, 'alert_rule.njk', {
       rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
-      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
+      nodes, projects,
       form: { ...rule, node: rule.scope_node, project: rule.scope_project, spider: rule.scope_spider, recipients: rule.recipients.join(', ') },
     });
   });
 
-  action(pc, '/alerts/rules/:id', 'operator', (ctx, form) => {
+  action(pc, '/alerts/rules/:id', 'operator', async (ctx, form) => {
     const rule = findRule(ctx.params.id!);
     try {
       a.updateRule(rule.id, parseRuleInput({ ...ruleBody(form), threshold: ruleBody(form).threshold ?? null, duration_seconds: ruleBody(form).duration_seconds ?? 0 }, rule));
@@ -91,7 +95,7 @@ export function mountAlertPages(pc: PageContext): void {
       if (!(e instanceof HttpError)) throw e;
       render(env, ctx, 'alert_rule.njk', {
         rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
-        nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
+        nodes: (await m.nodes.all()).map((n) => n.name), projects: await m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
       }, 400);
     }
   });
@@ -118,7 +122,7 @@ export function mountAlertPages(pc: PageContext): void {
     });
   });
 
-  action(pc, '/settings/smtp', 'admin', (ctx, form, user) => {
+  action(pc, '/settings/smtp', 'admin', async (ctx, form, user) => {
     const body: Record<string, unknown> = {
       host: optional(form, 'host'), secure: form.get('secure') ?? 'starttls', user: optional(form, 'user'),
       from: optional(form, 'from'), to: optional(form, 'to') ?? '',
@@ -130,7 +134,7 @@ export function mountAlertPages(pc: PageContext): void {
     else if ((form.get('password') ?? '') !== '') body.password = form.get('password');
     try {
       const before = new Set(a.rules.all().map((r) => r.id));
-      a.saveSmtp(body);
+      await a.saveSmtp(body);
       // The first SMTP setup adds starter rules: say so, rather than let them appear unannounced.
       const added = a.rules.all().filter((r) => !before.has(r.id)).map((r) => r.name);
       redirect(ctx, '/settings', {

@@ -6,7 +6,7 @@ import { dict } from '../../../common/dict.ts';
 import { labelsMatch, parseLabelList } from '../../../common/labels.ts';
 import { HttpError } from '../../http/input.ts';
 import { serviceDetail } from '../../http/services_api.ts';
-import { nodeLabels } from '../../nodes/node_registry.ts';
+import { nodeLabels, type NodeRow } from '../../nodes/node_registry.ts';
 import { DispatchError } from '../../runs/dispatcher.ts';
 import { MAX_REPLICAS, parseServiceInput } from '../../services/service_input.ts';
 import type { ServiceRow } from '../../services/service_store.ts';
@@ -36,10 +36,10 @@ export function mountServicePages(pc: PageContext): void {
   const { m, env } = pc;
 
   /** Desired replicas per node: the even spread over the nodes the service may use, capped per node. */
-  const rows = (s: ServiceRow) => {
+  const rows = (nodes: NodeRow[]) => (s: ServiceRow) => {
     const d = serviceDetail(m, s);
     const required = JSON.parse(s.labels) as Record<string, string>;
-    const usable = m.nodes.all().filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
+    const usable = nodes.filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
     const desired = new Map<string, number>();
     let left = s.replicas;
     for (let round = 0; left > 0 && usable.length; round++) {
@@ -60,9 +60,10 @@ export function mountServicePages(pc: PageContext): void {
     };
   };
 
-  const list = (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
-    const catalogue = m.repo.projects().map((p) => ({ project: p, spiders: m.repo.spiders(p, m.repo.newest(p)!) ?? [] }));
-    render(env, ctx, 'services.njk', { services: m.services.all().map(rows), catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
+  const list = async (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
+    const catalogue = (await m.repo.catalogue()).map((c) => ({ project: c.project, spiders: c.spiders }));
+    const nodes = await m.nodes.all();
+    render(env, ctx, 'services.njk', { services: m.services.all().map(rows(nodes)), catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
   };
 
   page(pc, '/services', 'viewer', (ctx) => list(ctx));
@@ -78,7 +79,7 @@ export function mountServicePages(pc: PageContext): void {
     const num = (k: string) => (v(k) === '' ? null : Number(v(k)));
     try {
       const labels = parseLabelList(v('labels'));
-      const input = parseServiceInput(m.dispatcher, {
+      const input = await parseServiceInput(m.dispatcher, {
         name: v('name') || null, project: v('project'), spider: v('spider'), version: v('version') || null, replicas: num('replicas') ?? 1,
         max_per_node: num('max_per_node'), labels, max_unavailable: num('max_unavailable') ?? 1, max_runtime: num('max_runtime'), max_memory: num('max_memory'),
         args: pairsOf(v('args')), settings: pairsOf(v('settings')),
@@ -89,7 +90,7 @@ export function mountServicePages(pc: PageContext): void {
       redirect(ctx, '/services', { kind: 'ok', text: `Service '${s.name}' created: ${s.replicas} replica(s) starting.` });
     } catch (e) {
       if (!(e instanceof HttpError || e instanceof DispatchError || e instanceof Error)) throw e;
-      list(ctx, { form: Object.fromEntries(['name', 'project', 'spider', 'version', 'replicas', 'max_per_node', 'labels', 'max_unavailable', 'max_runtime', 'max_memory', 'args', 'settings'].map((k) => [k, v(k)])), error: (e as Error).message }, 400);
+      await list(ctx, { form: Object.fromEntries(['name', 'project', 'spider', 'version', 'replicas', 'max_per_node', 'labels', 'max_unavailable', 'max_runtime', 'max_memory', 'args', 'settings'].map((k) => [k, v(k)])), error: (e as Error).message }, 400);
     }
   });
 
