@@ -135,6 +135,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       facts = await other.factsOf([{ node_id: n1.id, job: 'r1' }, { node_id: n1.id, job: 'f1' }, { node_id: n1.id, job: 'r3' }]);
       assert.deepEqual([facts.get(factsKey(n1.id, 'r1'))?.pid, facts.get(factsKey(n1.id, 'r1'))?.itemsUrl, facts.has(factsKey(n1.id, 'f1')), facts.get(factsKey(n1.id, 'r3'))?.pid],
         [null, '/items/p/s/r1.jl', false, 13]);
+      // Two heartbeats between flushes: the last listing wins, each job written once.
+      leader.record(n1.id, listing([['r2', 12], ['r3', 14]], ['r1']));
+      leader.record(n1.id, listing([['r2', 12], ['r3', 15]], ['r1']));
+      await leader.flush();
+      assert.equal((await other.get(n1.id, 'r3'))!.pid, 15);
+      // A long listing goes in several statements (and transactions) and comes back whole.
+      const big = new NodeJobsCache(db);
+      big.record(n2.id, listing([], Array.from({ length: 2345 }, (_, i) => `b${i}`)));
+      await big.flush();
+      assert.equal(await count(db, `SELECT COUNT(*) AS c FROM node_jobs WHERE node_id = ?`, [n2.id]), 2345);
       // A master that takes over writes each node's listing whole once.
       const next = new NodeJobsCache(db);
       next.record(n1.id, listing([['r2', 12]], []));

@@ -10,6 +10,17 @@ export interface NodeJobFacts {
 
 /** Writes wait at most this long to go out with the others that came in meanwhile. */
 const FLUSH_MS = 1000;
+/** Rows per multi-row upsert (one statement, not one per job: one round trip on PostgreSQL). */
+const UPSERT_CHUNK = 50;
+/** Changes per transaction: a fleet's first listings (after a start or a takeover) go in several, with the event loop turning between them. */
+const TX_CHANGES = 1000;
+
+const upsertSql = (rows: number) => `INSERT INTO node_jobs (node_id, job, pid, log_url, items_url)
+  SELECT column1, column2, column3, column4, column5 FROM (VALUES ${Array.from({ length: rows }, () => '(CAST(? AS BIGINT), ?, CAST(? AS BIGINT), ?, ?)').join(', ')}) AS v
+  WHERE column1 IN (SELECT id FROM nodes)
+  ON CONFLICT (node_id, job) DO UPDATE SET pid = excluded.pid, log_url = excluded.log_url, items_url = excluded.items_url`;
+const UPSERT_ONE = upsertSql(1);
+const UPSERT_MANY = upsertSql(UPSERT_CHUNK);
 
 type Change = { node_id: number; job: string; facts: NodeJobFacts | null };
 
@@ -29,7 +40,8 @@ const same = (a: NodeJobFacts, b: NodeJobFacts) => a.pid === b.pid && a.logUrl =
 export class NodeJobsCache {
   /** What this master last wrote per node (absent: not written by this process yet). */
   private readonly written = new Map<number, Map<string, NodeJobFacts>>();
-  private queued: Change[] = [];
+  /** What changed per node since the last flush, by job (the last change of a job wins). */
+  private queued = new Map<number, Map<string, Change>>();
   /** Nodes whose rows are cleared before the queued changes are written. */
   private replaced = new Set<number>();
   private flushTimer: NodeJS.Timeout | null = null;
@@ -47,23 +59,24 @@ export class NodeJobsCache {
     this.written.set(nodeId, facts);
     if (!before) {
       this.replaced.add(nodeId);
-      this.queued = this.queued.filter((c) => c.node_id !== nodeId);
-      for (const [job, f] of facts) this.queued.push({ node_id: nodeId, job, facts: f });
+      this.queued.set(nodeId, new Map([...facts].map(([job, f]) => [job, { node_id: nodeId, job, facts: f }])));
     } else {
+      const changes = this.queued.get(nodeId) ?? new Map<string, Change>();
       for (const [job, f] of facts) {
         const was = before.get(job);
-        if (!was || !same(was, f)) this.queued.push({ node_id: nodeId, job, facts: f });
+        if (!was || !same(was, f)) changes.set(job, { node_id: nodeId, job, facts: f });
       }
-      for (const job of before.keys()) if (!facts.has(job)) this.queued.push({ node_id: nodeId, job, facts: null });
+      for (const job of before.keys()) if (!facts.has(job)) changes.set(job, { node_id: nodeId, job, facts: null });
+      if (changes.size) this.queued.set(nodeId, changes);
     }
-    if (this.queued.length || this.replaced.size) this.schedule();
+    if (this.queued.size || this.replaced.size) this.schedule();
   }
 
   /** The node was removed: its rows go with it (also by the foreign key's cascade). */
   forget(nodeId: number): Promise<void> {
     this.written.delete(nodeId);
     this.replaced.add(nodeId);
-    this.queued = this.queued.filter((c) => c.node_id !== nodeId);
+    this.queued.delete(nodeId);
     return this.flush();
   }
 
@@ -79,9 +92,9 @@ export class NodeJobsCache {
   /** Writes the queued changes in one transaction (also on stop, and before a read on this master). */
   flush(): Promise<void> {
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
-    const changes = this.queued;
+    const changes = [...this.queued.values()].flatMap((m) => [...m.values()]);
     const replaced = [...this.replaced];
-    this.queued = [];
+    this.queued = new Map();
     this.replaced = new Set();
     const write = this.flushed.then(() => (changes.length || replaced.length ? this.write(replaced, changes) : undefined));
     this.flushed = write.catch(() => undefined);
@@ -93,20 +106,29 @@ export class NodeJobsCache {
     });
   }
 
-  private write(replaced: number[], changes: Change[]): Promise<void> {
-    return this.db.tx(async () => {
-      for (const id of replaced) await this.db.run(`DELETE FROM node_jobs WHERE node_id = ?`, [id]);
-      for (const c of changes) {
-        if (c.facts === null) {
-          await this.db.run(`DELETE FROM node_jobs WHERE node_id = ? AND job = ?`, [c.node_id, c.job]);
-        } else {
-          // A node removed meanwhile has no row to refer to: its facts are dropped, not an error.
-          await this.db.run(`INSERT INTO node_jobs (node_id, job, pid, log_url, items_url) SELECT id, ?, ?, ?, ? FROM nodes WHERE id = ?
-                             ON CONFLICT (node_id, job) DO UPDATE SET pid = excluded.pid, log_url = excluded.log_url, items_url = excluded.items_url`,
-          [c.job, c.facts.pid, c.facts.logUrl, c.facts.itemsUrl, c.node_id]);
+  /**
+   * One transaction at steady state (a few changed jobs per round). A node's rows are cleared in
+   * the transaction that writes its first rows back. A node removed meanwhile has no row to refer
+   * to: its facts are dropped, not an error.
+   */
+  private async write(replaced: number[], changes: Change[]): Promise<void> {
+    const clear = new Set(replaced);
+    for (let i = 0; i < changes.length || clear.size; i += TX_CHANGES) {
+      const part = changes.slice(i, i + TX_CHANGES);
+      if (i > 0) await new Promise<void>((r) => setImmediate(r));
+      await this.db.tx(async () => {
+        for (const id of [...clear]) {
+          if (i + TX_CHANGES < changes.length && part.length && !part.some((c) => c.node_id === id)) continue;
+          clear.delete(id);
+          await this.db.run(`DELETE FROM node_jobs WHERE node_id = ?`, [id]);
         }
-      }
-    });
+        for (const c of part) if (c.facts === null) await this.db.run(`DELETE FROM node_jobs WHERE node_id = ? AND job = ?`, [c.node_id, c.job]);
+        const rows = part.filter((c) => c.facts !== null).map((c) => [c.node_id, c.job, c.facts!.pid, c.facts!.logUrl, c.facts!.itemsUrl]);
+        let k = 0;
+        for (; k + UPSERT_CHUNK <= rows.length; k += UPSERT_CHUNK) await this.db.run(UPSERT_MANY, rows.slice(k, k + UPSERT_CHUNK).flat());
+        for (; k < rows.length; k++) await this.db.run(UPSERT_ONE, rows[k]!);
+      });
+    }
   }
 
   /**
