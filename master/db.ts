@@ -378,13 +378,6 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (node_id, job)
   ) WITHOUT ROWID;
   CREATE INDEX node_jobs_job ON node_jobs (job);
-  -- A package's bytes, kept in the database only on PostgreSQL (several masters); empty here.
-  CREATE TABLE package_files (
-    project TEXT NOT NULL,
-    version TEXT NOT NULL,
-    data    BLOB NOT NULL,
-    PRIMARY KEY (project, version)
-  );
   `,
 ];
 

@@ -38,18 +38,7 @@ export interface VersionRow {
  * is kept.
  */
 export class PackageRepo {
-  /**
-   * On PostgreSQL, where several masters share the store, a package's bytes are kept in the
-   * database too (package_files), so a master that did not take the upload can push the version;
-   * each master keeps its own copy on disk. On SQLite (one master) the disk is enough.
-   */
-  private readonly sharedBytes: boolean;
-  /** The sha256 of each local copy this process wrote or fetched ("project/version"): another sha means another upload since. */
-  private readonly localSha = new Map<string, string>();
-
-  constructor(private readonly db: SqlDb, private readonly dir: string) {
-    this.sharedBytes = db.dialect === 'postgres';
-  }
+  constructor(private readonly db: SqlDb, private readonly dir: string) {}
 
   private file(project: string, version: string): string { return join(this.dir, project, `${version}.zip`); }
 
@@ -80,7 +69,10 @@ export class PackageRepo {
   async add(project: string, version: string, data: Buffer, by: string | null): Promise<VersionRow> {
     const { kind, spiders, sha256, requirements } = await PackageRepo.inspect(data);
     const path = this.file(project, version);
-    await writeAtomically(path, data);
+    await mkdir(join(path, '..'), { recursive: true });
+    const staging = `${path}.incoming-${process.pid}-${Date.now()}`;
+    await writeFile(staging, data);
+    await rename(staging, path);
     const row: VersionRow = {
       project, version, kind, size: data.length, sha256,
       spiders: spiders ? JSON.stringify(spiders) : null, uploaded_at: Date.now(), uploaded_by: by,
@@ -94,31 +86,13 @@ export class PackageRepo {
                           requirements = excluded.requirements`, { ...row });
       await this.db.run(`DELETE FROM deleted_versions WHERE project = ? AND (version = ? OR version = '*')`, [project, version]);
       await this.forgetVersion(project, version); // a re-upload must reach every node again
-      if (this.sharedBytes) {
-        await this.db.run(`INSERT INTO package_files (project, version, data) VALUES (?, ?, ?) ON CONFLICT (project, version) DO UPDATE SET data = excluded.data`,
-          [project, version, data]);
-      }
     });
-    this.localSha.set(`${project}/${version}`, sha256);
     return row;
   }
 
-  /** The path of the version's package on this master's disk, fetched from the database first when it is missing or older. */
-  private async local(project: string, version: string): Promise<string> {
-    const path = this.file(project, version);
-    if (!this.sharedBytes) return path;
-    const row = await this.get(project, version);
-    if (!row || this.localSha.get(`${project}/${version}`) === row.sha256) return path;
-    const stored = await this.db.get<{ data: Buffer }>(`SELECT data FROM package_files WHERE project = ? AND version = ?`, [project, version]);
-    if (!stored) return path; // uploaded before the bytes were shared: only this disk has it
-    await writeAtomically(path, stored.data);
-    this.localSha.set(`${project}/${version}`, row.sha256);
-    return path;
-  }
-
-  async read(project: string, version: string): Promise<Buffer> { return readFile(await this.local(project, version)); }
+  read(project: string, version: string): Promise<Buffer> { return readFile(this.file(project, version)); }
   /** The stored package as a file-backed Blob: sent to nodes without being read into memory first. */
-  async blob(project: string, version: string): Promise<Blob> { return openAsBlob(await this.local(project, version)); }
+  blob(project: string, version: string): Promise<Blob> { return openAsBlob(this.file(project, version)); }
 
   get(project: string, version: string): Promise<VersionRow | undefined> {
     return this.db.get<VersionRow>(`SELECT * FROM versions WHERE project = ? AND version = ?`, [project, version]);
@@ -183,7 +157,6 @@ export class PackageRepo {
   async deleteVersion(project: string, version: string): Promise<boolean> {
     const deleted = await this.db.tx(async () => {
       if (!(await this.db.run(`DELETE FROM versions WHERE project = ? AND version = ?`, [project, version]))) return false;
-      await this.db.run(`DELETE FROM package_files WHERE project = ? AND version = ?`, [project, version]);
       await this.forgetVersion(project, version);
       await this.tombstone(project, version);
       return true;
@@ -197,7 +170,6 @@ export class PackageRepo {
     const deleted = await this.db.tx(async () => {
       if (!(await this.db.run(`DELETE FROM versions WHERE project = ?`, [project]))) return false;
       await this.db.run(`DELETE FROM node_versions WHERE project = ?`, [project]);
-      await this.db.run(`DELETE FROM package_files WHERE project = ?`, [project]);
       await this.tombstone(project, '*');
       return true;
     });
@@ -205,12 +177,4 @@ export class PackageRepo {
     await rm(join(this.dir, project), { recursive: true, force: true });
     return true;
   }
-}
-
-/** Writes a file whole or not at all (a reader never sees half of it). */
-async function writeAtomically(path: string, data: Buffer): Promise<void> {
-  await mkdir(join(path, '..'), { recursive: true });
-  const staging = `${path}.incoming-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  await writeFile(staging, data);
-  await rename(staging, path);
 }

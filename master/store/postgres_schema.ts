@@ -341,12 +341,5 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (node_id, job)
   );
   CREATE INDEX node_jobs_job ON node_jobs (job);
-  -- A package's bytes, so a master that did not take the upload can push the version (master/packages/package_repo.ts).
-  CREATE TABLE package_files (
-    project TEXT NOT NULL,
-    version TEXT NOT NULL,
-    data    BYTEA NOT NULL,
-    PRIMARY KEY (project, version)
-  );
   `,
 ];
