@@ -7,8 +7,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMasterDb } from '../master/db.ts';
 import { NodeRegistry } from '../master/nodes/node_registry.ts';
-import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { RunStore } from '../master/runs/run_store.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { AlertService, snapshotOf } from '../master/alerts/alert_service.ts';
 import { RuleEngine, type AlertRule, type NodeSnapshot } from '../master/alerts/rule_engine.ts';
 import { MetricHistory, HOUR, MINUTE, MINUTE_RETENTION_MS } from '../master/metrics/metric_history.ts';
@@ -79,11 +79,11 @@ async function benchRules(): Promise<void> {
     await reg.setStatus((await reg.byId(n.id))!, i % 50 === 0 ? 'offline' : 'online', 'bench', now - 600_000);
   }
   await reg.flushSamples();
-  const svc = new AlertService(db, sql, reg, new RunStore(db), async () => null, {
+  const svc = new AlertService(sql, reg, new RunStore(sql), async () => null, {
     flags: { host: null, port: null, secure: 'none', user: null, password: null, from: null, to: ['ops@example.com'] }, publicUrl: () => 'http://x',
     groupMs: 60_000, groupWaitMs: 5000, retryMinMs: 5000, retryMaxMs: 600_000, evalIntervalMs: 3_600_000, rawRetentionMs: 48 * HOUR,
   });
-  for (const r of rs) svc.rules.create({ ...r });
+  for (const r of rs) await svc.rules.create({ ...r });
   const full: number[] = [];
   const snapCost: number[] = [];
   for (let round = 0; round < 300; round++) {
@@ -96,7 +96,7 @@ async function benchRules(): Promise<void> {
   }
   console.log(`rules: whole round in the master (SQLite + JSON + engine + firings): ${stats(full.slice(20))}`);
   console.log(`rules:   of which reading and parsing the 200 nodes: ${stats(snapCost.slice(20))}`);
-  console.log(`rules:   firings recorded: ${JSON.stringify(svc.firings.counts())}`);
+  console.log(`rules:   firings recorded: ${JSON.stringify(await svc.firings.counts())}`);
   db.close();
 }
 

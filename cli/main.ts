@@ -24,7 +24,8 @@ Commands:
   cancel JOB                                cancel a run
   logs JOB [--tail BYTES] [--follow]        print a run's log
   nodes                                     list nodes with status and load
-${SERVICE_HELP}
+${SERVICE_HELP}  db migrate --from DATABASE --to DATABASE
+                                            copy a stopped master's state into a new database (sqlite:PATH, postgres://…)
 Connection (flags or environment):
   --url URL          SPIDERPLANE_URL        default http://127.0.0.1:5000
   --token TOKEN      SPIDERPLANE_TOKEN      an API token (POST /api/tokens)
@@ -33,6 +34,12 @@ Connection (flags or environment):
 `;
 
 class CliError extends Error {}
+
+// `db …` works on a database directly, not through a master's API.
+if (process.argv[2] === 'db') {
+  const { dbCommand } = await import('./db_command.ts');
+  process.exit(await dbCommand(process.argv.slice(3)));
+}
 
 const { values: opts, positionals } = (() => {
   try {

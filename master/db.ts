@@ -366,6 +366,57 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
   `,
+  // Leadership (issue 12): one lease row (holder, fencing epoch, expiry on the database's clock) and
+  // the masters sharing this database. On SQLite there is one master, and it always leads.
+  `
+  CREATE TABLE leader_lease (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    holder     TEXT,
+    epoch      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, 0);
+  CREATE TABLE masters (
+    id         TEXT PRIMARY KEY,
+    url        TEXT,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+  );
+  -- Package files shared by masters on one database (master/packages/shared_packages.ts).
+  CREATE TABLE package_chunks (
+    sha256 TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (sha256, seq)
+  );
+  `,
+  // Issue 12: the load balancer's dispatch accounting lives in the database, so any master targets
+  // with the same view. A node's dispatches since its last heartbeat are its runs created since
+  // that heartbeat was requested (heartbeat_at); dispatch_lock's one row serialises each choice of
+  // nodes with the insert of its runs, across masters.
+  `
+  CREATE TABLE node_dispatch_load (
+    node_id      INTEGER PRIMARY KEY,
+    heartbeat_at INTEGER NOT NULL   -- when the newest heartbeat that reported its running/pending was requested
+  );
+  CREATE TABLE dispatch_lock (id INTEGER PRIMARY KEY, dispatches INTEGER NOT NULL);
+  INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
+  `,
+  // Failed logins per key (ip:ADDRESS, user:NAME) in the database, so every master shares one limit
+  // (issue 12): how many tries in the window, until when the next one waits, and the wait the last
+  // attempt met (written by the same statement that counts it: the reservation is one upsert).
+  `
+  CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    count    INTEGER NOT NULL,
+    until_at INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL,
+    wait_ms  INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX login_failures_last ON login_failures (last_at);
+  `,
   // Master HA (issue 12): each node's last listjobs.json (pid, log and items links of every job it
   // lists), written by the master that heartbeats, read by every master's Scrapyd facade.
   `

@@ -17,6 +17,7 @@ import { normaliseNodeUrl } from './nodes/node_url.ts';
 import { PackageRepo } from './packages/package_repo.ts';
 import { Deployer } from './packages/deployer.ts';
 import { LoadBalancer } from './runs/load_balancer.ts';
+import { DispatchLoadStore } from './runs/dispatch_load_store.ts';
 import { RunStore, type RunRow } from './runs/run_store.ts';
 import { Dispatcher } from './runs/dispatcher.ts';
 import { RunTracker } from './runs/run_tracker.ts';
@@ -26,7 +27,7 @@ import { RunRetention } from './runs/run_retention.ts';
 import { SettingsStore } from './settings_store.ts';
 import { ScheduleStore } from './schedules/schedule_store.ts';
 import { Scheduler } from './schedules/scheduler.ts';
-import { UserStore } from './auth/users.ts';
+import { UserProblem, UserStore } from './auth/users.ts';
 import { LoginLimiter, SessionStore } from './web/sessions.ts';
 import { createMasterApp } from './http/app.ts';
 import { AlertService, errorLinesVia } from './alerts/alert_service.ts';
@@ -50,13 +51,13 @@ export class Master {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   /** Failed logins, shared by the login page and HTTP basic auth. */
-  readonly loginLimiter = new LoginLimiter();
+  readonly loginLimiter: LoginLimiter;
   readonly heartbeat: Heartbeat;
   readonly alerts: AlertService;
   /** Spider services: desired state, and the loop that keeps their replicas running. */
   readonly services: ServiceStore;
   readonly reconciler: ServiceReconciler;
-  readonly balancer = new LoadBalancer();
+  readonly balancer: LoadBalancer;
   /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
   readonly nodeJobs: NodeJobsCache;
   readonly retention: RunRetention;
@@ -81,21 +82,23 @@ export class Master {
     this.nodeJobs = new NodeJobsCache(sql);
     this.repo = new PackageRepo(sql, join(config.dataDir, 'packages'));
     this.deployer = new Deployer(sql, this.repo, this.nodes, clientFor);
-    this.runs = new RunStore(db);
-    this.policies = new RunPolicyStore(db);
+    this.runs = new RunStore(sql);
+    this.policies = new RunPolicyStore(sql);
+    this.balancer = new LoadBalancer(new DispatchLoadStore(sql));
     this.dispatcher = new Dispatcher(this.runs, this.repo, this.nodes, this.balancer, (n) => clientFor(n), this.policies);
     this.tracker = new RunTracker(this.runs, this.nodes, this.dispatcher, (n) => clientFor(n));
     this.retries = new RetryManager(this.runs, this.policies, this.dispatcher, this.nodes);
     this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
-    this.schedules = new ScheduleStore(db);
+    this.schedules = new ScheduleStore(sql);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
-    this.users = new UserStore(db);
-    this.sessions = new SessionStore(db);
+    this.users = new UserStore(sql);
+    this.sessions = new SessionStore(sql);
+    this.loginLimiter = new LoginLimiter(sql);
     this.heartbeat = new Heartbeat(this.nodes, clientFor, {
       intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs, offlineAfterMs: config.offlineAfterMs,
     });
     this.heartbeat.on('heartbeat', (h) => {
-      this.balancer.recordHeartbeat(h.node.id, h.requestedAt);
+      this.balancer.recordHeartbeat(h.node.id, h.requestedAt).catch((e) => console.error('[spiderplane-master] dispatch accounting:', e));
       this.nodeJobs.record(h.node.id, h.jobs);
       // The reconciler counts a node's replicas only once this heartbeat's jobs are in the runs table.
       this.tracker.onHeartbeat(h).then(() => this.reconciler.heardFrom(h.node.id), (e) => console.error('[spiderplane-master] run sync failed:', e));
@@ -109,14 +112,19 @@ export class Master {
       this.reconciler.forgetNode(n.id);
       this.tracker.onOffline(n).catch((e) => console.error('[spiderplane-master] failover failed:', e)).finally(() => this.reconciler.kick());
     });
-    this.alerts = new AlertService(db, sql, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
+    this.alerts = new AlertService(sql, this.nodes, this.runs, errorLinesVia(this.nodes, (n) => clientFor(n)), {
       flags: config.smtp, publicUrl: () => config.publicUrl ?? this.url, groupMs: config.alertGroupMs, groupWaitMs: config.alertGroupWaitMs,
       retryMinMs: config.mailRetryMinMs, retryMaxMs: config.mailRetryMaxMs, evalIntervalMs: config.heartbeatIntervalMs, rawRetentionMs: config.metricsRetentionMs,
     });
     // The retry is planned first, so the failure alert can say when it comes (or that it gave up).
-    this.tracker.on('finished', (run: RunRow) => this.alerts.onRunEnded(this.retries.onRunEnded(run)));
+    this.tracker.on('finished', (run: RunRow) => {
+      this.retries.onRunEnded(run).then((r) => this.alerts.onRunEnded(r), (e) => {
+        console.error('[spiderplane-master] planning a retry failed:', e);
+        this.alerts.onRunEnded(run);
+      });
+    });
     this.tracker.on('lost', (run: RunRow) => this.alerts.onRunEnded(run));
-    this.services = new ServiceStore(db);
+    this.services = new ServiceStore(sql);
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
       tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
     });
@@ -157,8 +165,9 @@ export class Master {
     });
     master.heartbeat.start();
     master.reconciler.start();
+    await master.alerts.prepare();
     await master.scheduler.start();
-    master.retries.start();
+    await master.retries.start();
     await master.alerts.start();
     master.retention.start();
     return master;
@@ -166,10 +175,16 @@ export class Master {
 
   /** First start: the admin from --admin-user/--admin-password, or a random password printed once. */
   private async ensureAdmin(): Promise<void> {
-    if (this.users.count() > 0) return;
+    if ((await this.users.count()) > 0) return;
     const username = this.config.adminUser ?? 'admin';
     const password = this.config.adminPassword ?? randomBytes(12).toString('base64url');
-    await this.users.create(username, password, 'admin');
+    try {
+      await this.users.create(username, password, 'admin');
+    } catch (e) {
+      // Masters starting together on one database: another one created it first.
+      if (e instanceof UserProblem && (await this.users.count()) > 0) return;
+      throw e;
+    }
     if (this.config.adminPassword === null) {
       console.log(`[spiderplane-master] created the first admin: user '${username}', password '${password}' (shown once; change it after logging in)`);
     } else {
@@ -246,10 +261,10 @@ export class Master {
     // Its active runs are not forgotten: they are stopped there (best effort: it may be dead)
     // and fail over like a dead node's.
     const client = new NodeClient(node, this.clusterToken, 5_000);
-    await Promise.all(this.runs.activeOfNode(node.id).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
+    await Promise.all((await this.runs.activeOfNode(node.id)).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
     await this.tracker.onOffline(node, 'was removed');
     await this.nodes.remove(node.id);
-    this.balancer.forget(node.id);
+    await this.balancer.forget(node.id);
     await this.nodeJobs.forget(node.id);
     this.reconciler.forgetNode(node.id);
     this.reconciler.kick();

@@ -30,7 +30,7 @@ export const SLAVE_OPTIONS: readonly OptionSpec[] = [
   { flag: 'on-shutdown', env: 'SPIDERPLANE_ON_SHUTDOWN', type: 'string', default: 'stop', choices: ['stop', 'leave'], help: "on SIGTERM/SIGINT: 'stop' running spiders gracefully, or 'leave' them running to be re-adopted at the next start" },
   { flag: 'orphans', env: 'SPIDERPLANE_ORPHANS', type: 'string', default: 'adopt', choices: ['adopt', 'kill'], help: "spider processes that outlived a crashed slave: 'adopt' and supervise them, or 'kill' them" },
   { flag: 'metrics-interval', env: 'SPIDERPLANE_METRICS_INTERVAL', type: 'number', default: 5, min: 1, help: 'seconds between system metric samples' },
-  { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of a spiderplane master to announce this slave to' },
+  { flag: 'master', env: 'SPIDERPLANE_MASTER', type: 'string', default: null, help: 'URL of the spiderplane master to announce this slave to; several masters sharing one database: URL1,URL2,… (each is told; a load balancer URL works too)' },
   { flag: 'master-lease', env: 'SPIDERPLANE_MASTER_LEASE', type: 'number', default: null, min: 0, help: "seconds with no word from any master after which runs the master fails over (sent with _keep_running=0) are stopped here; a master's own window (its --offline-after, sent with every request) takes precedence; 0 = never stop them" },
   { flag: 'cluster-token', env: 'SPIDERPLANE_CLUSTER_TOKEN', type: 'string', default: null, help: 'shared secret between master and slaves (also accepted as a Bearer token on this API)' },
   { flag: 'logparser-version', env: 'SPIDERPLANE_LOGPARSER_VERSION', type: 'string', default: '0.8.4', choices: ['0.8.4', '0.8.2'], help: "LogParser whose JSON /logs/stats.json and /logs/P/S/JOB.json imitate: '0.8.4' for ScrapydWeb 1.6, '0.8.2' for ScrapydWeb 1.4/1.5 (each wants its own, exactly)" },
@@ -67,7 +67,8 @@ export interface SlaveConfig {
   onShutdown: 'stop' | 'leave';
   orphans: 'adopt' | 'kill';
   metricsIntervalSeconds: number;
-  master: string | null;
+  /** --master: the masters this slave announces to (empty: none). */
+  masters: string[];
   /** --master-lease: null = only the window a master tells; 0 = leases off */
   masterLeaseSeconds: number | null;
   clusterToken: string | null;
@@ -148,7 +149,7 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     onShutdown: o.on_shutdown === 'leave' ? 'leave' : 'stop',
     orphans: o.orphans === 'kill' ? 'kill' : 'adopt',
     metricsIntervalSeconds: Number(o.metrics_interval),
-    master: str('master'),
+    masters: parseMasterUrls(str('master')),
     masterLeaseSeconds: o.master_lease === null || o.master_lease === undefined ? null : Number(o.master_lease),
     clusterToken: str('cluster_token'),
     advertiseUrl: str('advertise_url'),
@@ -159,4 +160,20 @@ export function slaveConfig(v: Record<string, unknown>): SlaveConfig {
     forkserver: o.forkserver === true && o.no_forkserver !== true,
     labels: parseLabels(list('label')),
   };
+}
+
+/** `--master URL1,URL2,…`: each an http(s) URL, no duplicates. */
+export function parseMasterUrls(value: string | null): string[] {
+  if (value === null) return [];
+  const urls = value.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw new Error(`--master: '${u}' is not a URL (give http://HOST:PORT, several separated by commas)`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`--master: '${u}' must be an http:// or https:// URL`);
+  }
+  return [...new Set(urls.map((u) => u.replace(/\/+$/, '')))];
 }

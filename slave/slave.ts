@@ -40,7 +40,7 @@ export class Slave {
     private readonly server: Server,
     private readonly metrics: SystemMetrics,
     private readonly logs: LogMonitor,
-    private readonly announcer: Announcer | null,
+    private readonly announcers: Announcer[],
     private readonly pruner: HistoryPruner,
     private readonly forkservers: Forkservers | null,
   ) {}
@@ -86,7 +86,7 @@ export class Slave {
     let address = `${config.bind}:${config.port}`;
     const logs = new LogMonitor(1000, saveErrors, () => address, config.logparserVersion);
     const keepersDir = prepareKeepersDir(config.dataDir);
-    const lease = new MasterLease(config.masterLeaseSeconds, config.master !== null || (config.masterLeaseSeconds ?? 0) > 0);
+    const lease = new MasterLease(config.masterLeaseSeconds, config.masters.length > 0 || (config.masterLeaseSeconds ?? 0) > 0);
     lease.seed(readToldWindow(keepersDir));
     // --forkserver: the slave's interpreter is warmed now; a version's own environment at its first job.
     const forkservers = config.forkserver ? new Forkservers(config.dataDir, sandbox) : null;
@@ -124,18 +124,17 @@ export class Slave {
     address = `${config.bind.includes(':') ? `[${config.bind}]` : config.bind}:${(server.address() as AddressInfo).port}`;
     launcher.kick();
     launcher.startLeaseWatch();
-    let announcer: Announcer | null = null;
-    if (config.master) {
-      const advertised = config.advertiseUrl ?? `http://${address}`;
-      announcer = new Announcer(config.master, config.clusterToken, () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }), undefined, () => launcher.masterContact(null));
-      announcer.start();
-    }
-    return new Slave(config, core, db, server, metrics, logs, announcer, pruner, forkservers);
+    // Every master sharing the database is told (any of them may be the leader that heartbeats).
+    const advertised = config.advertiseUrl ?? `http://${address}`;
+    const announcers = config.masters.map((m) => new Announcer(m, config.clusterToken,
+      () => ({ name: config.nodeName, url: advertised, max_proc: launcher.maxProc, labels: config.labels }), undefined, () => launcher.masterContact(null)));
+    for (const a of announcers) a.start();
+    return new Slave(config, core, db, server, metrics, logs, announcers, pruner, forkservers);
   }
 
   /** Stops listening, settles running spiders per on-shutdown, and closes the database. */
   async stop(): Promise<void> {
-    this.announcer?.stop();
+    for (const a of this.announcers) a.stop();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -4,9 +4,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openMasterDb } from '../master/db.ts';
-import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { NodeRegistry } from '../master/nodes/node_registry.ts';
 import { RunStore } from '../master/runs/run_store.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { AlertService } from '../master/alerts/alert_service.ts';
 import { Outbox, OutboxSender } from '../master/alerts/outbox.ts';
 import { composeAlertMail, type SmtpSettings } from '../master/alerts/mailer.ts';
@@ -136,13 +136,13 @@ describe('outbox and grouping against a real SMTP server', () => {
     const db = openMasterDb(tempDir('spiderplane-alerts-unit-'));
     const sql = new SqliteDb(db);
     const nodes = new NodeRegistry(sql);
-    const svc = new AlertService(db, sql, nodes, new RunStore(db), async () => null, {
+    const svc = new AlertService(sql, nodes, new RunStore(sql), async () => null, {
       flags: smtpSettings(smtp.port, ['ops@example.com', 'oncall@example.com']), publicUrl: () => 'http://ui.example', groupMs: 400, groupWaitMs: 100,
       retryMinMs: 50, retryMaxMs: 200, evalIntervalMs: 60_000, rawRetentionMs: HOUR,
     });
     try {
       await svc.start();
-      assert.deepEqual(svc.rules.all().map((r) => r.kind), ['node_offline', 'job_failed', 'disk'], 'default rules');
+      assert.deepEqual((await svc.rules.all()).map((r) => r.kind), ['node_offline', 'job_failed', 'disk'], 'default rules');
       const ns = [];
       for (const n of ['a', 'b', 'c']) ns.push(await nodes.add({ name: `crawl-${n}`, url: `http://${n}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 }));
       for (const n of ns) await nodes.setStatus(n, 'offline', 'test', Date.now());
@@ -165,7 +165,7 @@ describe('outbox and grouping against a real SMTP server', () => {
         assert.match(resolve!.text, /RESOLVED: node crawl-b offline[\s\S]*link: +http:\/\/ui\.example\/nodes\/crawl-b/);
       }
       assert.equal(new Set(smtp.mails.map((m) => m.messageId)).size, 4);
-      assert.deepEqual(svc.firings.counts(), { firing: 0, resolved: 3 });
+      assert.deepEqual(await svc.firings.counts(), { firing: 0, resolved: 3 });
     } finally {
       await svc.stop();
       db.close();
@@ -177,29 +177,29 @@ describe('outbox and grouping against a real SMTP server', () => {
     smtps.push(smtp);
     await smtp.stop();
     const db = openMasterDb(tempDir('spiderplane-outbox-unit-'));
-    const outbox = new Outbox(db);
+    const outbox = new Outbox(new SqliteDb(db));
     const sender = new OutboxSender(outbox, () => smtpSettings(smtp.port), { retryMinMs: 50, retryMaxMs: 200, pollMs: 25 });
     try {
-      const id = outbox.enqueue({ to: 'ops@example.com', subject: 'down then up', text: 'hello', html: '<p>hello</p>', headers: {} });
+      const id = await outbox.enqueue({ to: 'ops@example.com', subject: 'down then up', text: 'hello', html: '<p>hello</p>', headers: {} });
       sender.start();
-      const row = await waitFor('two failed attempts', () => { const r = outbox.get(id)!; return r.attempts >= 2 ? r : undefined; }, 10_000, 20);
+      const row = await waitFor('two failed attempts', async () => { const r = (await outbox.get(id))!; return r.attempts >= 2 ? r : undefined; }, 10_000, 20);
       assert.equal(row.state === 'queued' || row.state === 'sending', true);
-      assert.match(outbox.get(id)!.last_error ?? '', /ECONNREFUSED/);
+      assert.match((await outbox.get(id))!.last_error ?? '', /ECONNREFUSED/);
       assert.equal(sender.backoff(1), 50);
       assert.equal(sender.backoff(3), 200);
       assert.equal(sender.backoff(30), 200);
       await smtp.start();
-      await waitFor('sent', () => (outbox.get(id)!.state === 'sent' ? true : undefined), 10_000, 20);
-      assert.match(outbox.get(id)!.smtp_response ?? '', /^250/);
+      await waitFor('sent', async () => ((await outbox.get(id))!.state === 'sent' ? true : undefined), 10_000, 20);
+      assert.match((await outbox.get(id))!.smtp_response ?? '', /^250/);
       // A crash after the claim: the row is 'sending' at the next start and goes out again, once.
       await sender.stop();
-      const id2 = outbox.enqueue({ to: 'ops@example.com', subject: 'in flight', text: 'x', html: 'x', headers: {} });
-      assert.equal(outbox.claimDue()!.id, id2);
-      assert.equal(outbox.claimDue(), undefined, 'claimed once');
-      assert.equal(new Outbox(db).recoverInFlight(), 1);
+      const id2 = await outbox.enqueue({ to: 'ops@example.com', subject: 'in flight', text: 'x', html: 'x', headers: {} });
+      assert.equal((await outbox.claimDue())!.id, id2);
+      assert.equal(await outbox.claimDue(), undefined, 'claimed once');
+      assert.equal(await new Outbox(new SqliteDb(db)).recoverInFlight(), 1);
       const again = new OutboxSender(outbox, () => smtpSettings(smtp.port), { retryMinMs: 50, retryMaxMs: 200, pollMs: 25 });
       again.start();
-      await waitFor('sent', () => (outbox.get(id2)!.state === 'sent' ? true : undefined), 10_000, 20);
+      await waitFor('sent', async () => ((await outbox.get(id2))!.state === 'sent' ? true : undefined), 10_000, 20);
       await sleep(200);
       await again.stop();
       assert.deepEqual(smtp.mails.map((m) => m.subject), ['down then up', 'in flight']);

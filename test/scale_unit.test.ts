@@ -35,57 +35,57 @@ const newRun = (job: string, project = 'p') => ({
 });
 
 describe('master run counts', () => {
-  test('run_counts stays equal to COUNT(*) GROUP BY state across inserts, state changes, deletes and a reopen', () => {
+  test('run_counts stays equal to COUNT(*) GROUP BY state across inserts, state changes, deletes and a reopen', async () => {
     const dir = tempDir('spiderplane-scale-counts-');
     let db = openMasterDb(dir);
-    let runs = new RunStore(db);
+    let runs = new RunStore(new SqliteDb(db));
     fillRuns(db, { count: 300, state: (i) => (['finished', 'lost', 'failed', 'running', 'pending'] as const)[i % 5]! });
-    const a = runs.insert(newRun('a'));
-    const b = runs.insert(newRun('b'));
-    runs.markDispatched(a.id);
-    runs.update(runs.get(a.id)!, { state: 'running' });
-    runs.update(runs.get(a.id)!, { state: 'running', note: 'same state: no count change' });
-    runs.update(runs.get(b.id)!, { state: 'finished', outcome: 'cancelled', ended_at: Date.now() });
+    const a = await runs.insert(newRun('a'));
+    const b = await runs.insert(newRun('b'));
+    await runs.markDispatched(a.id);
+    await runs.update((await runs.get(a.id))!, { state: 'running' });
+    await runs.update((await runs.get(a.id))!, { state: 'running', note: 'same state: no count change' });
+    await runs.update((await runs.get(b.id))!, { state: 'finished', outcome: 'cancelled', ended_at: Date.now() });
     db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE state = 'lost' LIMIT 7)`).run();
-    assert.deepEqual(runs.counts(), groupCounts(db, 'runs'));
+    assert.deepEqual(await runs.counts(), groupCounts(db, 'runs'));
     db.close();
     db = openMasterDb(dir);
-    runs = new RunStore(db);
-    assert.deepEqual(runs.counts(), groupCounts(db, 'runs'), 'the counts survive a reopen');
-    assert.equal(runs.total(), (db.prepare(`SELECT COUNT(*) AS n FROM runs`).get() as { n: number }).n);
+    runs = new RunStore(new SqliteDb(db));
+    assert.deepEqual(await runs.counts(), groupCounts(db, 'runs'), 'the counts survive a reopen');
+    assert.equal(await runs.total(), (db.prepare(`SELECT COUNT(*) AS n FROM runs`).get() as { n: number }).n);
     db.close();
   });
 
-  test('query totals: exact from the counts, capped and flagged for other filters', () => {
+  test('query totals: exact from the counts, capped and flagged for other filters', async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-total-'));
-    const runs = new RunStore(db);
+    const runs = new RunStore(new SqliteDb(db));
     fillRuns(db, { count: COUNT_CAP + 50, project: (i) => (i % 2 ? 'busy' : 'other') });
-    assert.deepEqual(runs.query({ limit: 10, offset: 0 }).total, COUNT_CAP + 50);
-    assert.equal(runs.query({ state: 'finished', limit: 10, offset: 0 }).total_exact, true);
-    const busy = runs.query({ project: 'busy', limit: 10, offset: 0 });
+    assert.deepEqual((await runs.query({ limit: 10, offset: 0 })).total, COUNT_CAP + 50);
+    assert.equal((await runs.query({ state: 'finished', limit: 10, offset: 0 })).total_exact, true);
+    const busy = await runs.query({ project: 'busy', limit: 10, offset: 0 });
     assert.equal(busy.total, (COUNT_CAP + 50) / 2);
     assert.equal(busy.total_exact, true);
-    const all = runs.query({ spider: 's', limit: 10, offset: 0 });
+    const all = await runs.query({ spider: 's', limit: 10, offset: 0 });
     assert.deepEqual([all.total, all.total_exact], [COUNT_CAP, false]);
     db.close();
   });
 });
 
 describe('lists filter before their limit', () => {
-  test("finishedList of a quiet project gives that project's newest 100, however busy the others are", () => {
+  test("finishedList of a quiet project gives that project's newest 100, however busy the others are", async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-list-'));
-    const runs = new RunStore(db);
+    const runs = new RunStore(new SqliteDb(db));
     const now = Date.now();
     // 150 old runs of 'quiet', then 5000 newer runs of 'busy'.
     fillRuns(db, { count: 150, project: () => 'quiet', endedAt: (i) => now - 10 * DAY_MS + i * 1000 });
     fillRuns(db, { count: 5000, project: () => 'busy', endedAt: (i) => now - DAY_MS + i * 1000 });
-    const quiet = runs.finishedList(100, 'quiet');
+    const quiet = await runs.finishedList(100, 'quiet');
     assert.equal(quiet.length, 100);
     assert.ok(quiet.every((r) => r.project === 'quiet'));
     const expected = (db.prepare(`SELECT id FROM runs WHERE project = 'quiet' ORDER BY ended_at DESC, id DESC LIMIT 100`).all() as Array<{ id: number }>).map((r) => r.id);
     assert.deepEqual(quiet.map((r) => r.id), expected);
-    assert.equal(runs.finishedList(100).length, 100);
-    assert.ok(runs.finishedList(100).every((r) => r.project === 'busy'));
+    assert.equal((await runs.finishedList(100)).length, 100);
+    assert.ok((await runs.finishedList(100)).every((r) => r.project === 'busy'));
     db.close();
   });
 
@@ -123,7 +123,7 @@ describe('lists filter before their limit', () => {
 describe('master history retention', () => {
   test('by age: ended runs older than the limit go, in batches; active and recently lost runs stay', async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-age-'));
-    const runs = new RunStore(db);
+    const runs = new RunStore(new SqliteDb(db));
     const now = Date.now();
     fillRuns(db, { count: 1234, endedAt: (i) => now - 200 * DAY_MS + i }); // old: go
     fillRuns(db, { count: 3, state: () => 'lost', endedAt: () => now - LOST_TAKE_BACK_MS / 2 }); // lost 3.5 days ago: its node may give it back
@@ -132,33 +132,33 @@ describe('master history retention', () => {
     fillRuns(db, { count: 20, endedAt: (i) => now - 10 * DAY_MS + i }); // young: stay
     const batches: number[] = [];
     const orig = runs.pruneEndedBefore.bind(runs);
-    runs.pruneEndedBefore = (before, limit, at) => { const n = orig(before, limit, at); batches.push(n); return n; };
+    runs.pruneEndedBefore = async (before, limit, at) => { const n = await orig(before, limit, at); batches.push(n); return n; };
     const retention = new RunRetention(runs, { maxAgeMs: 90 * DAY_MS, maxRuns: 0, batch: 500 });
     assert.equal(await retention.prune(now), 1234);
     assert.deepEqual(batches, [500, 500, 234]);
-    assert.deepEqual(runs.counts(), { finished: 20, lost: 3, running: 5, pending: 4 });
-    assert.deepEqual(runs.counts(), groupCounts(db, 'runs'));
+    assert.deepEqual(await runs.counts(), { finished: 20, lost: 3, running: 5, pending: 4 });
+    assert.deepEqual(await runs.counts(), groupCounts(db, 'runs'));
     db.close();
   });
 
   test('by count: the oldest ended runs go until the cap holds; active runs are never deleted, even over the cap', async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-count-'));
-    const runs = new RunStore(db);
+    const runs = new RunStore(new SqliteDb(db));
     const now = Date.now();
     fillRuns(db, { count: 5, state: () => 'running' });
     fillRuns(db, { count: 1000, endedAt: (i) => now - 30 * DAY_MS + i * 1000 });
     const newest = (db.prepare(`SELECT id FROM runs WHERE state = 'finished' ORDER BY ended_at DESC LIMIT 95`).all() as Array<{ id: number }>).map((r) => r.id).sort((x, y) => x - y);
     const retention = new RunRetention(runs, { maxAgeMs: 0, maxRuns: 100, batch: 300 });
     assert.equal(await retention.prune(now), 905);
-    assert.equal(runs.total(), 100);
-    assert.equal(runs.counts().running, 5);
+    assert.equal(await runs.total(), 100);
+    assert.equal((await runs.counts()).running, 5);
     const kept = (db.prepare(`SELECT id FROM runs WHERE state = 'finished' ORDER BY id`).all() as Array<{ id: number }>).map((r) => r.id);
     assert.deepEqual(kept, newest, 'the newest ended runs are the ones kept');
     // Only active runs left, more of them than the cap: nothing is deleted.
     const tight = new RunRetention(runs, { maxAgeMs: 0, maxRuns: 3, batch: 300 });
     await tight.prune(now);
-    assert.equal(runs.counts().running, 5);
-    assert.equal(runs.total(), 5);
+    assert.equal((await runs.counts()).running, 5);
+    assert.equal(await runs.total(), 5);
     db.close();
   });
 });

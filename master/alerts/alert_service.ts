@@ -1,7 +1,7 @@
-// Alerts, wired together: evaluation rounds and run/schedule events -> firings (SQLite) -> notices
+// Alerts, wired together: evaluation rounds and run/schedule events -> firings (the database) -> notices
 // grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
-// metric roll-ups' timer.
-import type { Db } from '../../common/sqlite.ts';
+// metric roll-ups' timer. Rounds, events and grouping take turns (one at a time), as they did
+// when every store call was synchronous: a fire cursor or a notice is never handled twice.
 import type { SqlDb } from '../store/sql_db.ts';
 import type { NodeMetrics, SpiderError } from '../../common/types.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
@@ -69,66 +69,86 @@ export class AlertService {
   readonly history: MetricHistory;
   readonly engine = new RuleEngine();
   private readonly settings: SettingsStore;
-  /** The SMTP settings saved in the database (undefined: none), re-read every evaluation round, so a save on another master counts here too. */
+  /** The SMTP settings saved in the database (undefined: none), as last read. */
   private savedSmtp: string | undefined;
-  /** Writes of the fire cursor, in order. */
-  private cursorWrite: Promise<void> = Promise.resolve();
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
-  private fireCursor = 0;
+  /** The last schedule fire looked at (null until prepare()). */
+  private fireCursor: number | null = null;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
   private check: SmtpCheck | null = null;
   private checkRound = 0;
+  /** The end of the last queued turn (see the file comment). */
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly db: Db,
     private readonly sql: SqlDb,
     private readonly nodes: NodeRegistry,
     private readonly runs: RunStore,
     private readonly errorLines: ErrorLines,
     private readonly opts: AlertServiceOptions,
   ) {
-    this.rules = new RuleStore(db);
-    this.firings = new FiringStore(db);
-    this.outbox = new Outbox(db);
+    this.rules = new RuleStore(sql);
+    this.firings = new FiringStore(sql);
+    this.outbox = new Outbox(sql);
     this.history = new MetricHistory(sql, opts.rawRetentionMs);
     this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
     this.settings = new SettingsStore(sql);
-    this.fires = new ScheduleStore(db);
+    this.fires = new ScheduleStore(sql);
+  }
+
+  /** Runs `fn` after every turn queued before it (a failed turn does not stop the next). */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
   }
 
   /** Runs that ended in the last day but were never evaluated (the master stopped in between). */
-  private uncheckedRuns(): RunRow[] { return this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
+  private async uncheckedRuns(): Promise<RunRow[]> { return await this.runs.endedUnchecked(Date.now() - 24 * 3600_000); }
+
+  /**
+   * Before the scheduler starts: where the fire cursor begins on a first start, so the missed
+   * occurrences the scheduler records at its start are looked at.
+   */
+  async prepare(): Promise<void> {
+    if (this.fireCursor !== null) return;
+    const saved = await this.settings.get(FIRE_CURSOR_KEY);
+    this.fireCursor ??= saved !== undefined ? Number(saved) : await this.fires.lastFireId();
+  }
 
   async start(): Promise<void> {
-    const saved = await this.settings.get(FIRE_CURSOR_KEY);
-    this.fireCursor = saved !== undefined ? Number(saved) : this.fires.lastFireId();
     await this.loadSmtp();
     void this.checkSmtp();
-    const requeued = this.outbox.recoverInFlight();
+    await this.prepare();
+    const requeued = await this.outbox.recoverInFlight();
     if (requeued) console.log(`[spiderplane-master] ${requeued} alert mail(s) were being sent when the master stopped: queued again`);
     await this.ensureDefaultRules();
-    for (const run of this.uncheckedRuns()) this.onRunEnded(run);
+    for (const run of await this.uncheckedRuns()) this.onRunEnded(run);
     void this.maintainHistory();
     this.sender.start();
-    const every = (ms: number, fn: () => void) => {
+    // A timer's round is skipped while the previous one still runs (a slow database).
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      let busy = false;
       const t = setInterval(() => {
-        try { fn(); } catch (e) { console.error('[spiderplane-master] alerts:', e); }
+        if (busy) return;
+        busy = true;
+        fn().catch((e) => console.error('[spiderplane-master] alerts:', e)).finally(() => { busy = false; });
       }, ms);
       t.unref();
       this.timers.push(t);
     };
-    every(this.opts.evalIntervalMs, () => {
-      this.evaluateInBackground();
-      this.loadSmtp().catch((e) => console.error('[spiderplane-master] alerts: reading the SMTP settings:', e));
+    every(this.opts.evalIntervalMs, async () => {
+      await this.loadSmtp();
+      await this.evaluateRound();
     });
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
-    every(60_000, () => { void this.maintainHistory(); this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
+    every(60_000, async () => { void this.maintainHistory(); await this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
   }
 
   /** Metric roll-ups and expiry, in small batches between which the event loop runs. */
@@ -145,12 +165,13 @@ export class AlertService {
     for (const t of this.timers) clearInterval(t);
     this.history.halt();
     await Promise.allSettled([...this.pending]);
-    await this.cursorWrite;
+    await this.turn;
     await this.sender.stop();
   }
 
   // ---- SMTP settings ----
 
+  /** Re-read every evaluation round, so SMTP settings saved through another master count here too. */
   private async loadSmtp(): Promise<void> {
     this.savedSmtp = await this.settings.get(SMTP_KEY);
   }
@@ -262,45 +283,46 @@ export class AlertService {
   async ensureDefaultRules(): Promise<void> {
     const s = this.smtp();
     if (s.host === null || s.to.length === 0) return;
-    // Claimed first (one master wins); on SQLite the rules join the same transaction.
+    // Claimed first: of masters saving at once, one creates them.
     await this.sql.tx(async () => {
       if (!(await this.settings.setIfAbsent(DEFAULTS_KEY, String(Date.now())))) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
       // A kind the user already watches cluster-wide gets no second (duplicate) rule.
-      const watched = new Set(this.rules.all().filter((r) => r.scope === 'all').map((r) => r.kind));
-      if (!watched.has('node_offline')) this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
-      if (!watched.has('job_failed')) this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
-      if (!watched.has('disk')) this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
+      const watched = new Set((await this.rules.all()).filter((r) => r.scope === 'all').map((r) => r.kind));
+      if (!watched.has('node_offline')) await this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
+      if (!watched.has('job_failed')) await this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
+      if (!watched.has('disk')) await this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
     });
   }
 
   // ---- rules ----
 
-  createRule(i: RuleInput): AlertRule {
-    const r = this.rules.create(i);
+  async createRule(i: RuleInput): Promise<AlertRule> {
+    const r = await this.rules.create(i);
     this.evaluateSoon();
     return r;
   }
 
-  updateRule(id: number, i: RuleInput): AlertRule | undefined {
-    const before = this.rules.get(id);
+  async updateRule(id: number, i: RuleInput): Promise<AlertRule | undefined> {
+    const before = await this.rules.get(id);
     if (!before) return undefined;
-    const after = this.rules.update(id, i)!;
+    const after = await this.rules.update(id, i);
+    if (!after) return undefined; // deleted meanwhile
     // A rule that stops watching, or now watches something else, closes its firings without mail.
-    if (!after.enabled && before.enabled) this.firings.closeRule(id, 'the rule was disabled');
-    else if (after.kind !== before.kind) this.firings.closeRule(id, 'the rule changed kind');
+    if (!after.enabled && before.enabled) await this.firings.closeRule(id, 'the rule was disabled');
+    else if (after.kind !== before.kind) await this.firings.closeRule(id, 'the rule changed kind');
     this.evaluateSoon();
     return after;
   }
 
-  removeRule(id: number): boolean {
-    const ok = this.rules.remove(id);
-    if (ok) this.firings.closeRule(id, 'the rule was deleted');
+  async removeRule(id: number): Promise<boolean> {
+    const ok = await this.rules.remove(id);
+    if (ok) await this.firings.closeRule(id, 'the rule was deleted');
     return ok;
   }
 
   private evaluateSoon(): void {
-    const t = setTimeout(() => this.evaluateInBackground(), 0);
+    const t = setTimeout(() => { this.evaluateRound().catch((e) => console.error('[spiderplane-master] alerts:', e)); }, 0);
     t.unref();
   }
 
@@ -311,62 +333,59 @@ export class AlertService {
     return rule.recipients.length ? rule.recipients : this.smtp().to;
   }
 
-  private apply(ev: Evaluation, now = Date.now()): void {
+  private async apply(ev: Evaluation, now = Date.now()): Promise<void> {
     if (!ev.fire.length && !ev.resolve.length) return;
-    const rules = new Map(this.rules.all().map((r) => [r.id, r]));
+    const rules = new Map((await this.rules.all()).map((r) => [r.id, r]));
     for (const hit of ev.fire) {
       const rule = rules.get(hit.ruleId);
-      if (rule) this.firings.fire(rule, hit, this.recipients(rule), now);
+      if (rule) await this.firings.fire(rule, hit, this.recipients(rule), now);
     }
     for (const rec of ev.resolve) {
-      if (rec.silent) this.firings.closeQuietly(rec, now);
-      else this.firings.resolve(rec, now);
+      if (rec.silent) await this.firings.closeQuietly(rec, now);
+      else await this.firings.resolve(rec, now);
     }
   }
 
   /** One round: node rules, long-running jobs, schedule fires. */
-  async evaluateRound(now = Date.now()): Promise<void> {
-    if (this.stopped) return;
-    const rules = this.rules.all();
-    if (!rules.some((r) => r.enabled)) { this.skipScheduleFires(); return; }
-    const nodes = await this.nodes.all();
-    if (this.stopped) return;
-    this.apply(this.engine.evaluateNodes(rules, nodes.map(snapshotOf), this.firings.openMap(), now), now);
-    if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
-      const running = this.runs.runningList().map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
-      this.apply(this.engine.evaluateRunning(rules, running, this.firings.openMap(), now), now);
-    }
-    this.scheduleFires(rules);
+  evaluateRound(now = Date.now()): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.stopped) return;
+      const rules = await this.rules.all();
+      if (!rules.some((r) => r.enabled)) { await this.skipScheduleFires(); return; }
+      const open = await this.firings.openMap();
+      await this.apply(this.engine.evaluateNodes(rules, (await this.nodes.all()).map(snapshotOf), open, now), now);
+      if (rules.some((r) => r.enabled && r.kind === 'job_too_long')) {
+        const running = (await this.runs.runningList()).map((r) => ({ job: r.job, project: r.project, spider: r.spider, node: r.node, started_at: r.started_at ?? r.created_at }));
+        await this.apply(this.engine.evaluateRunning(rules, running, await this.firings.openMap(), now), now);
+      }
+      await this.scheduleFires(rules);
+    });
   }
 
-  /** An evaluation round from a timer: its errors logged, stop() waits for it. */
-  private evaluateInBackground(): void {
-    const p = this.evaluateRound().catch((e) => console.error('[spiderplane-master] alerts:', e));
-    this.pending.add(p);
-    void p.finally(() => this.pending.delete(p));
-  }
-
-  private newFires(): ScheduleFire[] {
-    const rows: Array<ScheduleFire & { id: number }> = this.fires.firesAfter(this.fireCursor, 1000);
+  private async newFires(): Promise<ScheduleFire[]> {
+    await this.prepare();
+    const rows: Array<ScheduleFire & { id: number }> = await this.fires.firesAfter(this.fireCursor!, 1000);
     if (rows.length) {
       this.fireCursor = rows[rows.length - 1]!.id;
-      const cursor = String(this.fireCursor);
-      this.cursorWrite = this.cursorWrite.then(() => this.settings.set(FIRE_CURSOR_KEY, cursor)).catch((e) => console.error('[spiderplane-master] alerts: saving the fire cursor:', e));
+      await this.settings.set(FIRE_CURSOR_KEY, String(this.fireCursor));
     }
     return rows;
   }
 
-  private skipScheduleFires(): void { this.newFires(); }
+  private async skipScheduleFires(): Promise<void> { await this.newFires(); }
 
-  private scheduleFires(rules: AlertRule[]): void {
-    for (const f of this.newFires()) this.apply(evaluateScheduleFire(rules, f, this.firings.openMap()));
+  private async scheduleFires(rules: AlertRule[]): Promise<void> {
+    for (const f of await this.newFires()) await this.apply(evaluateScheduleFire(rules, f, await this.firings.openMap()));
   }
 
   /** A spider service changed status (master/services/reconciler.ts): the service_failing rules look at it. */
   onServiceStatus(s: ServiceStatus): void {
     if (this.stopped) return;
-    this.apply(evaluateServiceStatus(this.rules.all(), s, this.firings.openMap()));
-    this.group();
+    const p = this.inTurn(async () => {
+      await this.apply(evaluateServiceStatus(await this.rules.all(), s, await this.firings.openMap()));
+    }).then(() => this.group()).catch((e) => console.error('[spiderplane-master] alerts: service status', s.name, e));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
   }
 
   /** A run ended (finished, or lost with its node): the job rules look at it. */
@@ -378,11 +397,11 @@ export class AlertService {
   }
 
   private async handleRun(run: RunRow): Promise<void> {
-    const rules = this.rules.all();
+    const rules = await this.rules.all();
     const ev = evaluateRun(rules, {
       job: run.job, project: run.project, spider: run.spider, node: run.node, outcome: run.outcome, exit_code: run.exit_code,
-      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry: this.retryFacts(run),
-    }, this.firings.openMap());
+      items_count: run.items_count, error_count: run.error_count, note: run.note, ended_at: run.ended_at ?? Date.now(), retry: await this.retryFacts(run),
+    }, await this.firings.openMap());
     if (ev.fire.some((h) => h.job !== undefined) && run.outcome !== 'lost') {
       const errors = await this.errorLines(run).catch(() => null);
       if (errors && errors.length) {
@@ -390,20 +409,20 @@ export class AlertService {
         for (const h of ev.fire) h.detail = `${h.detail ?? ''}\n\nError lines of job ${run.job}:\n${text}`;
       }
     }
-    this.db.transaction(() => {
-      this.apply(ev);
-      this.runs.markAlertChecked(run.id, Date.now());
-    })();
-    this.group();
+    await this.inTurn(() => this.sql.tx(async () => {
+      await this.apply(ev);
+      await this.runs.markAlertChecked(run.id, Date.now());
+    }));
+    await this.group();
   }
 
   /** What the alert says about a failed run's retries: "retry 1 of 3 in 60 s" or "gave up after 3 retries". */
-  private retryFacts(run: RunRow): RunFacts['retry'] {
+  private async retryFacts(run: RunRow): Promise<RunFacts['retry']> {
     const phrase = retryPhrase(run);
     if (phrase === null) return null;
     let root = run;
     for (let i = 0; i < 100 && root.retry_of !== null; i++) {
-      const prev = this.runs.get(root.retry_of);
+      const prev = await this.runs.get(root.retry_of);
       if (!prev) break;
       root = prev;
     }
@@ -417,28 +436,30 @@ export class AlertService {
    * them, once the oldest has waited groupWait and the recipient's previous mail is groupMs old.
    * Notice -> mail is one transaction with the outbox insert: a notice is mailed exactly once.
    */
-  group(now = Date.now()): void {
-    if (this.stopped) return;
-    let queued = false;
-    for (const { recipient, oldest } of this.firings.waitingRecipients()) {
-      if (now - oldest < this.opts.groupWaitMs) continue;
-      const last = this.outbox.lastMailTo(recipient);
-      if (last !== null && now - last < this.opts.groupMs) continue;
-      this.firings.transaction(() => {
-        const notices = this.firings.waiting(recipient);
-        const parts: NoticeForMail[] = [];
-        for (const n of notices) {
-          const firing = this.firings.get(n.firing_id);
-          if (firing) parts.push({ event: n.event, firing });
-        }
-        if (!parts.length) return;
-        const mail = composeAlertMail(parts, this.opts.publicUrl(), now);
-        const id = this.outbox.enqueue({ to: recipient, ...mail }, now);
-        for (const n of notices) this.firings.attach(n.id, id);
-        queued = true;
-      });
-    }
-    if (queued) this.sender.kick();
+  group(now = Date.now()): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.stopped) return;
+      let queued = false;
+      for (const { recipient, oldest } of await this.firings.waitingRecipients()) {
+        if (now - oldest < this.opts.groupWaitMs) continue;
+        const last = await this.outbox.lastMailTo(recipient);
+        if (last !== null && now - last < this.opts.groupMs) continue;
+        await this.firings.transaction(async () => {
+          const notices = await this.firings.waiting(recipient);
+          const parts: NoticeForMail[] = [];
+          for (const n of notices) {
+            const firing = await this.firings.get(n.firing_id);
+            if (firing) parts.push({ event: n.event, firing });
+          }
+          if (!parts.length) return;
+          const mail = composeAlertMail(parts, this.opts.publicUrl(), now);
+          const id = await this.outbox.enqueue({ to: recipient, ...mail }, now);
+          for (const n of notices) await this.firings.attach(n.id, id);
+          queued = true;
+        });
+      }
+      if (queued) this.sender.kick();
+    });
   }
 }
 

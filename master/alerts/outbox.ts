@@ -1,4 +1,4 @@
-// The mail outbox: every alert mail is a row in SQLite before any SMTP connection is made.
+// The mail outbox: every alert mail is a row in the database before any SMTP connection is made.
 //
 // Delivery semantics. A mail is CLAIMED (queued -> sending, attempts + 1) in one committed UPDATE
 // before it is handed to SMTP, and RECORDED (sending -> sent) right after the server accepts it.
@@ -12,7 +12,7 @@
 // once. A graceful stop (SIGTERM) waits for the in-flight send, so it never leaves that window.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 import { SmtpFailure, sendMail, type OutgoingMail, type SmtpSettings } from './mailer.ts';
 
 export type MailState = 'queued' | 'sending' | 'sent' | 'failed';
@@ -38,63 +38,65 @@ export interface MailRow {
 const MAX_PERMANENT_ATTEMPTS = 5;
 
 export class Outbox {
-  private readonly s;
+  constructor(private readonly db: SqlDb) {}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      insert: db.prepare(`INSERT INTO mail_outbox (message_id, recipient, subject, text, html, headers, state, next_attempt_at, created_at)
-                          VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`),
-      due: db.prepare(`SELECT * FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1`),
-      claim: db.prepare(`UPDATE mail_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ? AND state = 'queued'`),
-      sent: db.prepare(`UPDATE mail_outbox SET state = 'sent', sent_at = ?, smtp_response = ?, last_error = NULL WHERE id = ? AND state = 'sending'`),
-      retry: db.prepare(`UPDATE mail_outbox SET state = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'sending'`),
-      failed: db.prepare(`UPDATE mail_outbox SET state = 'failed', last_error = ? WHERE id = ? AND state = 'sending'`),
-      requeueInFlight: db.prepare(`UPDATE mail_outbox SET state = 'queued', last_error = COALESCE(last_error || '; ', '') || 'the master stopped while sending it' WHERE state = 'sending'`),
-      requeueFailed: db.prepare(`UPDATE mail_outbox SET state = 'queued', next_attempt_at = ?, attempts = 0 WHERE id = ? AND state = 'failed'`),
-      get: db.prepare(`SELECT * FROM mail_outbox WHERE id = ?`),
-      counts: db.prepare(`SELECT state, COUNT(*) AS n FROM mail_outbox GROUP BY state`),
-      lastTo: db.prepare(`SELECT MAX(created_at) AS t FROM mail_outbox WHERE recipient = ?`),
-      nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS t FROM mail_outbox WHERE state = 'queued'`),
-      prune: db.prepare(`DELETE FROM mail_outbox WHERE state = 'sent' AND sent_at < ?`),
-    };
-  }
-
-  enqueue(m: Omit<OutgoingMail, 'messageId'>, now = Date.now()): number {
+  enqueue(m: Omit<OutgoingMail, 'messageId'>, now = Date.now()): Promise<number> {
     const messageId = `<${now.toString(36)}.${randomBytes(9).toString('hex')}@spiderplane.${hostname().replace(/[^A-Za-z0-9.-]/g, '') || 'localhost'}>`;
-    return Number(this.s.insert.run(messageId, m.to, m.subject, m.text, m.html, JSON.stringify(m.headers), now, now).lastInsertRowid);
+    return this.db.insert(`INSERT INTO mail_outbox (message_id, recipient, subject, text, html, headers, state, next_attempt_at, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)`, [messageId, m.to, m.subject, m.text, m.html, JSON.stringify(m.headers), now, now]);
   }
 
   /** At start: mails a previous process left 'sending' go back to the queue (see the file comment). */
-  recoverInFlight(): number { return this.s.requeueInFlight.run().changes; }
-
-  /** The next due mail, claimed for sending (committed before the caller talks to SMTP). */
-  claimDue(now = Date.now()): MailRow | undefined {
-    return this.db.transaction(() => {
-      const row = this.s.due.get(now) as MailRow | undefined;
-      if (!row || this.s.claim.run(row.id).changes !== 1) return undefined;
-      return { ...row, state: 'sending' as const, attempts: row.attempts + 1 };
-    })();
+  recoverInFlight(): Promise<number> {
+    return this.db.run(`UPDATE mail_outbox SET state = 'queued', last_error = COALESCE(last_error || '; ', '') || 'the master stopped while sending it' WHERE state = 'sending'`);
   }
 
-  markSent(id: number, response: string, now = Date.now()): void { this.s.sent.run(now, response, id); }
-  markRetry(id: number, error: string, nextAt: number): void { this.s.retry.run(nextAt, error, id); }
-  markFailed(id: number, error: string): void { this.s.failed.run(error, id); }
-  retryFailed(id: number): boolean { return this.s.requeueFailed.run(Date.now(), id).changes === 1; }
-  get(id: number): MailRow | undefined { return this.s.get.get(id) as MailRow | undefined; }
-  lastMailTo(recipient: string): number | null { return (this.s.lastTo.get(recipient) as { t: number | null }).t; }
-  nextDueAt(): number | null { return (this.s.nextDue.get() as { t: number | null }).t; }
-  pruneSent(before: number): void { this.s.prune.run(before); }
+  /**
+   * The next due mail, claimed for sending (committed before the caller talks to SMTP). The claim
+   * is one conditional UPDATE: of several claimers (masters sharing a database) exactly one gets a
+   * mail; the others, finding it taken, look for the next one.
+   */
+  async claimDue(now = Date.now()): Promise<MailRow | undefined> {
+    for (let tries = 0; tries < 10; tries++) {
+      const due = await this.db.get<{ id: number }>(`SELECT id FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1`, [now]);
+      if (!due) return undefined;
+      const row = await this.db.get<MailRow>(`UPDATE mail_outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ? AND state = 'queued' RETURNING *`, [due.id]);
+      if (row) return row;
+    }
+    return undefined;
+  }
 
-  counts(): Record<MailState, number> {
+  async markSent(id: number, response: string, now = Date.now()): Promise<void> {
+    await this.db.run(`UPDATE mail_outbox SET state = 'sent', sent_at = ?, smtp_response = ?, last_error = NULL WHERE id = ? AND state = 'sending'`, [now, response, id]);
+  }
+  async markRetry(id: number, error: string, nextAt: number): Promise<void> {
+    await this.db.run(`UPDATE mail_outbox SET state = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'sending'`, [Math.round(nextAt), error, id]);
+  }
+  async markFailed(id: number, error: string): Promise<void> {
+    await this.db.run(`UPDATE mail_outbox SET state = 'failed', last_error = ? WHERE id = ? AND state = 'sending'`, [error, id]);
+  }
+  async retryFailed(id: number): Promise<boolean> {
+    return (await this.db.run(`UPDATE mail_outbox SET state = 'queued', next_attempt_at = ?, attempts = 0 WHERE id = ? AND state = 'failed'`, [Date.now(), id])) === 1;
+  }
+  get(id: number): Promise<MailRow | undefined> { return this.db.get<MailRow>(`SELECT * FROM mail_outbox WHERE id = ?`, [id]); }
+  async lastMailTo(recipient: string): Promise<number | null> {
+    return (await this.db.get<{ t: number | null }>(`SELECT MAX(created_at) AS t FROM mail_outbox WHERE recipient = ?`, [recipient]))?.t ?? null;
+  }
+  async nextDueAt(): Promise<number | null> {
+    return (await this.db.get<{ t: number | null }>(`SELECT MIN(next_attempt_at) AS t FROM mail_outbox WHERE state = 'queued'`))?.t ?? null;
+  }
+  async pruneSent(before: number): Promise<void> { await this.db.run(`DELETE FROM mail_outbox WHERE state = 'sent' AND sent_at < ?`, [before]); }
+
+  async counts(): Promise<Record<MailState, number>> {
     const out: Record<MailState, number> = { queued: 0, sending: 0, sent: 0, failed: 0 };
-    for (const r of this.s.counts.all() as Array<{ state: MailState; n: number }>) out[r.state] = r.n;
+    for (const r of await this.db.all<{ state: MailState; n: number }>(`SELECT state, COUNT(*) AS n FROM mail_outbox GROUP BY state`)) out[r.state] = Number(r.n);
     return out;
   }
 
-  list(f: { state?: string; limit: number; offset: number }): MailRow[] {
+  list(f: { state?: string; limit: number; offset: number }): Promise<MailRow[]> {
     const w = f.state === undefined ? '' : 'WHERE state = ?';
-    const params: unknown[] = f.state === undefined ? [] : [f.state];
-    return this.db.prepare(`SELECT * FROM mail_outbox ${w} ORDER BY id DESC LIMIT ? OFFSET ?`).all(...params, f.limit, f.offset) as MailRow[];
+    const params: Array<string | number> = f.state === undefined ? [] : [f.state];
+    return this.db.all<MailRow>(`SELECT * FROM mail_outbox ${w} ORDER BY id DESC LIMIT ? OFFSET ?`, [...params, f.limit, f.offset]);
   }
 }
 
@@ -116,7 +118,7 @@ export class OutboxSender {
 
   constructor(
     private readonly outbox: Outbox,
-    private readonly settings: () => SmtpSettings,
+    private readonly settings: () => SmtpSettings | Promise<SmtpSettings>,
     private readonly opts: SenderOptions,
     private readonly send: (s: SmtpSettings, m: OutgoingMail) => Promise<string> = sendMail,
   ) {}
@@ -140,7 +142,7 @@ export class OutboxSender {
   kick(): void {
     if (this.stopped) return;
     if (this.running) { this.again = true; return; }
-    this.running = this.drain().finally(() => {
+    this.running = this.drain().catch((e) => console.error('[spiderplane-master] alert mail outbox:', e)).finally(() => {
       this.running = null;
       if (this.again) { this.again = false; this.kick(); }
     });
@@ -151,24 +153,24 @@ export class OutboxSender {
   }
 
   private async drain(): Promise<void> {
-    const settings = this.settings();
+    const settings = await this.settings();
     if (settings.host === null) return; // stays queued until SMTP is configured
     while (!this.stopped) {
-      const mail = this.outbox.claimDue();
+      const mail = await this.outbox.claimDue();
       if (!mail) return;
       try {
         const response = await this.send(settings, {
           to: mail.recipient, subject: mail.subject, text: mail.text, html: mail.html, messageId: mail.message_id,
           headers: JSON.parse(mail.headers) as Record<string, string>,
         });
-        this.outbox.markSent(mail.id, response);
+        await this.outbox.markSent(mail.id, response);
       } catch (e) {
         const err = e instanceof SmtpFailure ? e : new SmtpFailure((e as Error).message, false, null);
         if (err.permanent && mail.attempts >= MAX_PERMANENT_ATTEMPTS) {
-          this.outbox.markFailed(mail.id, err.message);
+          await this.outbox.markFailed(mail.id, err.message);
           console.error(`[spiderplane-master] alert mail ${mail.id} to ${mail.recipient} refused for good after ${mail.attempts} attempts: ${err.message}`);
         } else {
-          this.outbox.markRetry(mail.id, err.message, Date.now() + this.backoff(mail.attempts));
+          await this.outbox.markRetry(mail.id, err.message, Date.now() + this.backoff(mail.attempts));
           if (mail.attempts === 1) console.error(`[spiderplane-master] alert mail ${mail.id} to ${mail.recipient} not sent (will retry): ${err.message}`);
         }
         return;

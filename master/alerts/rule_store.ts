@@ -1,5 +1,5 @@
-// Alert rules and their firings in SQLite, and the validation of rule input from the API.
-import type { Db } from '../../common/sqlite.ts';
+// Alert rules and their firings in the database (SQLite or PostgreSQL), and the validation of rule input from the API.
+import type { SqlDb } from '../store/sql_db.ts';
 import { nameProblem } from '../../common/names.ts';
 import { bad } from '../http/input.ts';
 import { ALERT_KINDS, NODE_KINDS, type AlertKind, type AlertRule, type Hit, type Recovery, type Scope } from './rule_engine.ts';
@@ -154,30 +154,34 @@ function defaultName(kind: AlertKind, threshold: number | null, duration: number
 }
 
 export class RuleStore {
-  private readonly s;
-  private cache: AlertRule[] | null = null;
-
-  constructor(db: Db) {
-    this.s = {
-      all: db.prepare(`SELECT * FROM alert_rules ORDER BY id`),
-      get: db.prepare(`SELECT * FROM alert_rules WHERE id = ?`),
-      insert: db.prepare(`INSERT INTO alert_rules (name, kind, threshold, duration_seconds, scope, scope_node, scope_project, scope_spider, recipients, enabled, created_at, updated_at)
-                          VALUES (@name, @kind, @threshold, @duration_seconds, @scope, @scope_node, @scope_project, @scope_spider, @recipients, @enabled, @now, @now)`),
-      update: db.prepare(`UPDATE alert_rules SET name = @name, kind = @kind, threshold = @threshold, duration_seconds = @duration_seconds, scope = @scope,
-                          scope_node = @scope_node, scope_project = @scope_project, scope_spider = @scope_spider, recipients = @recipients,
-                          enabled = @enabled, updated_at = @now WHERE id = @id`),
-      remove: db.prepare(`DELETE FROM alert_rules WHERE id = ?`),
-    };
-  }
+  constructor(private readonly db: SqlDb) {}
 
   private row(i: RuleInput) { return { ...i, recipients: JSON.stringify(i.recipients), enabled: i.enabled ? 1 : 0, now: Date.now() }; }
 
-  /** Every rule (cached between edits: it is read on every heartbeat round). */
-  all(): AlertRule[] { return (this.cache ??= (this.s.all.all() as RuleRow[]).map(toRule)); }
-  get(id: number): AlertRule | undefined { const r = this.s.get.get(id) as RuleRow | undefined; return r ? toRule(r) : undefined; }
-  create(i: RuleInput): AlertRule { this.cache = null; return this.get(Number(this.s.insert.run(this.row(i)).lastInsertRowid))!; }
-  update(id: number, i: RuleInput): AlertRule | undefined { this.cache = null; this.s.update.run({ ...this.row(i), id }); return this.get(id); }
-  remove(id: number): boolean { this.cache = null; return this.s.remove.run(id).changes > 0; }
+  /**
+   * Every rule. Read each time (a small table), not cached: a rule edited through another master
+   * holds at once.
+   */
+  async all(): Promise<AlertRule[]> { return (await this.db.all<RuleRow>(`SELECT * FROM alert_rules ORDER BY id`)).map(toRule); }
+  async get(id: number): Promise<AlertRule | undefined> {
+    const r = await this.db.get<RuleRow>(`SELECT * FROM alert_rules WHERE id = ?`, [id]);
+    return r ? toRule(r) : undefined;
+  }
+
+  async create(i: RuleInput): Promise<AlertRule> {
+    const id = await this.db.insert(`INSERT INTO alert_rules (name, kind, threshold, duration_seconds, scope, scope_node, scope_project, scope_spider, recipients, enabled, created_at, updated_at)
+      VALUES (@name, @kind, @threshold, @duration_seconds, @scope, @scope_node, @scope_project, @scope_spider, @recipients, @enabled, @now, @now)`, this.row(i));
+    return (await this.get(id))!;
+  }
+
+  async update(id: number, i: RuleInput): Promise<AlertRule | undefined> {
+    await this.db.run(`UPDATE alert_rules SET name = @name, kind = @kind, threshold = @threshold, duration_seconds = @duration_seconds, scope = @scope,
+      scope_node = @scope_node, scope_project = @scope_project, scope_spider = @scope_spider, recipients = @recipients,
+      enabled = @enabled, updated_at = @now WHERE id = @id`, { ...this.row(i), id });
+    return this.get(id);
+  }
+
+  async remove(id: number): Promise<boolean> { return (await this.db.run(`DELETE FROM alert_rules WHERE id = ?`, [id])) > 0; }
 }
 
 export interface FiringRow {
@@ -190,35 +194,22 @@ export interface NoticeRow {
   id: number; firing_id: number; event: 'fire' | 'resolve'; recipient: string; created_at: number; mail_id: number | null;
 }
 
+const RESOLVE = `UPDATE alert_firings SET state = 'resolved', resolved_at = @now, resolve_detail = @detail
+  WHERE rule_id = @ruleId AND subject_key = @subjectKey AND state = 'firing' RETURNING id`;
+const NOTICE = `INSERT INTO alert_notices (firing_id, event, recipient, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+
 /**
  * Firings and the mail notices they cause. A firing is opened at most once per (rule, subject) —
- * a partial unique index enforces it — and its notices are written in the same transaction, so
- * a rule that stays firing never mails again and a recorded firing never lacks its mail.
+ * a partial unique index enforces it, on either engine and across masters — and its notices are
+ * written in the same transaction, so a rule that stays firing never mails again and a recorded
+ * firing never lacks its mail.
  */
 export class FiringStore {
-  private readonly s;
+  constructor(private readonly db: SqlDb) {}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      open: db.prepare(`SELECT rule_id, subject_key FROM alert_firings WHERE state = 'firing'`),
-      insert: db.prepare(`INSERT OR IGNORE INTO alert_firings (rule_id, rule_name, kind, subject_key, title, link, state, value, threshold, since, fired_at, detail)
-                          VALUES (@ruleId, @ruleName, @kind, @subjectKey, @title, @link, 'firing', @value, @threshold, @since, @now, @detail)`),
-      resolve: db.prepare(`UPDATE alert_firings SET state = 'resolved', resolved_at = @now, resolve_detail = @detail
-                           WHERE rule_id = @ruleId AND subject_key = @subjectKey AND state = 'firing' RETURNING id`),
-      closeRule: db.prepare(`UPDATE alert_firings SET state = 'resolved', resolved_at = ?, resolve_detail = ? WHERE rule_id = ? AND state = 'firing'`),
-      notice: db.prepare(`INSERT OR IGNORE INTO alert_notices (firing_id, event, recipient, created_at) VALUES (?, ?, ?, ?)`),
-      fireRecipients: db.prepare(`SELECT DISTINCT recipient FROM alert_notices WHERE firing_id = ? AND event = 'fire'`),
-      get: db.prepare(`SELECT * FROM alert_firings WHERE id = ?`),
-      counts: db.prepare(`SELECT state, COUNT(*) AS n FROM alert_firings GROUP BY state`),
-      waitingRecipients: db.prepare(`SELECT recipient, MIN(created_at) AS oldest FROM alert_notices WHERE mail_id IS NULL GROUP BY recipient`),
-      waiting: db.prepare(`SELECT * FROM alert_notices WHERE mail_id IS NULL AND recipient = ? ORDER BY id`),
-      attach: db.prepare(`UPDATE alert_notices SET mail_id = ? WHERE id = ? AND mail_id IS NULL`),
-    };
-  }
-
-  openMap(): Map<number, Set<string>> {
+  async openMap(): Promise<Map<number, Set<string>>> {
     const m = new Map<number, Set<string>>();
-    for (const r of this.s.open.all() as Array<{ rule_id: number; subject_key: string }>) {
+    for (const r of await this.db.all<{ rule_id: number; subject_key: string }>(`SELECT rule_id, subject_key FROM alert_firings WHERE state = 'firing'`)) {
       let set = m.get(r.rule_id);
       if (!set) m.set(r.rule_id, (set = new Set()));
       set.add(r.subject_key);
@@ -227,54 +218,63 @@ export class FiringStore {
   }
 
   /** Opens a firing and its notices; null when the same (rule, subject) is already firing. */
-  fire(rule: AlertRule, hit: Hit, recipients: readonly string[], now = Date.now()): number | null {
-    return this.db.transaction(() => {
-      const r = this.s.insert.run({ ...hit, ruleName: rule.name, kind: rule.kind, now });
-      if (r.changes === 0) return null;
-      const id = Number(r.lastInsertRowid);
-      for (const to of recipients) this.s.notice.run(id, 'fire', to, now);
-      return id;
-    })();
+  fire(rule: AlertRule, hit: Hit, recipients: readonly string[], now = Date.now()): Promise<number | null> {
+    return this.db.tx(async () => {
+      const row = await this.db.get<{ id: number }>(`INSERT INTO alert_firings (rule_id, rule_name, kind, subject_key, title, link, state, value, threshold, since, fired_at, detail)
+        VALUES (@ruleId, @ruleName, @kind, @subjectKey, @title, @link, 'firing', @value, @threshold, @since, @now, @detail)
+        ON CONFLICT DO NOTHING RETURNING id`, { ...hit, ruleName: rule.name, kind: rule.kind, now });
+      if (!row) return null;
+      for (const to of recipients) await this.db.run(NOTICE, [row.id, 'fire', to, now]);
+      return row.id;
+    });
   }
 
   /** Closes a firing; its recovery notice goes to whoever was told it fired. */
-  resolve(rec: Recovery, now = Date.now()): number | null {
-    return this.db.transaction(() => {
-      const row = this.s.resolve.get({ ...rec, now }) as { id: number } | undefined;
+  resolve(rec: Recovery, now = Date.now()): Promise<number | null> {
+    return this.db.tx(async () => {
+      const row = await this.db.get<{ id: number }>(RESOLVE, { ...rec, now });
       if (!row) return null;
-      for (const { recipient } of this.s.fireRecipients.all(row.id) as Array<{ recipient: string }>) this.s.notice.run(row.id, 'resolve', recipient, now);
+      const told = await this.db.all<{ recipient: string }>(`SELECT DISTINCT recipient FROM alert_notices WHERE firing_id = ? AND event = 'fire'`, [row.id]);
+      for (const { recipient } of told) await this.db.run(NOTICE, [row.id, 'resolve', recipient, now]);
       return row.id;
-    })();
+    });
   }
 
   /** Closes one firing without mail (another firing supersedes it). */
-  closeQuietly(rec: Recovery, now = Date.now()): void { this.s.resolve.get({ ...rec, now }); }
+  async closeQuietly(rec: Recovery, now = Date.now()): Promise<void> { await this.db.get(RESOLVE, { ...rec, now }); }
 
   /** Closes a rule's firings without mail (the rule was disabled, deleted or changed kind). */
-  closeRule(ruleId: number, reason: string): void { this.s.closeRule.run(Date.now(), reason, ruleId); }
+  async closeRule(ruleId: number, reason: string): Promise<void> {
+    await this.db.run(`UPDATE alert_firings SET state = 'resolved', resolved_at = ?, resolve_detail = ? WHERE rule_id = ? AND state = 'firing'`, [Date.now(), reason, ruleId]);
+  }
 
-  get(id: number): FiringRow | undefined { return this.s.get.get(id) as FiringRow | undefined; }
+  get(id: number): Promise<FiringRow | undefined> { return this.db.get<FiringRow>(`SELECT * FROM alert_firings WHERE id = ?`, [id]); }
 
-  counts(): Record<string, number> {
+  async counts(): Promise<Record<string, number>> {
     const out: Record<string, number> = { firing: 0, resolved: 0 };
-    for (const r of this.s.counts.all() as Array<{ state: string; n: number }>) out[r.state] = r.n;
+    for (const r of await this.db.all<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM alert_firings GROUP BY state`)) out[r.state] = Number(r.n);
     return out;
   }
 
-  history(f: { state?: string; rule?: number; limit: number; offset: number }): { firings: FiringRow[]; total: number } {
+  async history(f: { state?: string; rule?: number; limit: number; offset: number }): Promise<{ firings: FiringRow[]; total: number }> {
     const where: string[] = [];
-    const params: unknown[] = [];
+    const params: Array<string | number> = [];
     if (f.state !== undefined) { where.push('state = ?'); params.push(f.state); }
     if (f.rule !== undefined) { where.push('rule_id = ?'); params.push(f.rule); }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const firings = this.db.prepare(`SELECT * FROM alert_firings ${w} ORDER BY id DESC LIMIT ? OFFSET ?`).all(...params, f.limit, f.offset) as FiringRow[];
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM alert_firings ${w}`).get(...params) as { n: number }).n;
+    const firings = await this.db.all<FiringRow>(`SELECT * FROM alert_firings ${w} ORDER BY id DESC LIMIT ? OFFSET ?`, [...params, f.limit, f.offset]);
+    const total = Number((await this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM alert_firings ${w}`, params))!.n);
     return { firings, total };
   }
 
-  waitingRecipients(): Array<{ recipient: string; oldest: number }> { return this.s.waitingRecipients.all() as Array<{ recipient: string; oldest: number }>; }
-  waiting(recipient: string): NoticeRow[] { return this.s.waiting.all(recipient) as NoticeRow[]; }
-  attach(noticeId: number, mailId: number): boolean { return this.s.attach.run(mailId, noticeId).changes === 1; }
-  transaction<T>(fn: () => T): T { return this.db.transaction(fn)(); }
+  waitingRecipients(): Promise<Array<{ recipient: string; oldest: number }>> {
+    return this.db.all(`SELECT recipient, MIN(created_at) AS oldest FROM alert_notices WHERE mail_id IS NULL GROUP BY recipient`);
+  }
+  waiting(recipient: string): Promise<NoticeRow[]> {
+    return this.db.all<NoticeRow>(`SELECT * FROM alert_notices WHERE mail_id IS NULL AND recipient = ? ORDER BY id`, [recipient]);
+  }
+  async attach(noticeId: number, mailId: number): Promise<boolean> {
+    return (await this.db.run(`UPDATE alert_notices SET mail_id = ? WHERE id = ? AND mail_id IS NULL`, [mailId, noticeId])) === 1;
+  }
+  transaction<T>(fn: () => Promise<T>): Promise<T> { return this.db.tx(fn); }
 }
-

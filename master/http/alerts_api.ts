@@ -35,80 +35,82 @@ function rangeQuery(ctx: Context): Range {
 
 function idParam(ctx: Context, what: string): number {
   const id = Number(ctx.params.id);
-  if (!Number.isInteger(id) || id <= 0) throw new HttpError(404, `${what} '${String(ctx.params.id).slice(0, 50)}' not found`);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(404, `${what} '${String(ctx.params.id).slice(0, 50)}' not found`);
   return id;
 }
 
 export function mountAlertsApi(router: Router, m: Master): void {
   const a = m.alerts;
   const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
-  const findRule = (ctx: Context) => {
-    const rule = a.rules.get(idParam(ctx, 'rule'));
+  const findRule = async (ctx: Context) => {
+    const rule = await a.rules.get(idParam(ctx, 'rule'));
     if (!rule) throw new HttpError(404, `rule '${ctx.params.id}' not found`);
     return rule;
   };
 
   // ---- rules ----
-  r('get', '/api/alerts/rules', (ctx) => {
+  r('get', '/api/alerts/rules', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const open = a.firings.openMap();
-    return { rules: a.rules.all().map((x) => ({ ...x, firing: open.get(x.id)?.size ?? 0 })), kinds: KIND_INFO, default_recipients: a.smtp().to };
+    const open = await a.firings.openMap();
+    return { rules: (await a.rules.all()).map((x) => ({ ...x, firing: open.get(x.id)?.size ?? 0 })), kinds: KIND_INFO, default_recipients: a.smtp().to };
   });
   r('post', '/api/alerts/rules', async (ctx) => {
     requireRole(ctx, 'operator');
-    const rule = a.createRule(parseRuleInput(await readJson(ctx)));
+    const rule = await a.createRule(parseRuleInput(await readJson(ctx)));
     ctx.status = 201;
     return { rule };
   });
-  r('get', '/api/alerts/rules/:id', (ctx) => {
+  r('get', '/api/alerts/rules/:id', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const rule = findRule(ctx);
-    return { rule, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView) };
+    const rule = await findRule(ctx);
+    return { rule, firings: (await a.firings.history({ rule: rule.id, limit: 50, offset: 0 })).firings.map(firingView) };
   });
   r('put', '/api/alerts/rules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    const rule = findRule(ctx);
-    return { rule: a.updateRule(rule.id, parseRuleInput(await readJson(ctx), rule)) };
+    const rule = await findRule(ctx);
+    return { rule: await a.updateRule(rule.id, parseRuleInput(await readJson(ctx), rule)) };
   });
-  r('post', '/api/alerts/rules/:id/enable', (ctx) => {
+  r('post', '/api/alerts/rules/:id/enable', async (ctx) => {
     requireRole(ctx, 'operator');
-    const rule = findRule(ctx);
-    return { rule: a.updateRule(rule.id, parseRuleInput({ enabled: true }, rule)) };
+    const rule = await findRule(ctx);
+    return { rule: await a.updateRule(rule.id, parseRuleInput({ enabled: true }, rule)) };
   });
-  r('post', '/api/alerts/rules/:id/disable', (ctx) => {
+  r('post', '/api/alerts/rules/:id/disable', async (ctx) => {
     requireRole(ctx, 'operator');
-    const rule = findRule(ctx);
-    return { rule: a.updateRule(rule.id, parseRuleInput({ enabled: false }, rule)) };
+    const rule = await findRule(ctx);
+    return { rule: await a.updateRule(rule.id, parseRuleInput({ enabled: false }, rule)) };
   });
-  r('delete', '/api/alerts/rules/:id', (ctx) => {
+  r('delete', '/api/alerts/rules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    if (!a.removeRule(findRule(ctx).id)) throw new HttpError(404, `rule '${ctx.params.id}' not found`);
+    if (!(await a.removeRule((await findRule(ctx)).id))) throw new HttpError(404, `rule '${ctx.params.id}' not found`);
     return { ok: true };
   });
 
   // ---- history ----
-  r('get', '/api/alerts/firings', (ctx) => {
+  r('get', '/api/alerts/firings', async (ctx) => {
     requireRole(ctx, 'viewer');
     const state = strQuery(ctx, 'state');
     if (state !== undefined && state !== 'firing' && state !== 'resolved') throw bad(`query 'state' must be firing or resolved`);
     const rule = strQuery(ctx, 'rule');
     if (rule !== undefined && !/^\d{1,15}$/.test(rule)) throw bad(`query 'rule' must be a rule id`);
-    const { firings, total } = a.firings.history({ state, rule: rule === undefined ? undefined : Number(rule), limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) });
-    return { firings: firings.map(firingView), total, counts: a.firings.counts() };
+    const { firings, total } = await a.firings.history({ state, rule: rule === undefined ? undefined : Number(rule), limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) });
+    return { firings: firings.map(firingView), total, counts: await a.firings.counts() };
   });
-  r('get', '/api/alerts/outbox', (ctx) => {
+  r('get', '/api/alerts/outbox', async (ctx) => {
     requireRole(ctx, 'viewer');
     const state = strQuery(ctx, 'state');
     if (state !== undefined && !['queued', 'sending', 'sent', 'failed'].includes(state)) throw bad(`query 'state' must be one of queued, sending, sent, failed`);
-    return { mails: a.outbox.list({ state, limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) }).map(mailView), counts: a.outbox.counts() };
+    return { mails: (await a.outbox.list({ state, limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) })).map(mailView), counts: await a.outbox.counts() };
   });
-  r('post', '/api/alerts/outbox/:id/retry', (ctx) => {
+  r('post', '/api/alerts/outbox/:id/retry', async (ctx) => {
     requireRole(ctx, 'admin');
     const id = idParam(ctx, 'mail');
-    if (!a.outbox.get(id)) throw new HttpError(404, `mail '${id}' not found`);
-    if (!a.outbox.retryFailed(id)) throw bad(`mail ${id} is not failed: only failed mails are retried by hand`);
+    if (!(await a.outbox.get(id))) throw new HttpError(404, `mail '${id}' not found`);
+    if (!(await a.outbox.retryFailed(id))) throw bad(`mail ${id} is not failed: only failed mails are retried by hand`);
     a.sender.kick();
-    return { mail: mailView(a.outbox.get(id)!) };
+    const mail = await a.outbox.get(id);
+    if (!mail) throw new HttpError(404, `mail '${id}' not found`);
+    return { mail: mailView(mail) };
   });
 
   // ---- SMTP settings ----
@@ -162,7 +164,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),
-      runs: m.runs.counts(), alerts: a.firings.counts(), outbox: a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
+      runs: await m.runs.counts(), alerts: await a.firings.counts(), outbox: await a.outbox.counts(), now: Date.now(), eventLoopLag: eventLoopLag().figures(),
     });
   });
 }

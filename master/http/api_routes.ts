@@ -7,7 +7,7 @@ import { nodeView } from '../nodes/node_registry.ts';
 import { NodeClient } from '../nodes/node_client.ts';
 import { ACTIVE_STATES, type RunRow } from '../runs/run_store.ts';
 import { describeCron, parseCron } from '../schedules/cron.ts';
-import type { ScheduleInput } from '../schedules/schedule_store.ts';
+import type { ScheduleInput, ScheduleRow } from '../schedules/schedule_store.ts';
 import { parseScheduleInput } from './schedule_input.ts';
 import { ROLES, type Role } from '../auth/users.ts';
 import { authOf, requireRole } from './auth.ts';
@@ -27,9 +27,14 @@ function checkName(kind: string, v: string): string {
 /** The master's JSON API under /api: everything the CLI and the web UI do goes through here. */
 export function mountApi(router: Router, m: Master): void {
   const r = (method: 'get' | 'post' | 'put' | 'delete', path: string, h: (ctx: Context) => Promise<unknown> | unknown) => router[method](path, jsonRoute(h));
-  const viewRun = (r: RunRow) => runView(r, (id) => m.runs.get(id)?.job);
-  const findRun = (job: string): RunRow => {
-    const run = m.runs.byJob(job);
+  /** Run views, with the job each retry repeats (read in one query). */
+  const viewRuns = async (rows: RunRow[]) => {
+    const jobs = await m.runs.jobsOf(rows.flatMap((r) => r.retry_of !== null ? [r.retry_of] : []));
+    return rows.map((r) => runView(r, (id) => jobs.get(id)));
+  };
+  const viewRun = async (r: RunRow) => (await viewRuns([r]))[0]!;
+  const findRun = async (job: string): Promise<RunRow> => {
+    const run = await m.runs.byJob(job);
     if (!run) throw new HttpError(404, `run '${job}' not found`);
     return run;
   };
@@ -40,9 +45,9 @@ export function mountApi(router: Router, m: Master): void {
     const nodes = await m.nodes.all();
     return {
       nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
-      runs: m.runs.counts(),
+      runs: await m.runs.counts(),
       projects: (await m.repo.projects()).length,
-      schedules: m.schedules.all().length,
+      schedules: await m.schedules.count(),
       event_loop_lag: eventLoopLag().figures(),
     };
   });
@@ -179,27 +184,27 @@ export function mountApi(router: Router, m: Master): void {
       policy: readPolicy(f),
     });
     ctx.status = 201;
-    return { runs: runs.map(viewRun) };
+    return { runs: await viewRuns(runs) };
   });
-  r('get', '/api/runs', (ctx) => {
+  r('get', '/api/runs', async (ctx) => {
     requireRole(ctx, 'viewer');
     const state = strQuery(ctx, 'state');
     if (state !== undefined && state !== 'active' && ![...ACTIVE_STATES, 'finished', 'lost', 'failed'].includes(state)) throw bad(`query 'state' must be one of active, dispatching, pending, running, finished, lost, failed`);
     const schedule = strQuery(ctx, 'schedule');
-    const { runs, total, total_exact } = m.runs.query({
+    const { runs, total, total_exact } = await m.runs.query({
       state, node: strQuery(ctx, 'node'), project: strQuery(ctx, 'project'), spider: strQuery(ctx, 'spider'),
       schedule_id: schedule === undefined ? undefined : intQuery(ctx, 'schedule', 0, Number.MAX_SAFE_INTEGER), since: strQuery(ctx, 'since') === undefined ? undefined : intQuery(ctx, 'since', 0, Number.MAX_SAFE_INTEGER),
       limit: intQuery(ctx, 'limit', 50, 1000), offset: intQuery(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
     });
-    return { runs: runs.map(viewRun), total, total_exact };
+    return { runs: await viewRuns(runs), total, total_exact };
   });
-  r('get', '/api/runs/:job', (ctx) => {
+  r('get', '/api/runs/:job', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { run: viewRun(findRun(ctx.params.job!)) };
+    return { run: await viewRun(await findRun(ctx.params.job!)) };
   });
   r('post', '/api/runs/:job/cancel', async (ctx) => {
     requireRole(ctx, 'operator');
-    const run = findRun(ctx.params.job!);
+    const run = await findRun(ctx.params.job!);
     return { prevstate: await m.tracker.cancel(run) };
   });
   r('post', '/api/runs/stop', async (ctx) => {
@@ -207,7 +212,7 @@ export function mountApi(router: Router, m: Master): void {
     const f = new Fields(await readJson(ctx));
     const project = f.name('project')!;
     const spider = f.name('spider', false);
-    const active = m.runs.query({ state: 'active', project, spider: spider ?? undefined, limit: 100_000, offset: 0 }).runs;
+    const active = (await m.runs.query({ state: 'active', project, spider: spider ?? undefined, limit: 100_000, offset: 0 })).runs;
     const results = await Promise.all(active.map(async (run) => ({ job: run.job, node: run.node, prevstate: await m.tracker.cancel(run).catch((e: Error) => `error: ${e.message}`) })));
     return { cancelled: results };
   });
@@ -220,7 +225,7 @@ export function mountApi(router: Router, m: Master): void {
       ctx.body = { error: (e as Error).message };
       return null;
     }
-    const run = m.runs.byJob(ctx.params.job!);
+    const run = await m.runs.byJob(ctx.params.job!);
     const node = run?.node_id ? await m.nodes.byId(run.node_id) : undefined;
     if (!run || !node) {
       ctx.status = 404;
@@ -280,7 +285,7 @@ export function mountApi(router: Router, m: Master): void {
   router.get('/api/runs/:job/stats', fromNode('stats'));
   router.get('/api/runs/:job/errors', fromNode('errors'));
 
-  router.get('/api/runs/:job/log/stream', (ctx) => {
+  router.get('/api/runs/:job/log/stream', async (ctx) => {
     try {
       requireRole(ctx, 'viewer');
     } catch (e) {
@@ -288,7 +293,7 @@ export function mountApi(router: Router, m: Master): void {
       ctx.body = { error: (e as Error).message };
       return;
     }
-    if (!m.runs.byJob(ctx.params.job!)) {
+    if (!await m.runs.byJob(ctx.params.job!)) {
       ctx.status = 404;
       ctx.body = { error: `run '${ctx.params.job}' not found` };
       return;
@@ -298,46 +303,47 @@ export function mountApi(router: Router, m: Master): void {
 
   // ---- schedules ----
   const scheduleInput = async (ctx: Context): Promise<ScheduleInput> => parseScheduleInput(m, await readJson(ctx));
-  const findSchedule = (ctx: Context) => {
-    const s = m.schedules.get(Number(ctx.params.id));
+  const findSchedule = async (ctx: Context): Promise<ScheduleRow> => {
+    const s = /^\d{1,15}$/.test(ctx.params.id ?? '') ? await m.schedules.get(Number(ctx.params.id)) : undefined;
     if (!s) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
     return s;
   };
-  const withNext = (s: ReturnType<typeof findSchedule>) => scheduleView(s, s.enabled ? m.scheduler.nextOccurrences(s, 5) : null);
-  r('get', '/api/schedules', (ctx) => {
+  const withNext = (s: ScheduleRow) => scheduleView(s, s.enabled ? m.scheduler.nextOccurrences(s, 5) : null);
+  r('get', '/api/schedules', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { schedules: m.schedules.all().map(withNext) };
+    return { schedules: (await m.schedules.all()).map(withNext) };
   });
   r('post', '/api/schedules', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = m.schedules.create(await scheduleInput(ctx));
-    m.scheduler.reload(s.id);
+    const s = await m.schedules.create(await scheduleInput(ctx));
+    await m.scheduler.reload(s.id);
     ctx.status = 201;
     return { schedule: withNext(s) };
   });
-  r('get', '/api/schedules/:id', (ctx) => {
+  r('get', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const s = findSchedule(ctx);
-    return { schedule: withNext(s), fires: m.schedules.fires(s.id), runs: m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 }).runs.map(viewRun) };
+    const s = await findSchedule(ctx);
+    return { schedule: withNext(s), fires: await m.schedules.fires(s.id), runs: await viewRuns((await m.runs.query({ schedule_id: s.id, limit: 20, offset: 0 })).runs) };
   });
   r('put', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
-    const updated = m.schedules.update(s.id, await scheduleInput(ctx))!;
-    m.scheduler.reload(s.id);
+    const s = await findSchedule(ctx);
+    const updated = await m.schedules.update(s.id, await scheduleInput(ctx));
+    await m.scheduler.reload(s.id);
+    if (!updated) throw new HttpError(404, `schedule '${ctx.params.id}' not found`);
     return { schedule: withNext(updated) };
   });
-  r('delete', '/api/schedules/:id', (ctx) => {
+  r('delete', '/api/schedules/:id', async (ctx) => {
     requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
-    m.schedules.remove(s.id);
-    m.scheduler.reload(s.id);
+    const s = await findSchedule(ctx);
+    await m.schedules.remove(s.id);
+    await m.scheduler.reload(s.id);
     return { ok: true };
   });
   r('post', '/api/schedules/:id/run', async (ctx) => {
     const user = requireRole(ctx, 'operator');
-    const s = findSchedule(ctx);
-    return { runs: (await m.scheduler.runNow(s.id, user.username)).map(viewRun) };
+    const s = await findSchedule(ctx);
+    return { runs: await viewRuns(await m.scheduler.runNow(s.id, user.username)) };
   });
   r('post', '/api/cron/preview', async (ctx) => {
     requireRole(ctx, 'viewer');
@@ -352,19 +358,19 @@ export function mountApi(router: Router, m: Master): void {
   });
 
   // ---- users and tokens ----
-  r('get', '/api/me', (ctx) => {
+  r('get', '/api/me', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
-    return { user, tokens: m.users.tokens(user.id) };
+    return { user, tokens: await m.users.tokens(user.id) };
   });
   r('post', '/api/tokens', async (ctx) => {
     const user = requireRole(ctx, 'viewer');
     const f = new Fields(await readJson(ctx));
     ctx.status = 201;
-    return { token: m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
+    return { token: await m.users.createToken(user.id, f.requiredString('name', 100)), note: 'shown once: store it now' };
   });
-  r('get', '/api/users', (ctx) => {
+  r('get', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');
-    return { users: m.users.all() };
+    return { users: await m.users.all() };
   });
   r('post', '/api/users', async (ctx) => {
     requireRole(ctx, 'admin');

@@ -35,7 +35,7 @@ export function identify(users: UserStore, sessions: SessionStore, clusterToken:
     if (/^bearer$/i.test(scheme ?? '')) {
       const token = value.trim();
       if (safeEqual(token, clusterToken)) state.cluster = true;
-      else state.user = users.userForToken(token);
+      else state.user = await users.userForToken(token);
     } else if (/^basic$/i.test(scheme ?? '')) {
       const decoded = Buffer.from(value.trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
@@ -54,14 +54,14 @@ export function identify(users: UserStore, sessions: SessionStore, clusterToken:
       }
     } else {
       const cookie = ctx.cookies.get(SESSION_COOKIE);
-      const session = cookie ? sessions.get(cookie) : null;
+      const session = cookie ? await sessions.get(cookie) : null;
       if (session) {
         state.session = session;
         const header = ctx.get('X-CSRF-Token');
         const isForm = /^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(ctx.get('Content-Type'));
         // Forms are checked by the page routes (their _csrf field); everything else needs the header.
         if (SAFE_METHODS.has(ctx.method) || (header && safeEqual(header, session.csrf)) || (isForm && !ctx.path.startsWith('/api/') && !ctx.path.endsWith('.json'))) {
-          state.user = users.get(session.userId) ?? null;
+          state.user = (await users.get(session.userId)) ?? null;
         } else {
           ctx.state.auth = state;
           ctx.status = 403;

@@ -132,7 +132,7 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
   let timer: NodeJS.Timeout;
   const tick = async () => {
     if (closed) return;
-    const run = m.runs.byJob(job);
+    const run = await m.runs.byJob(job);
     if (!run) {
       send('end', { reason: 'run not found' });
       return finish();

@@ -48,8 +48,8 @@ export function mountScrapydFacade(router: Router, m: Master): void {
       })(ctx);
     });
 
-  endpoint('/daemonstatus.json', 'GET', 'viewer', () => {
-    const c = m.runs.counts();
+  endpoint('/daemonstatus.json', 'GET', 'viewer', async () => {
+    const c = await m.runs.counts();
     return { pending: (c.pending ?? 0) + (c.dispatching ?? 0), running: c.running ?? 0, finished: (c.finished ?? 0) + (c.lost ?? 0) + (c.failed ?? 0) };
   });
 
@@ -91,7 +91,7 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     const project = required(p.get('project'), 'project');
     const job = required(p.get('job'), 'job');
     if ((await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
-    const run = m.runs.byJob(job);
+    const run = await m.runs.byJob(job);
     if (!run || run.project !== project) return { prevstate: null };
     const active = run.state === 'dispatching' || run.state === 'pending' || run.state === 'running';
     const prev = active ? await m.tracker.cancel(run, p.get('signal')) : null;
@@ -102,7 +102,7 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     const job = required(p.get('job'), 'job');
     const project = p.get('project');
     if (project !== undefined && (await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
-    const run = m.runs.byJob(job);
+    const run = await m.runs.byJob(job);
     if (!run || (project !== undefined && run.project !== project)) return { currstate: null };
     return { currstate: run.state === 'dispatching' ? 'pending' : run.state === 'lost' || run.state === 'failed' ? 'finished' : run.state };
   });

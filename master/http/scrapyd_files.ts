@@ -128,7 +128,7 @@ export function mountScrapydFiles(m: Master) {
 
   /** The node that holds a job's files: the run's node, else the first node whose folder lists it. */
   const nodeFor = async (top: 'logs' | 'items', project: string, spider: string, file: string): Promise<NodeRow | null> => {
-    const run = m.runs.byJob(jobKeyFromLogFile(file));
+    const run = await m.runs.byJob(jobKeyFromLogFile(file));
     if (run && run.node_id !== null && run.project === project && run.spider === spider) {
       const node = await m.nodes.byId(run.node_id);
       if (node) return node;

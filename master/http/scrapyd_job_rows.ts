@@ -22,10 +22,6 @@ export const FINISHED_TO_KEEP = 100;
  * items has an items file.
  */
 export async function scrapydJobRows(m: Master, project?: string): Promise<{ pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] }> {
-  const running = m.runs.runningList(project);
-  // Filtered before the limit (by an index): a quiet project still lists its own newest.
-  const finished = m.runs.finishedList(FINISHED_TO_KEEP, project);
-  const known = await m.nodeJobs.factsOf([...running, ...finished]);
   const row = (r: RunRow, running: boolean): ScrapydJobRow => {
     const facts = r.node_id === null ? undefined : known.get(factsKey(r.node_id, r.job));
     const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
@@ -37,8 +33,15 @@ export async function scrapydJobRows(m: Master, project?: string): Promise<{ pen
       itemsUrl: hasItems ? jobItemsPath(r.project, r.spider, r.job) : null,
     };
   };
+  const [pending, running, finished] = await Promise.all([
+    m.runs.pendingList(project),
+    m.runs.runningList(project),
+    // Filtered before the limit (by an index): a quiet project still lists its own newest.
+    m.runs.finishedList(FINISHED_TO_KEEP, project),
+  ]);
+  const known = await m.nodeJobs.factsOf([...running, ...finished]);
   return {
-    pending: m.runs.pendingList(project).map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
+    pending: pending.map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
     running: running.map((r) => row(r, true)),
     finished: finished.map((r) => row(r, false)),
   };

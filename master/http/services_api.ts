@@ -10,6 +10,8 @@ import { requireRole } from './auth.ts';
 import { Fields, HttpError, readJson } from './input.ts';
 import { jsonRoute } from './json_route.ts';
 import { runView } from './views.ts';
+import type { RunRow } from '../runs/run_store.ts';
+import { isUniqueViolation } from '../store/sql_db.ts';
 
 /** Koa middleware: the caller must hold `role` (401/403 as JSON otherwise). */
 export function needs(role: Role) {
@@ -25,9 +27,9 @@ export function needs(role: Role) {
   };
 }
 
-/** A service as the API shows it: its settings, its status, and desired vs running per node. */
-export function serviceDetail(m: Master, s: ServiceRow) {
-  const nodes = m.reconciler.replicaCounts(s);
+/** A service as the API shows it: its settings, its status, and desired vs running per node (from `replicas`, every service's active ones, when given). */
+export async function serviceDetail(m: Master, s: ServiceRow, replicas?: readonly RunRow[]) {
+  const nodes = await m.reconciler.replicaCounts(s, replicas);
   const plan = m.reconciler.lastPlans.get(s.id);
   return {
     ...serviceView(s),
@@ -40,51 +42,63 @@ export function serviceDetail(m: Master, s: ServiceRow) {
   };
 }
 
+/** A name taken meanwhile (a parallel request, another master): 409 like the check before it. */
+function nameClash(e: unknown, name: string): unknown {
+  return isUniqueViolation(e) ? new HttpError(409, `a service named '${name}' already exists`) : e;
+}
+
 export function mountServicesApi(router: Router, m: Master): void {
-  const find = (ctx: Context): ServiceRow => {
-    const s = m.services.find(String(ctx.params.ref));
+  const find = async (ctx: Context): Promise<ServiceRow> => {
+    const s = await m.services.find(String(ctx.params.ref));
     if (!s) throw new HttpError(404, `service '${String(ctx.params.ref).slice(0, 100)}' not found`);
     return s;
   };
-  const nameTaken = (name: string, except?: number) => {
-    const other = m.services.byName(name);
+  const nameTaken = async (name: string, except?: number) => {
+    const other = await m.services.byName(name);
     if (other && other.id !== except) throw new HttpError(409, `a service named '${name}' already exists`);
   };
   const changed = async (s: ServiceRow) => {
     await m.reconciler.settle();
-    return { service: serviceDetail(m, m.services.get(s.id) ?? s) };
+    return { service: await serviceDetail(m, (await m.services.get(s.id)) ?? s) };
   };
 
-  router.get('/api/services', needs('viewer'), jsonRoute(() => ({ services: m.services.all().map((s) => serviceDetail(m, s)) })));
+  router.get('/api/services', needs('viewer'), jsonRoute(async () => {
+    const replicas = await m.runs.activeReplicas();
+    return { services: await Promise.all((await m.services.all()).map((s) => serviceDetail(m, s, replicas))) };
+  }));
   router.post('/api/services', needs('operator'), jsonRoute(async (ctx) => {
     const user = requireRole(ctx, 'operator');
     const input = await parseServiceInput(m.dispatcher, await readJson(ctx));
-    nameTaken(input.name);
-    const s = m.services.create(input, user.username);
+    await nameTaken(input.name);
+    const s = await m.services.create(input, user.username).catch((e: unknown) => { throw nameClash(e, input.name); });
     ctx.status = 201;
     return changed(s);
   }));
-  router.get('/api/services/:ref', needs('viewer'), jsonRoute((ctx) => {
-    const s = find(ctx);
-    const replicas = m.runs.activeReplicas().filter((r) => r.service_id === s.id).map((r) => runView(r));
-    return { service: serviceDetail(m, s), replicas, recent: m.runs.endedReplicasSince(s.id, Date.now() - 3600_000).slice(0, 20).map((r) => runView(r)) };
+  router.get('/api/services/:ref', needs('viewer'), jsonRoute(async (ctx) => {
+    const s = await find(ctx);
+    const replicas = (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).map((r) => runView(r));
+    return { service: await serviceDetail(m, s), replicas, recent: (await m.runs.endedReplicasSince(s.id, Date.now() - 3600_000)).slice(0, 20).map((r) => runView(r)) };
   }));
   router.put('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
-    const s = find(ctx);
+    const s = await find(ctx);
     const input = await parseServiceInput(m.dispatcher, await readJson(ctx), s);
-    nameTaken(input.name, s.id);
-    return changed(m.services.update(s.id, input)!);
+    await nameTaken(input.name, s.id);
+    const updated = await m.services.update(s.id, input).catch((e: unknown) => { throw nameClash(e, input.name); });
+    if (!updated) throw new HttpError(404, `service '${String(ctx.params.ref).slice(0, 100)}' not found`);
+    return changed(updated);
   }));
   router.delete('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
-    const s = find(ctx);
-    m.services.remove(s.id);
+    const s = await find(ctx);
+    await m.services.remove(s.id);
     await m.reconciler.settle(); // its replicas are stopped by the next pass
-    return { ok: true, stopping: m.runs.activeReplicas().filter((r) => r.service_id === s.id).length };
+    return { ok: true, stopping: (await m.runs.activeReplicas()).filter((r) => r.service_id === s.id).length };
   }));
   router.post('/api/services/:ref/scale', needs('operator'), jsonRoute(async (ctx) => {
-    const s = find(ctx);
+    const s = await find(ctx);
     const f = new Fields(await readJson(ctx));
     if (!f.has('replicas')) throw new HttpError(400, "'replicas' is required");
-    return changed(m.services.scale(s.id, f.number('replicas', 0, { min: 0, max: MAX_REPLICAS, integer: true }))!);
+    const scaled = await m.services.scale(s.id, f.number('replicas', 0, { min: 0, max: MAX_REPLICAS, integer: true }));
+    if (!scaled) throw new HttpError(404, `service '${String(ctx.params.ref).slice(0, 100)}' not found`);
+    return changed(scaled);
   }));
 }

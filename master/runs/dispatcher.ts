@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isUniqueViolation } from '../store/sql_db.ts';
 import { sanitizeVersion } from '../../common/names.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { NodeClient } from '../nodes/node_client.ts';
@@ -66,6 +67,7 @@ export class Dispatcher {
     return v;
   }
 
+  /** Call inside `balancer.choosing` (the loads read must include every committed dispatch). */
   private async choose(req: DispatchRequest, version: string): Promise<NodeRow[]> {
     const pool = await this.eligible(req.project, version, req.excludeNodeIds);
     const all = await this.nodes.all();
@@ -80,7 +82,7 @@ export class Dispatcher {
     switch (req.target.mode) {
       case 'auto': {
         if (!pool.length) throw new DispatchError(`cannot dispatch: ${why()}`);
-        return this.balancer.pick(asCandidates, 1).map((c) => pool.find((n) => n.id === c.id)!);
+        return (await this.balancer.pick(asCandidates, 1)).map((c) => pool.find((n) => n.id === c.id)!);
       }
       case 'node': {
         const node = all.find((n) => n.name === (req.target.node ?? ''));
@@ -94,7 +96,7 @@ export class Dispatcher {
       case 'nodes': {
         const count = req.target.count ?? 1;
         if (pool.length < count) throw new DispatchError(`cannot dispatch to ${count} nodes: only ${pool.length} eligible${pool.length ? '' : ` (${why()})`}`);
-        return this.balancer.pick(asCandidates, count).map((c) => pool.find((n) => n.id === c.id)!);
+        return (await this.balancer.pick(asCandidates, count)).map((c) => pool.find((n) => n.id === c.id)!);
       }
       case 'all': {
         if (!pool.length) throw new DispatchError(`cannot dispatch: ${why()}`);
@@ -105,22 +107,38 @@ export class Dispatcher {
 
   async dispatch(req: DispatchRequest): Promise<RunRow[]> {
     const version = await this.resolveVersion(req.project, req.version, req.spider);
-    const chosen = await this.choose(req, version);
-    if (req.jobid !== undefined && chosen.length > 1) throw new DispatchError('a fixed jobid can only be used with a single target node');
-    return Promise.all(chosen.map((node) => this.sendTo(node, req, version, req.jobid)));
+    // The choice and the runs it makes are one step (across masters too); the sending is not.
+    const picked = await this.balancer.choosing(async () => {
+      const chosen = await this.choose(req, version);
+      if (req.jobid !== undefined && chosen.length > 1) throw new DispatchError('a fixed jobid can only be used with a single target node');
+      const out: Array<{ node: NodeRow; run: RunRow }> = [];
+      for (const node of chosen) out.push({ node, run: await this.record(node, req, version, req.jobid) });
+      return out;
+    });
+    return Promise.all(picked.map(({ node, run }) => this.sendTo(node, run, req, version, new Set([node.id]))));
   }
 
-  private async sendTo(node: NodeRow, req: DispatchRequest, version: string, jobid?: string, tried = new Set<number>()): Promise<RunRow> {
-    tried.add(node.id);
-    if (jobid !== undefined && this.runs.byJob(jobid)) throw new DispatchError(`jobid '${jobid}' is already used by another run`);
-    const run = this.runs.insert({
-      job: jobid ?? randomUUID().replace(/-/g, ''), project: req.project, spider: req.spider, version, args: req.args, settings: req.settings,
-      priority: req.priority, node_id: node.id, node: node.name, schedule_id: req.scheduleId, retry_of: req.retryOf?.id ?? null,
-      attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
-      service_id: req.serviceId ?? null,
-    });
-    if (req.policy) this.policies?.setPolicy(run.id, req.policy, req.retryNumber ?? 0);
-    this.balancer.recordDispatch(node.id);
+  /** The run row of a dispatch to this node, before anything is sent (it counts in the node's load from now on). */
+  private async record(node: NodeRow, req: DispatchRequest, version: string, jobid?: string): Promise<RunRow> {
+    if (jobid !== undefined && await this.runs.byJob(jobid)) throw new DispatchError(`jobid '${jobid}' is already used by another run`);
+    let run: RunRow;
+    try {
+      run = await this.runs.insert({
+        job: jobid ?? randomUUID().replace(/-/g, ''), project: req.project, spider: req.spider, version, args: req.args, settings: req.settings,
+        priority: req.priority, node_id: node.id, node: node.name, schedule_id: req.scheduleId, retry_of: req.retryOf?.id ?? null,
+        attempt: (req.retryOf?.attempt ?? 0) + 1, retries_left: req.retriesLeft, created_by: req.createdBy,
+        service_id: req.serviceId ?? null,
+      });
+    } catch (e) {
+      // Another master (or request) took the same jobid between the check and the insert.
+      if (jobid !== undefined && isUniqueViolation(e)) throw new DispatchError(`jobid '${jobid}' is already used by another run`);
+      throw e;
+    }
+    if (req.policy) await this.policies?.setPolicy(run.id, req.policy, req.retryNumber ?? 0);
+    return run;
+  }
+
+  private async sendTo(node: NodeRow, run: RunRow, req: DispatchRequest, version: string, tried: Set<number>): Promise<RunRow> {
     try {
       await this.clientFor(node).schedule({
         project: req.project, spider: req.spider, version, jobid: run.job, priority: req.priority, args: req.args, settings: req.settings,
@@ -130,17 +148,22 @@ export class Dispatcher {
         // restarts it on another node).
         keepRunning: req.policy?.keep_running === true || (req.retriesLeft <= 0 && req.serviceId == null),
       });
-      this.runs.markDispatched(run.id);
-      return this.runs.get(run.id)!;
+      await this.runs.markDispatched(run.id);
+      return (await this.runs.get(run.id))!;
     } catch (e) {
-      const failed = this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: Date.now(), note: `node ${node.name} refused or could not be reached: ${(e as Error).message}` });
+      const failed = await this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: Date.now(), note: `node ${node.name} refused or could not be reached: ${(e as Error).message}` });
       // With automatic targeting, another node may take it.
       if (req.target.mode === 'auto' && tried.size < 3) {
-        const next = this.balancer.pick(
-          (await this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])])))
-            .map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY })), 1)[0];
-        const nextNode = next ? await this.nodes.byId(next.id) : undefined;
-        if (nextNode) return this.sendTo(nextNode, req, version, undefined, tried);
+        const next = await this.balancer.choosing(async () => {
+          const pool = await this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])]));
+          const [c] = await this.balancer.pick(pool.map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY })), 1);
+          const nextNode = c ? pool.find((n) => n.id === c.id)! : undefined;
+          return nextNode ? { node: nextNode, run: await this.record(nextNode, req, version) } : undefined;
+        });
+        if (next) {
+          tried.add(next.node.id);
+          return this.sendTo(next.node, next.run, req, version, tried);
+        }
       }
       return failed;
     }

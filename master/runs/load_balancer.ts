@@ -1,7 +1,9 @@
 // Least-load targeting. A node's load is (running + pending) from its last heartbeat, plus what
-// the master dispatched to it since that heartbeat was requested, over its capacity. Counting our
+// the masters dispatched to it since that heartbeat was requested, over its capacity. Counting our
 // own dispatches is what spreads a burst of 30 calls evenly instead of piling on the node that
-// looked idle at the last heartbeat.
+// looked idle at the last heartbeat. The counts live in the database (DispatchLoadStore), so every
+// master sharing it sees every master's dispatches; the choice itself is pure (pickLeastLoaded).
+import type { DispatchCounts, DispatchLoadStore } from './dispatch_load_store.ts';
 
 export interface Candidate {
   id: number;
@@ -12,48 +14,42 @@ export interface Candidate {
 }
 
 const RECENT_MS = 60_000;
+/** Dispatches older than this are not read: a heartbeat has long counted them. */
+const WINDOW_MS = RECENT_MS * 2;
+const NONE: DispatchCounts = { sinceHeartbeat: 0, recent: 0 };
+
+export function loadOf(c: Candidate, counts: DispatchCounts = NONE): number {
+  return (c.running + c.pending + counts.sinceHeartbeat) / Math.max(1, c.capacity);
+}
+
+/** The n least-loaded candidates; ties go to the fewest recent dispatches, then by name. */
+export function pickLeastLoaded(candidates: readonly Candidate[], counts: ReadonlyMap<number, DispatchCounts>, n: number): Candidate[] {
+  return [...candidates]
+    .map((c) => ({ c, load: loadOf(c, counts.get(c.id)), recent: counts.get(c.id)?.recent ?? 0 }))
+    .sort((a, b) => a.load - b.load || a.recent - b.recent || (a.c.name < b.c.name ? -1 : a.c.name > b.c.name ? 1 : 0))
+    .slice(0, n)
+    .map((x) => x.c);
+}
 
 export class LoadBalancer {
-  /** node id -> times (ms) of dispatches the master made to it */
-  private readonly dispatches = new Map<number, number[]>();
-  /** node id -> when the last heartbeat that reported running/pending was requested */
-  private readonly heartbeatAt = new Map<number, number>();
+  constructor(private readonly store: DispatchLoadStore) {}
 
-  recordDispatch(nodeId: number, now = Date.now()): void {
-    const list = this.dispatches.get(nodeId) ?? [];
-    list.push(now);
-    this.dispatches.set(nodeId, list.filter((t) => now - t < RECENT_MS * 2));
-  }
+  /**
+   * Runs a choice and the insert of its runs as one step: in one transaction holding the dispatch
+   * lock, so the next choice (on any master) counts these runs.
+   */
+  choosing<T>(fn: () => Promise<T>): Promise<T> { return this.store.choosing(fn); }
 
   /** A heartbeat requested at requestedAt already counts every dispatch made before then. */
-  recordHeartbeat(nodeId: number, requestedAt: number): void {
-    this.heartbeatAt.set(nodeId, requestedAt);
+  recordHeartbeat(nodeId: number, requestedAt: number): Promise<void> {
+    return this.store.heartbeat(nodeId, requestedAt);
   }
 
-  forget(nodeId: number): void {
-    this.dispatches.delete(nodeId);
-    this.heartbeatAt.delete(nodeId);
-  }
+  forget(nodeId: number): Promise<void> { return this.store.forget(nodeId); }
 
-  private sinceHeartbeat(nodeId: number): number {
-    const since = this.heartbeatAt.get(nodeId) ?? 0;
-    return (this.dispatches.get(nodeId) ?? []).filter((t) => t >= since).length;
-  }
-
-  private recent(nodeId: number, now: number): number {
-    return (this.dispatches.get(nodeId) ?? []).filter((t) => now - t < RECENT_MS).length;
-  }
-
-  load(c: Candidate): number {
-    return (c.running + c.pending + this.sinceHeartbeat(c.id)) / Math.max(1, c.capacity);
-  }
-
-  /** The n least-loaded candidates; ties go to the fewest recent dispatches, then by name. */
-  pick(candidates: readonly Candidate[], n: number, now = Date.now()): Candidate[] {
-    return [...candidates]
-      .map((c) => ({ c, load: this.load(c), recent: this.recent(c.id, now) }))
-      .sort((a, b) => a.load - b.load || a.recent - b.recent || (a.c.name < b.c.name ? -1 : a.c.name > b.c.name ? 1 : 0))
-      .slice(0, n)
-      .map((x) => x.c);
+  /** The n least-loaded candidates (call it inside `choosing`, with the runs it leads to inserted there too). */
+  async pick(candidates: readonly Candidate[], n: number, now = Date.now()): Promise<Candidate[]> {
+    const counts = await this.store.counts(candidates.map((c) => c.id), now, RECENT_MS, WINDOW_MS);
+    return pickLeastLoaded(candidates, counts, n);
   }
 }

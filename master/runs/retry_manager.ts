@@ -32,10 +32,10 @@ export class RetryManager extends EventEmitter {
     super();
   }
 
-  start(): void {
-    const released = this.policies.releaseInterrupted();
+  async start(): Promise<void> {
+    const released = await this.policies.releaseInterrupted();
     if (released) console.log(`[spiderplane-master] ${released} retry(ies) were being dispatched when the master stopped: taken up again`);
-    for (const run of this.policies.unplanned(Date.now() - RETRY_WINDOW_MS)) this.onRunEnded(run);
+    for (const run of await this.policies.unplanned(Date.now() - RETRY_WINDOW_MS)) await this.onRunEnded(run);
     this.timer = setInterval(() => void this.tick(), TICK_MS);
     this.timer.unref();
   }
@@ -46,12 +46,12 @@ export class RetryManager extends EventEmitter {
   }
 
   /** A run ended: plans its retry when it failed and has one left. Returns the row as it now stands. */
-  onRunEnded(run: RunRow): RunRow {
+  async onRunEnded(run: RunRow): Promise<RunRow> {
     const d = decideRetry(run);
     if (d.kind !== 'retry' || run.retry_at !== null) return run;
-    const at = (run.ended_at ?? Date.now()) + retryDelayMs(run.retry_delay, d.number, this.random);
-    this.policies.planRetry(run.id, at);
-    const planned = this.runs.get(run.id) ?? { ...run, retry_at: at };
+    const at = Math.round((run.ended_at ?? Date.now()) + retryDelayMs(run.retry_delay, d.number, this.random));
+    await this.policies.planRetry(run.id, at);
+    const planned = (await this.runs.get(run.id)) ?? { ...run, retry_at: at };
     this.emit('planned', planned);
     return planned;
   }
@@ -61,8 +61,8 @@ export class RetryManager extends EventEmitter {
     if (this.busy) return;
     this.busy = true;
     try {
-      for (const run of this.policies.due(now)) {
-        if (!this.policies.claim(run.id, Date.now())) continue;
+      for (const run of await this.policies.due(now)) {
+        if (!await this.policies.claim(run.id, Date.now())) continue;
         await this.retry(run);
       }
     } catch (e) {
@@ -86,19 +86,19 @@ export class RetryManager extends EventEmitter {
         policy: policyOfRun(run), retryNumber: run.retry_number + 1,
       });
       if (next) {
-        this.runs.update(this.runs.get(run.id)!, { note: `${run.note ? `${run.note}; ` : ''}retry ${run.retry_number + 1} of ${run.retries}: ${next.job} on ${next.node}` });
+        await this.runs.update((await this.runs.get(run.id))!, { note: `${run.note ? `${run.note}; ` : ''}retry ${run.retry_number + 1} of ${run.retries}: ${next.job} on ${next.node}` });
         this.emit('retried', run, next);
       }
     } catch (e) {
       // No node can take it now (all offline, say): try again a little later, within a day of the failure.
       const later = Date.now() + NO_NODE_WAIT_MS;
-      const current = this.runs.get(run.id)!;
+      const current = (await this.runs.get(run.id))!;
       const base = (run.note ?? '').replace(/;? ?retry not dispatched yet: .*$/, '');
       if (later - (run.ended_at ?? 0) < RETRY_WINDOW_MS) {
-        this.policies.planRetry(run.id, later);
-        this.runs.update(current, { note: `${base ? `${base}; ` : ''}retry not dispatched yet: ${(e as Error).message}` });
+        await this.policies.planRetry(run.id, later);
+        await this.runs.update(current, { note: `${base ? `${base}; ` : ''}retry not dispatched yet: ${(e as Error).message}` });
       } else {
-        this.runs.update(current, { note: `${base ? `${base}; ` : ''}gave up retrying: ${(e as Error).message}` });
+        await this.runs.update(current, { note: `${base ? `${base}; ` : ''}gave up retrying: ${(e as Error).message}` });
       }
     }
   }

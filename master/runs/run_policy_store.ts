@@ -1,4 +1,4 @@
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 import type { LimitHit } from '../../common/types.ts';
 import type { RunPolicy } from './run_policy.ts';
 import type { RunRow } from './run_store.ts';
@@ -9,57 +9,61 @@ import type { RunRow } from './run_store.ts';
  * if the master restarts; a claim whose dispatch never created the retry is released at start.
  */
 export class RunPolicyStore {
-  private readonly s;
+  constructor(private readonly db: SqlDb) {}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      setPolicy: db.prepare(`UPDATE runs SET max_runtime = @max_runtime, max_memory = @max_memory, nice = @nice, retries = @retries,
-                             retry_delay = @retry_delay, retry_number = @retry_number, keep_running = @keep_running WHERE id = @id`),
-      setLimitHit: db.prepare(`UPDATE runs SET limit_hit = ? WHERE id = ?`),
-      planRetry: db.prepare(`UPDATE runs SET retry_at = ?, retry_claimed_at = NULL WHERE id = ?`),
-      due: db.prepare(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? AND cancel_requested = 0 ORDER BY retry_at, id LIMIT 100`),
-      dropRetry: db.prepare(`UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_claimed_at IS NULL AND retry_at IS NOT NULL`),
-      claim: db.prepare(`UPDATE runs SET retry_claimed_at = ? WHERE id = ? AND retry_at IS NOT NULL AND retry_claimed_at IS NULL`),
-      release: db.prepare(`UPDATE runs SET retry_claimed_at = NULL WHERE retry_claimed_at IS NOT NULL
-                           AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id)`),
-      unplanned: db.prepare(`SELECT * FROM runs WHERE state = 'finished' AND outcome IN ('failed', 'timeout', 'memory') AND cancel_requested = 0
-                             AND retry_number < retries AND retry_at IS NULL AND ended_at >= ?
-                             AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) ORDER BY id`),
-      retryOf: db.prepare(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id DESC LIMIT 1`),
-    };
+  async setPolicy(id: number, p: RunPolicy, retryNumber: number): Promise<void> {
+    await this.db.run(`UPDATE runs SET max_runtime = @max_runtime, max_memory = @max_memory, nice = @nice, retries = @retries,
+                       retry_delay = @retry_delay, retry_number = @retry_number, keep_running = @keep_running WHERE id = @id`,
+    { id, ...p, keep_running: p.keep_running ? 1 : 0, retry_number: retryNumber });
   }
 
-  setPolicy(id: number, p: RunPolicy, retryNumber: number): void {
-    this.s.setPolicy.run({ id, ...p, keep_running: p.keep_running ? 1 : 0, retry_number: retryNumber });
+  async setLimitHit(id: number, hit: LimitHit | null): Promise<void> {
+    await this.db.run(`UPDATE runs SET limit_hit = ? WHERE id = ?`, [hit ? JSON.stringify(hit) : null, id]);
   }
-
-  setLimitHit(id: number, hit: LimitHit | null): void { this.s.setLimitHit.run(hit ? JSON.stringify(hit) : null, id); }
 
   /** Sets when a failed run's retry is due (and un-claims it, for a retry planned again). */
-  planRetry(id: number, at: number): void { this.s.planRetry.run(at, id); }
+  async planRetry(id: number, at: number): Promise<void> {
+    await this.db.run(`UPDATE runs SET retry_at = ?, retry_claimed_at = NULL WHERE id = ?`, [Math.round(at), id]);
+  }
 
-  due(now: number): RunRow[] { return this.s.due.all(now) as RunRow[]; }
+  due(now: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE retry_at IS NOT NULL AND retry_claimed_at IS NULL AND retry_at <= ? AND cancel_requested = 0
+                                ORDER BY retry_at, id LIMIT 100`, [now]);
+  }
 
   /** Cancelling a failed run whose retry is still waiting drops that retry; true when there was one. */
-  dropRetry(id: number): boolean { return this.s.dropRetry.run(id).changes === 1; }
+  async dropRetry(id: number): Promise<boolean> {
+    return (await this.db.run(`UPDATE runs SET retry_at = NULL WHERE id = ? AND retry_claimed_at IS NULL AND retry_at IS NOT NULL`, [id])) === 1;
+  }
 
-  /** True for the one caller that takes this retry. */
-  claim(id: number, now: number): boolean { return this.s.claim.run(now, id).changes === 1; }
+  /** True for the one caller that takes this retry (one conditional UPDATE: once, across masters). */
+  async claim(id: number, now: number): Promise<boolean> {
+    return (await this.db.run(`UPDATE runs SET retry_claimed_at = ? WHERE id = ? AND retry_at IS NOT NULL AND retry_claimed_at IS NULL`, [now, id])) === 1;
+  }
 
   /** At start: claims the previous master took but never turned into a retry run. */
-  releaseInterrupted(): number { return this.s.release.run().changes; }
+  releaseInterrupted(): Promise<number> {
+    return this.db.run(`UPDATE runs SET retry_claimed_at = NULL WHERE retry_claimed_at IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id)`);
+  }
 
   /** Failed runs with a retry left but none planned (the master stopped between the end and the plan). */
-  unplanned(since: number): RunRow[] { return this.s.unplanned.all(since) as RunRow[]; }
+  unplanned(since: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE state = 'finished' AND outcome IN ('failed', 'timeout', 'memory') AND cancel_requested = 0
+                                AND retry_number < retries AND retry_at IS NULL AND ended_at >= ?
+                                AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) ORDER BY id`, [since]);
+  }
 
   /** The newest run that re-runs this one. */
-  successorOf(id: number): RunRow | undefined { return this.s.retryOf.get(id) as RunRow | undefined; }
+  successorOf(id: number): Promise<RunRow | undefined> {
+    return this.db.get<RunRow>(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id DESC LIMIT 1`, [id]);
+  }
 
   /** The first run of a run's chain of retries and failovers. */
-  rootOf(run: RunRow, get: (id: number) => RunRow | undefined): RunRow {
+  async rootOf(run: RunRow, get: (id: number) => Promise<RunRow | undefined>): Promise<RunRow> {
     let r = run;
     for (let i = 0; i < 100 && r.retry_of !== null; i++) {
-      const prev = get(r.retry_of);
+      const prev = await get(r.retry_of);
       if (!prev) break;
       r = prev;
     }

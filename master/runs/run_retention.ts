@@ -52,7 +52,7 @@ export class RunRetention {
     if (this.opts.maxAgeMs > 0) {
       for (;;) {
         if (this.stopped) return deleted;
-        const n = this.runs.pruneEndedBefore(now - this.opts.maxAgeMs, this.batch, now);
+        const n = await this.runs.pruneEndedBefore(now - this.opts.maxAgeMs, this.batch, now);
         deleted += n;
         if (n < this.batch) break;
         await yieldToLoop();
@@ -61,9 +61,9 @@ export class RunRetention {
     if (this.opts.maxRuns > 0) {
       for (;;) {
         if (this.stopped) return deleted;
-        const over = this.runs.total() - this.opts.maxRuns;
+        const over = (await this.runs.total()) - this.opts.maxRuns;
         if (over <= 0) break;
-        const n = this.runs.pruneOldestEnded(Math.min(over, this.batch), now);
+        const n = await this.runs.pruneOldestEnded(Math.min(over, this.batch), now);
         deleted += n;
         if (n === 0) break; // only active (or recently lost) runs are left over the cap
         await yieldToLoop();

@@ -1,4 +1,4 @@
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 
 export type RunState = 'dispatching' | 'pending' | 'running' | 'finished' | 'lost' | 'failed';
 export const ACTIVE_STATES: readonly RunState[] = ['dispatching', 'pending', 'running'];
@@ -83,153 +83,149 @@ export interface RunFilter {
  * Every SQL statement about runs: the master's record of each job it sent to a node.
  * Each list reads an index that matches its filter and its sort (filter before limit), and the
  * per-state counts come from run_counts, kept by triggers in the same transaction as each change:
- * no request reads the whole history, however long it is.
+ * no request reads the whole history, however long it is. The same SQL runs on SQLite and
+ * PostgreSQL (INDEXED BY only on SQLite, through `db.sql.indexedBy`).
  */
 export class RunStore {
-  private readonly s;
+  constructor(private readonly db: SqlDb) {}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      insert: db.prepare(`INSERT INTO runs (job, project, spider, version, args, settings, priority, node_id, node, state, schedule_id,
-                          retry_of, attempt, retries_left, created_at, created_by)
+  /** `runs` read through this index on SQLite (the plan must not depend on the planner's guess: a wrong one sorts the whole history). */
+  private runsBy(index: string): string { return `runs ${this.db.sql.indexedBy(index)}`; }
+
+  async insert(r: NewRun): Promise<RunRow> {
+    // A service replica is tagged in the same INSERT, before it is sent to a node, so a master restart never loses track of it.
+    const id = await this.db.insert(`INSERT INTO runs (job, project, spider, version, args, settings, priority, node_id, node, state, schedule_id,
+                          retry_of, attempt, retries_left, created_at, created_by, service_id)
                           VALUES (@job, @project, @spider, @version, @args, @settings, @priority, @node_id, @node, 'dispatching', @schedule_id,
-                          @retry_of, @attempt, @retries_left, @created_at, @created_by)`),
-      byId: db.prepare(`SELECT * FROM runs WHERE id = ?`),
-      byJob: db.prepare(`SELECT * FROM runs WHERE job = ?`),
-      activeOfNode: db.prepare(`SELECT * FROM runs WHERE node_id = ? AND state IN ('dispatching', 'pending', 'running')`),
-      lostOfNode: db.prepare(`SELECT runs.*, EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) AS has_successor
-                              FROM runs WHERE node_id = ? AND state = 'lost' AND ended_at > ? AND outcome = 'lost'`),
-      active: db.prepare(`SELECT * FROM runs WHERE state IN ('dispatching', 'pending', 'running') ORDER BY id`),
-      activeOfSchedule: db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE schedule_id = ? AND state IN ('dispatching', 'pending', 'running')`),
-      dispatched: db.prepare(`UPDATE runs SET state = 'pending', dispatched_at = ? WHERE id = ? AND state = 'dispatching'`),
-      update: db.prepare(`UPDATE runs SET state = @state, outcome = @outcome, started_at = @started_at, ended_at = @ended_at,
-                          exit_code = @exit_code, items_count = @items_count, error_count = @error_count, note = @note WHERE id = @id`),
-      cancelRequested: db.prepare(`UPDATE runs SET cancel_requested = 1 WHERE id = ?`),
-      counts: db.prepare(`SELECT state, n FROM run_counts WHERE n > 0`),
-      // INDEXED BY: the plan must not depend on the planner's guess (a wrong one sorts the whole history).
-      finishedAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed') ORDER BY ended_at DESC, id DESC LIMIT ?`),
-      finishedOf: db.prepare(`SELECT * FROM runs INDEXED BY runs_ended_project WHERE state IN ('finished', 'lost', 'failed') AND project = ? ORDER BY ended_at DESC, id DESC LIMIT ?`),
-      pendingAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_waiting WHERE state IN ('dispatching', 'pending') ORDER BY priority DESC, id`),
-      runningAll: db.prepare(`SELECT * FROM runs INDEXED BY runs_running WHERE state = 'running' ORDER BY started_at, id`),
-      // Retention: the oldest ended runs first, through runs_ended_list; a lost run its node may
-      // still give back (LOST_TAKE_BACK_MS) is never taken.
-      pruneBefore: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed') AND ended_at < @before
-                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
-      pruneOldest: db.prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs INDEXED BY runs_ended_list WHERE state IN ('finished', 'lost', 'failed')
-                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`),
-      successorsOf: db.prepare(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id`),
-    };
-  }
-
-  insert(r: NewRun): RunRow {
-    const id = Number(this.s.insert.run({ ...r, args: JSON.stringify(r.args), settings: JSON.stringify(r.settings), created_at: Date.now() }).lastInsertRowid);
-    // A service replica is tagged before it is sent to a node, so a master restart never loses track of it.
-    if (r.service_id) this.db.prepare(`UPDATE runs SET service_id = ? WHERE id = ?`).run(r.service_id, id);
-    return this.get(id)!;
+                          @retry_of, @attempt, @retries_left, @created_at, @created_by, @service_id)`,
+    { ...r, args: JSON.stringify(r.args), settings: JSON.stringify(r.settings), created_at: Date.now(), service_id: r.service_id || null });
+    return (await this.get(id))!;
   }
 
   /** Active replicas of every service (dispatching, pending, running). */
-  activeReplicas(): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE service_id IS NOT NULL AND state IN ('dispatching', 'pending', 'running') ORDER BY id`).all() as RunRow[];
+  activeReplicas(): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE service_id IS NOT NULL AND state IN ('dispatching', 'pending', 'running') ORDER BY id`);
   }
 
   /** Replicas of a service that ended at or after `since`, newest first (restart backoff, crash loops, rolls). */
-  endedReplicasSince(serviceId: number, since: number): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE service_id = ? AND ended_at >= ? ORDER BY ended_at DESC LIMIT 200`).all(serviceId, since) as RunRow[];
+  endedReplicasSince(serviceId: number, since: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE service_id = ? AND ended_at >= ? ORDER BY ended_at DESC LIMIT 200`, [serviceId, since]);
   }
 
-  get(id: number): RunRow | undefined { return this.s.byId.get(id) as RunRow | undefined; }
-  byJob(job: string): RunRow | undefined { return this.s.byJob.get(job) as RunRow | undefined; }
-  activeOfNode(nodeId: number): RunRow[] { return this.s.activeOfNode.all(nodeId) as RunRow[]; }
-  /** Runs lost with this node since `since`, and whether each was re-run elsewhere. */
-  lostOfNode(nodeId: number, since: number): Array<RunRow & { has_successor: number }> { return this.s.lostOfNode.all(nodeId, since) as Array<RunRow & { has_successor: number }>; }
-  active(): RunRow[] { return this.s.active.all() as RunRow[]; }
+  get(id: number): Promise<RunRow | undefined> { return this.db.get<RunRow>(`SELECT * FROM runs WHERE id = ?`, [id]); }
+  byJob(job: string): Promise<RunRow | undefined> { return this.db.get<RunRow>(`SELECT * FROM runs WHERE job = ?`, [job]); }
+  /** The job ids of these runs (for links to a retry's original), by id; unknown ids are left out. */
+  async jobsOf(ids: readonly number[]): Promise<Map<number, string>> {
+    const wanted = [...new Set(ids)];
+    if (wanted.length === 0) return new Map();
+    const rows = await this.db.all<{ id: number; job: string }>(`SELECT id, job FROM runs WHERE ${this.db.sql.inJsonArray('id', 'int')}`, [JSON.stringify(wanted)]);
+    return new Map(rows.map((r) => [r.id, r.job]));
+  }
+  activeOfNode(nodeId: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE node_id = ? AND state IN ('dispatching', 'pending', 'running')`, [nodeId]);
+  }
+  /** Runs lost with this node since `since`, and whether each was re-run elsewhere (1 or 0). */
+  lostOfNode(nodeId: number, since: number): Promise<Array<RunRow & { has_successor: number }>> {
+    return this.db.all<RunRow & { has_successor: number }>(`SELECT runs.*, CASE WHEN EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id) THEN 1 ELSE 0 END AS has_successor
+                              FROM runs WHERE node_id = ? AND state = 'lost' AND ended_at > ? AND outcome = 'lost'`, [nodeId, since]);
+  }
+  active(): Promise<RunRow[]> { return this.db.all<RunRow>(`SELECT * FROM runs WHERE state IN ('dispatching', 'pending', 'running') ORDER BY id`); }
   /** The runs that repeat this one (failovers, retries, and each node tried for them). */
-  successorsOf(id: number): RunRow[] { return this.s.successorsOf.all(id) as RunRow[]; }
+  successorsOf(id: number): Promise<RunRow[]> { return this.db.all<RunRow>(`SELECT * FROM runs WHERE retry_of = ? ORDER BY id`, [id]); }
   /** Runs a schedule started at or after `since` (to tell whether an interrupted fire got as far as dispatching). */
-  ofScheduleSince(scheduleId: number, since: number): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE schedule_id = ? AND created_at >= ? ORDER BY id`).all(scheduleId, since) as RunRow[];
+  ofScheduleSince(scheduleId: number, since: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE schedule_id = ? AND created_at >= ? ORDER BY id`, [scheduleId, since]);
   }
 
-  scheduleHasActive(scheduleId: number): boolean { return (this.s.activeOfSchedule.get(scheduleId) as { n: number }).n > 0; }
+  async scheduleHasActive(scheduleId: number): Promise<boolean> {
+    return (await this.db.get(`SELECT 1 AS one FROM runs WHERE schedule_id = ? AND state IN ('dispatching', 'pending', 'running') LIMIT 1`, [scheduleId])) !== undefined;
+  }
 
-  markDispatched(id: number): void { this.s.dispatched.run(Date.now(), id); }
-  markCancelRequested(id: number): void { this.s.cancelRequested.run(id); }
+  async markDispatched(id: number): Promise<void> { await this.db.run(`UPDATE runs SET state = 'pending', dispatched_at = ? WHERE id = ? AND state = 'dispatching'`, [Date.now(), id]); }
+  async markCancelRequested(id: number): Promise<void> { await this.db.run(`UPDATE runs SET cancel_requested = 1 WHERE id = ?`, [id]); }
 
-  update(row: RunRow, changes: Partial<Pick<RunRow, 'state' | 'outcome' | 'started_at' | 'ended_at' | 'exit_code' | 'items_count' | 'error_count' | 'note'>>): RunRow {
+  async update(row: RunRow, changes: Partial<Pick<RunRow, 'state' | 'outcome' | 'started_at' | 'ended_at' | 'exit_code' | 'items_count' | 'error_count' | 'note'>>): Promise<RunRow> {
     const next = { ...row, ...changes };
-    this.s.update.run(next);
+    await this.db.run(`UPDATE runs SET state = @state, outcome = @outcome, started_at = @started_at, ended_at = @ended_at,
+                          exit_code = @exit_code, items_count = @items_count, error_count = @error_count, note = @note WHERE id = @id`, next);
     return next;
   }
 
   /** Runs that ended since `since` and the alert rules have not looked at (the master stopped in between). */
-  endedUnchecked(since: number): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs WHERE ended_at >= ? AND state IN ('finished', 'lost', 'failed')
-                            AND id NOT IN (SELECT run_id FROM alert_run_checks) ORDER BY ended_at, id`).all(since) as RunRow[];
+  endedUnchecked(since: number): Promise<RunRow[]> {
+    return this.db.all<RunRow>(`SELECT * FROM runs WHERE ended_at >= ? AND state IN ('finished', 'lost', 'failed')
+                            AND id NOT IN (SELECT run_id FROM alert_run_checks) ORDER BY ended_at, id`, [since]);
   }
 
   /** The alert rules have looked at this ended run (marks older than 3 days are dropped). */
-  markAlertChecked(runId: number, at: number): void {
-    this.db.prepare(`INSERT OR IGNORE INTO alert_run_checks (run_id, checked_at) VALUES (?, ?)`).run(runId, at);
-    this.db.prepare(`DELETE FROM alert_run_checks WHERE checked_at < ?`).run(at - 3 * 24 * 3600_000);
+  async markAlertChecked(runId: number, at: number): Promise<void> {
+    await this.db.run(`INSERT INTO alert_run_checks (run_id, checked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, [runId, at]);
+    await this.db.run(`DELETE FROM alert_run_checks WHERE checked_at < ?`, [at - 3 * 24 * 3600_000]);
   }
 
   /** Runs per state, exact, from run_counts (O(1)). */
-  counts(): Record<string, number> {
+  async counts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const r of this.s.counts.all() as Array<{ state: string; n: number }>) out[r.state] = r.n;
+    for (const r of await this.db.all<{ state: string; n: number }>(`SELECT state, n FROM run_counts WHERE n > 0`)) out[r.state] = r.n;
     return out;
   }
 
   /** How the runs created since `since` ended (or stand), by state and outcome. */
-  summarySince(since: number): { finished: number; failed: number; lost: number; cancelled: number } {
-    const r = this.db.prepare(`SELECT
-        SUM(state = 'finished' AND outcome IN ('succeeded', 'finished', 'finished_with_errors')) AS finished,
-        SUM(state = 'failed' OR (state = 'finished' AND outcome IN ('failed', 'timeout', 'memory'))) AS failed,
-        SUM(state = 'lost') AS lost,
-        SUM(state = 'finished' AND outcome = 'cancelled') AS cancelled
-      FROM runs INDEXED BY runs_created WHERE created_at >= ?`).get(since) as Record<string, number | null>;
-    return { finished: r.finished ?? 0, failed: r.failed ?? 0, lost: r.lost ?? 0, cancelled: r.cancelled ?? 0 };
+  async summarySince(since: number): Promise<{ finished: number; failed: number; lost: number; cancelled: number }> {
+    const r = (await this.db.get<Record<string, number | null>>(`SELECT
+        SUM(CASE WHEN state = 'finished' AND outcome IN ('succeeded', 'finished', 'finished_with_errors') THEN 1 ELSE 0 END) AS finished,
+        SUM(CASE WHEN state = 'failed' OR (state = 'finished' AND outcome IN ('failed', 'timeout', 'memory')) THEN 1 ELSE 0 END) AS failed,
+        SUM(CASE WHEN state = 'lost' THEN 1 ELSE 0 END) AS lost,
+        SUM(CASE WHEN state = 'finished' AND outcome = 'cancelled' THEN 1 ELSE 0 END) AS cancelled
+      FROM ${this.runsBy('runs_created')} WHERE created_at >= ?`, [since]))!;
+    return { finished: Number(r.finished ?? 0), failed: Number(r.failed ?? 0), lost: Number(r.lost ?? 0), cancelled: Number(r.cancelled ?? 0) };
   }
 
   /** Recent runs that went wrong (failed, stopped by a limit, lost, finished with errors, or logged errors), newest first. */
-  recentProblems(since: number, limit: number): RunRow[] {
+  recentProblems(since: number, limit: number): Promise<RunRow[]> {
     // INDEXED BY: read the window's runs only (a scan by id would walk the whole history when problems are rare).
-    return this.db.prepare(`SELECT * FROM runs INDEXED BY runs_created WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome IN ('failed', 'finished_with_errors', 'timeout', 'memory') OR error_count > 0)
-                            ORDER BY id DESC LIMIT ?`).all(since, limit) as RunRow[];
+    return this.db.all<RunRow>(`SELECT * FROM ${this.runsBy('runs_created')} WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome IN ('failed', 'finished_with_errors', 'timeout', 'memory') OR error_count > 0)
+                            ORDER BY id DESC LIMIT ?`, [since, limit]);
   }
 
-  pendingList(project?: string): RunRow[] {
-    const rows = this.s.pendingAll.all() as RunRow[];
+  async pendingList(project?: string): Promise<RunRow[]> {
+    const rows = await this.db.all<RunRow>(`SELECT * FROM ${this.runsBy('runs_waiting')} WHERE state IN ('dispatching', 'pending') ORDER BY priority DESC, id`);
     return project === undefined ? rows : rows.filter((r) => r.project === project);
   }
-  runningList(project?: string): RunRow[] {
-    const rows = this.s.runningAll.all() as RunRow[];
+  async runningList(project?: string): Promise<RunRow[]> {
+    const rows = await this.db.all<RunRow>(`SELECT * FROM ${this.runsBy('runs_running')} WHERE state = 'running' ORDER BY started_at, id`);
     return project === undefined ? rows : rows.filter((r) => r.project === project);
   }
   /** The newest ended runs (of one project: filtered before the limit, so a quiet project still gets its own newest). */
-  finishedList(limit: number, project?: string): RunRow[] {
-    return (project === undefined ? this.s.finishedAll.all(limit) : this.s.finishedOf.all(project, limit)) as RunRow[];
+  finishedList(limit: number, project?: string): Promise<RunRow[]> {
+    return project === undefined
+      ? this.db.all<RunRow>(`SELECT * FROM ${this.runsBy('runs_ended_list')} WHERE state IN ('finished', 'lost', 'failed') ORDER BY ended_at DESC, id DESC LIMIT ?`, [limit])
+      : this.db.all<RunRow>(`SELECT * FROM ${this.runsBy('runs_ended_project')} WHERE state IN ('finished', 'lost', 'failed') AND project = ? ORDER BY ended_at DESC, id DESC LIMIT ?`, [project, limit]);
   }
 
   /** Every run the master holds, from run_counts. */
-  total(): number {
-    return Object.values(this.counts()).reduce((a, b) => a + b, 0);
+  async total(): Promise<number> {
+    return Object.values(await this.counts()).reduce((a, b) => a + b, 0);
   }
 
-  /** Deletes up to `limit` of the oldest ended runs that ended before `before`; returns how many. */
-  pruneEndedBefore(before: number, limit: number, now = Date.now()): number {
-    return this.s.pruneBefore.run({ before, lostBefore: now - LOST_TAKE_BACK_MS, limit }).changes;
+  // Retention: the oldest ended runs first, through runs_ended_list; a lost run its node may
+  // still give back (LOST_TAKE_BACK_MS) is never taken.
+
+  /** Deletes up to `limit` of the oldest ended runs that ended before `before`; returns how many (times rounded: --history-days may be fractional). */
+  pruneEndedBefore(before: number, limit: number, now = Date.now()): Promise<number> {
+    return this.db.run(`DELETE FROM runs WHERE id IN (SELECT id FROM ${this.runsBy('runs_ended_list')} WHERE state IN ('finished', 'lost', 'failed') AND ended_at < @before
+                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { before: Math.round(before), lostBefore: Math.round(now - LOST_TAKE_BACK_MS), limit });
   }
 
   /** Deletes up to `limit` of the oldest ended runs (for a cap on the number kept); returns how many. */
-  pruneOldestEnded(limit: number, now = Date.now()): number {
-    return this.s.pruneOldest.run({ lostBefore: now - LOST_TAKE_BACK_MS, limit }).changes;
+  pruneOldestEnded(limit: number, now = Date.now()): Promise<number> {
+    return this.db.run(`DELETE FROM runs WHERE id IN (SELECT id FROM ${this.runsBy('runs_ended_list')} WHERE state IN ('finished', 'lost', 'failed')
+                               AND (state <> 'lost' OR ended_at < @lostBefore) ORDER BY ended_at, id LIMIT @limit)`, { lostBefore: Math.round(now - LOST_TAKE_BACK_MS), limit });
   }
 
-  query(f: RunFilter): { runs: RunRow[]; total: number; total_exact: boolean } {
+  async query(f: RunFilter): Promise<{ runs: RunRow[]; total: number; total_exact: boolean }> {
     const where: string[] = [];
-    const params: unknown[] = [];
+    const params: Array<string | number> = [];
     if (f.state === 'active') where.push(`state IN ('dispatching', 'pending', 'running')`);
     else if (f.state !== undefined) { where.push('state = ?'); params.push(f.state); }
     for (const k of ['node', 'project', 'spider', 'schedule_id'] as const) {
@@ -237,22 +233,22 @@ export class RunStore {
     }
     if (f.since !== undefined) { where.push('created_at >= ?'); params.push(f.since); }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const runs = f.limit === 0 ? [] : this.db.prepare(`SELECT * FROM runs ${w} ORDER BY id DESC LIMIT ? OFFSET ?`).all(...params, f.limit, f.offset) as RunRow[];
-    return { runs, ...this.countOf(f, w, params) };
+    const runs = f.limit === 0 ? [] : await this.db.all<RunRow>(`SELECT * FROM runs ${w} ORDER BY id DESC LIMIT ? OFFSET ?`, [...params, f.limit, f.offset]);
+    return { runs, ...await this.countOf(f, w, params) };
   }
 
   /**
    * The total behind a filter: exact from run_counts when only the state (or nothing) is filtered,
    * else counted through the filter's index up to COUNT_CAP rows (`exact: false` beyond it).
    */
-  private countOf(f: RunFilter, w: string, params: unknown[]): { total: number; total_exact: boolean } {
+  private async countOf(f: RunFilter, w: string, params: Array<string | number>): Promise<{ total: number; total_exact: boolean }> {
     const onlyState = f.node === undefined && f.project === undefined && f.spider === undefined && f.schedule_id === undefined && f.since === undefined;
     if (onlyState) {
-      const c = this.counts();
+      const c = await this.counts();
       const states = f.state === undefined ? Object.keys(c) : f.state === 'active' ? ACTIVE_STATES : [f.state];
       return { total: states.reduce((a, s) => a + (c[s] ?? 0), 0), total_exact: true };
     }
-    const n = (this.db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs ${w} LIMIT ${COUNT_CAP + 1})`).get(...params) as { n: number }).n;
+    const n = (await this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs ${w} LIMIT ${COUNT_CAP + 1}) AS capped`, params))!.n;
     return n > COUNT_CAP ? { total: COUNT_CAP, total_exact: false } : { total: n, total_exact: true };
   }
 }

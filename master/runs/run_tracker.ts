@@ -38,37 +38,37 @@ export class RunTracker extends EventEmitter {
     const now = Date.now();
     /** When the node says the job started (its listjobs start_time), else now. */
     const startedOnNode = (run: RunRow) => nodeJobTimes(listed.get(run.job) ?? {}, { createdAt: run.created_at, now }).started ?? now;
-    for (const run of this.runs.activeOfNode(node.id)) {
+    for (const run of await this.runs.activeOfNode(node.id)) {
       const seen = states.get(run.job);
       if (seen === 'pending') {
-        if (run.state !== 'pending') this.runs.update(run, { state: 'pending' });
+        if (run.state !== 'pending') await this.runs.update(run, { state: 'pending' });
       } else if (seen === 'running') {
-        if (run.state !== 'running') this.runs.update(run, { state: 'running', started_at: run.started_at ?? startedOnNode(run) });
+        if (run.state !== 'running') await this.runs.update(run, { state: 'running', started_at: run.started_at ?? startedOnNode(run) });
       } else if (seen === 'finished') {
         await this.finish(node, run, listed.get(run.job));
       } else if (run.state === 'dispatching') {
         // Dispatching for over a minute and unknown to the node: the master stopped mid-dispatch.
         if (run.created_at < requestedAt - 60_000) {
-          const ended = this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: now, note: `the master stopped while sending this run to ${node.name}; the node never got it` });
+          const ended = await this.runs.update(run, { state: 'failed', outcome: 'failed', ended_at: now, note: `the master stopped while sending this run to ${node.name}; the node never got it` });
           this.emit('finished', ended);
         }
       } else if ((run.dispatched_at ?? run.created_at) < requestedAt) {
         // A cancelled pending job is simply dropped by the node (as Scrapyd does).
         const ended = run.cancel_requested
-          ? this.runs.update(run, { state: 'finished', outcome: 'cancelled', ended_at: now, note: run.note ?? 'cancelled before it started' })
-          : this.runs.update(run, { state: 'finished', outcome: 'unknown', ended_at: now, note: `node ${node.name} no longer lists this job` });
+          ? await this.runs.update(run, { state: 'finished', outcome: 'cancelled', ended_at: now, note: run.note ?? 'cancelled before it started' })
+          : await this.runs.update(run, { state: 'finished', outcome: 'unknown', ended_at: now, note: `node ${node.name} no longer lists this job` });
         this.emit('finished', ended);
       }
     }
-    for (const run of this.runs.lostOfNode(node.id, now - DUPLICATE_WINDOW_MS)) {
+    for (const run of await this.runs.lostOfNode(node.id, now - DUPLICATE_WINDOW_MS)) {
       const seen = states.get(run.job);
-      const replacement = run.has_successor ? replacementState(this.runs.successorsOf(run.id)) : 'none';
+      const replacement = run.has_successor ? replacementState(await this.runs.successorsOf(run.id)) : 'none';
       // Its replacement is still on its way to a node: not confirmed yet, so this copy stays for now.
       if (replacement === 'in-flight' && (seen === 'pending' || seen === 'running')) continue;
       if (replacement === 'none') {
         // Nothing else is doing this work: the run was only out of sight. Take it back.
         if (seen === 'pending' || seen === 'running') {
-          this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? startedOnNode(run) : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
+          await this.runs.update(run, { state: seen, outcome: null, ended_at: null, started_at: seen === 'running' ? run.started_at ?? startedOnNode(run) : run.started_at, note: `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run` });
         } else if (seen === 'finished') {
           await this.finish(node, { ...run, state: 'running' }, listed.get(run.job));
         }
@@ -79,7 +79,7 @@ export class RunTracker extends EventEmitter {
       // ran): stop this one (each heartbeat escalates). Never before: that would lose the only copy.
       await this.clientFor(node).cancel(run.project, run.job).catch(() => undefined);
       const note = `node ${node.name} came back still ${seen === 'running' ? 'running' : 'holding'} this run after it was re-dispatched: the duplicate was cancelled`;
-      if (run.note !== note) this.runs.update(run, { note });
+      if (run.note !== note) await this.runs.update(run, { note });
     }
   }
 
@@ -97,10 +97,10 @@ export class RunTracker extends EventEmitter {
     const endedAgo = details?.end_timestamp ? now - details.end_timestamp * 1000 : Infinity;
     if (incomplete && endedAgo < INCOMPLETE_RECORD_WAIT_MS) return;
     const times = nodeJobTimes(details ?? listed ?? {}, { createdAt: run.created_at, now });
-    if (details?.outcome === 'lost' && this.runs.get(run.id)?.state !== 'lost' && this.runs.successorsOf(run.id).length === 0) {
+    if (details?.outcome === 'lost' && (await this.runs.get(run.id))?.state !== 'lost' && (await this.runs.successorsOf(run.id)).length === 0) {
       // The slave stopped it (its master lease expired: this master was frozen, restarted or cut
       // off from it) or lost it in a crash, and no copy runs elsewhere: fail it over now, once.
-      const lost = this.runs.update(run, {
+      const lost = await this.runs.update(run, {
         state: 'lost', outcome: 'lost', started_at: times.started ?? run.started_at ?? times.ended ?? now, ended_at: times.ended ?? now,
         exit_code: details.exit_code ?? null, items_count: details.items_count ?? null, error_count: details.error_count ?? null,
         note: `node ${node.name}: ${details.note ?? 'lost'}`,
@@ -109,7 +109,7 @@ export class RunTracker extends EventEmitter {
       await this.failOver(lost, node);
       return;
     }
-    const ended = this.runs.update(run, {
+    const ended = await this.runs.update(run, {
       state: 'finished',
       outcome: details?.outcome ?? (run.cancel_requested ? 'cancelled' : 'finished'),
       started_at: times.started ?? run.started_at ?? times.ended ?? now,
@@ -119,14 +119,14 @@ export class RunTracker extends EventEmitter {
       error_count: details?.error_count ?? null,
       note: details?.note ?? run.note,
     });
-    if (details?.limit_hit) this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
-    this.emit('finished', this.runs.get(run.id) ?? ended);
+    if (details?.limit_hit) await this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
+    this.emit('finished', (await this.runs.get(run.id)) ?? ended);
   }
 
   /** The node is offline: its active runs are lost and, within their retry budget, run elsewhere. */
   async onOffline(node: NodeRow, reason = 'went offline'): Promise<void> {
-    for (const run of this.runs.activeOfNode(node.id)) {
-      const lost = this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} ${reason} while this run was ${run.state}` });
+    for (const run of await this.runs.activeOfNode(node.id)) {
+      const lost = await this.runs.update(run, { state: 'lost', outcome: 'lost', ended_at: Date.now(), note: `node ${node.name} ${reason} while this run was ${run.state}` });
       this.emit('lost', lost);
       await this.failOver(lost, node);
     }
@@ -140,7 +140,7 @@ export class RunTracker extends EventEmitter {
     const run = lost;
     if (run.cancel_requested || run.retries_left <= 0) return;
     if (policyOfRun(run).keep_running) {
-      this.runs.update(lost, { note: `${lost.note}; kept running on ${node.name} (keep_running): not re-dispatched` });
+      await this.runs.update(lost, { note: `${lost.note}; kept running on ${node.name} (keep_running): not re-dispatched` });
       return;
     }
     try {
@@ -151,20 +151,20 @@ export class RunTracker extends EventEmitter {
         policy: policyOfRun(run), retryNumber: run.retry_number,
       });
       if (next) {
-        this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
+        await this.runs.update(lost, { note: `${lost.note}; re-dispatched as ${next.job} on ${next.node}` });
         this.emit('redispatched', lost, next);
       }
     } catch (e) {
-      this.runs.update(lost, { note: `${lost.note}; could not re-dispatch: ${(e as Error).message}` });
+      await this.runs.update(lost, { note: `${lost.note}; could not re-dispatch: ${(e as Error).message}` });
     }
   }
 
   /** Cancels a run on its node (a pending one never starts; a running one gets SIGINT, then escalation). */
   async cancel(run: RunRow, signal?: string): Promise<string | null> {
-    this.runs.markCancelRequested(run.id);
+    await this.runs.markCancelRequested(run.id);
     // A failed run waiting for its retry: cancelling it drops the retry.
-    if (run.retry_at !== null && this.dispatcher.policies?.dropRetry(run.id)) {
-      this.runs.update(this.runs.get(run.id)!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
+    if (run.retry_at !== null && await this.dispatcher.policies?.dropRetry(run.id)) {
+      await this.runs.update((await this.runs.get(run.id))!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
       return null;
     }
     const node = run.node_id === null ? undefined : await this.nodes.byId(run.node_id);
@@ -173,7 +173,7 @@ export class RunTracker extends EventEmitter {
       const prev = await this.clientFor(node).cancel(run.project, run.job, signal);
       if (prev === 'pending') {
         // The node dropped it from its queue: it will never run.
-        const ended = this.runs.update(this.runs.get(run.id)!, { state: 'finished', outcome: 'cancelled', ended_at: Date.now(), note: 'cancelled before it started' });
+        const ended = await this.runs.update((await this.runs.get(run.id))!, { state: 'finished', outcome: 'cancelled', ended_at: Date.now(), note: 'cancelled before it started' });
         this.emit('finished', ended);
       }
       return prev;

@@ -10,8 +10,9 @@ const MAX_MISSED_RECORDED = 100;
 
 /**
  * Fires schedules at their cron occurrences (croner computes them; this class owns the timers so
- * it always knows the exact occurrence being fired). Every occurrence is claimed in SQLite before
- * anything is dispatched, so a master restart can never fire one twice; occurrences that fell
+ * it always knows the exact occurrence being fired). Every occurrence is claimed in the database before
+ * anything is dispatched (one conditional UPDATE), so neither a master restart nor another master
+ * can fire one twice; occurrences that fell
  * while the master was down are recorded as missed and handled by the schedule's policy.
  */
 export class Scheduler {
@@ -25,8 +26,8 @@ export class Scheduler {
   ) {}
 
   async start(): Promise<void> {
-    for (const s of this.store.all()) if (s.enabled) await this.catchUp(s);
-    for (const s of this.store.all()) this.arm(s.id);
+    for (const s of await this.store.all()) if (s.enabled) await this.catchUp(s);
+    for (const s of await this.store.all()) await this.arm(s.id);
   }
 
   stop(): void {
@@ -36,11 +37,11 @@ export class Scheduler {
   }
 
   /** Call after a schedule was created, edited, enabled, disabled or deleted. */
-  reload(id: number): void {
+  async reload(id: number): Promise<void> {
     const t = this.timers.get(id);
     if (t) clearTimeout(t);
     this.timers.delete(id);
-    this.arm(id);
+    await this.arm(id);
   }
 
   nextOccurrences(s: ScheduleRow, n: number): Date[] {
@@ -64,19 +65,19 @@ export class Scheduler {
 
   private async catchUp(s: ScheduleRow): Promise<void> {
     // An occurrence claimed but never recorded: the master stopped between the claim and the record.
-    if (s.last_fire_at !== null && !this.store.hasFire(s.id, s.last_fire_at)) {
-      const started = this.runs.ofScheduleSince(s.id, s.last_fire_at);
+    if (s.last_fire_at !== null && !(await this.store.hasFire(s.id, s.last_fire_at))) {
+      const started = await this.runs.ofScheduleSince(s.id, s.last_fire_at);
       if (started.length) {
-        this.store.recordFire(s.id, s.last_fire_at, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`);
+        await this.store.recordFire(s.id, s.last_fire_at, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`);
       } else if (s.missed === 'run_once') {
         try {
           const runs = await this.dispatchFor(s, 'schedule');
-          this.store.recordFire(s.id, s.last_fire_at, 'missed-run', `the master stopped while firing it; run at restart: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
+          await this.store.recordFire(s.id, s.last_fire_at, 'missed-run', `the master stopped while firing it; run at restart: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
         } catch (e) {
-          this.store.recordFire(s.id, s.last_fire_at, 'failed', (e as Error).message);
+          await this.store.recordFire(s.id, s.last_fire_at, 'failed', (e as Error).message);
         }
       } else {
-        this.store.recordFire(s.id, s.last_fire_at, 'missed', 'the master stopped while firing it');
+        await this.store.recordFire(s.id, s.last_fire_at, 'missed', 'the master stopped while firing it');
       }
     }
     const missed = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
@@ -84,15 +85,16 @@ export class Scheduler {
     const last = missed[missed.length - 1]!;
     const runOnce = s.missed === 'run_once';
     const recorded = runOnce ? missed.slice(0, -1) : missed;
-    for (const t of recorded.slice(-MAX_MISSED_RECORDED)) this.store.recordFire(s.id, t, 'missed', 'the master was not running');
-    if (recorded.length > MAX_MISSED_RECORDED) this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
+    for (const t of recorded.slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(s.id, t, 'missed', 'the master was not running');
+    if (recorded.length > MAX_MISSED_RECORDED) await this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
     if (runOnce) await this.fire(s.id, last, 'missed-run');
-    else this.store.claim(s.id, last);
+    else await this.store.claim(s.id, last);
   }
 
-  private arm(id: number): void {
+  private async arm(id: number): Promise<void> {
     if (this.stopped) return;
-    const s = this.store.get(id);
+    const s = await this.store.get(id);
+    if (this.stopped) return;
     if (!s || !s.enabled) return;
     let cron: Cron;
     try {
@@ -102,44 +104,52 @@ export class Scheduler {
     }
     const next = cron.nextRun(new Date(Math.max(this.baseline(s), Date.now() - 1000)));
     if (!next) return;
-    const timer = setTimeout(() => void this.wake(id), Math.max(0, Math.min(next.getTime() - Date.now(), MAX_TIMER_MS)));
+    const timer = setTimeout(() => { this.wake(id).catch((e) => {
+      if (this.stopped) return; // the database closed under a wake at shutdown
+      console.error(`[spiderplane-master] schedule ${id}:`, e);
+      void this.arm(id).catch(() => undefined);
+    }); }, Math.max(0, Math.min(next.getTime() - Date.now(), MAX_TIMER_MS)));
+    // Another arm of this schedule (a reload during the read above) may have set a timer: keep one.
+    const other = this.timers.get(id);
+    if (other) clearTimeout(other);
     this.timers.set(id, timer);
   }
 
   private async wake(id: number): Promise<void> {
     this.timers.delete(id);
-    const s = this.store.get(id);
+    const s = await this.store.get(id);
     if (!s || !s.enabled || this.stopped) return;
     const due = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
     if (due.length) {
       // Normally exactly one; more only if the process stalled past several occurrences.
-      for (const t of due.slice(0, -1).slice(-MAX_MISSED_RECORDED)) this.store.recordFire(id, t, 'missed', 'the master was too busy to fire it in time');
+      for (const t of due.slice(0, -1).slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(id, t, 'missed', 'the master was too busy to fire it in time');
       await this.fire(id, due[due.length - 1]!, 'dispatched');
     }
-    this.arm(id);
+    await this.arm(id);
   }
 
   private async fire(id: number, occurrence: number, outcome: 'dispatched' | 'missed-run'): Promise<void> {
-    if (!this.store.claim(id, occurrence)) return;
-    const s = this.store.get(id)!;
-    if (s.overlap === 'skip' && this.runs.scheduleHasActive(id)) {
-      this.store.recordFire(id, occurrence, 'skipped-overlap', 'the previous run is still active');
+    if (!(await this.store.claim(id, occurrence))) return;
+    const s = await this.store.get(id);
+    if (!s) return; // deleted since the claim
+    if (s.overlap === 'skip' && (await this.runs.scheduleHasActive(id))) {
+      await this.store.recordFire(id, occurrence, 'skipped-overlap', 'the previous run is still active');
       return;
     }
     try {
       const runs = await this.dispatchFor(s, 'schedule');
-      this.store.recordFire(id, occurrence, outcome, runs.map((r) => `${r.job}@${r.node}${r.state === 'failed' ? ' (failed)' : ''}`).join(', '));
+      await this.store.recordFire(id, occurrence, outcome, runs.map((r) => `${r.job}@${r.node}${r.state === 'failed' ? ' (failed)' : ''}`).join(', '));
     } catch (e) {
-      this.store.recordFire(id, occurrence, 'failed', (e as Error).message);
+      await this.store.recordFire(id, occurrence, 'failed', (e as Error).message);
     }
   }
 
   /** Runs a schedule's spider now, outside its cron rhythm. */
   async runNow(id: number, by: string): Promise<RunRow[]> {
-    const s = this.store.get(id);
+    const s = await this.store.get(id);
     if (!s) throw new Error(`schedule ${id} not found`);
     const runs = await this.dispatchFor(s, by);
-    this.store.recordFire(id, Date.now(), 'manual', `${by}: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
+    await this.store.recordFire(id, Date.now(), 'manual', `${by}: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
     return runs;
   }
 

@@ -110,8 +110,8 @@ export class ServiceReconciler extends EventEmitter {
   private async pass(): Promise<void> {
     const now = Date.now();
     const allNodes = await this.nodes.all();
-    const services = this.services.all();
-    const activeRuns = this.runs.active();
+    const services = await this.services.all();
+    const activeRuns = await this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
     for (const r of activeRuns) {
       if (r.service_id === null) continue;
@@ -162,7 +162,7 @@ export class ServiceReconciler extends EventEmitter {
       const replicas: PlanReplica[] = list.map((r) => ({
         job: r.job, nodeId: r.node_id, version: r.version, state: r.state as PlanReplica['state'], createdAt: r.created_at, startedAt: r.started_at, stopping: r.cancel_requested === 1,
       }));
-      const exits: PlanExit[] = this.runs.endedReplicasSince(svc.id, now - planOpts.crashWindowMs).map((r) => ({
+      const exits: PlanExit[] = (await this.runs.endedReplicasSince(svc.id, now - planOpts.crashWindowMs)).map((r) => ({
         version: r.version, createdAt: r.created_at, startedAt: r.started_at, endedAt: r.ended_at ?? now,
         // Not a crash: stopped on purpose, or lost with its node (failed over by the master, or stopped by
         // its slave's lease or keeper when no master was heard: state finished, outcome lost).
@@ -180,10 +180,11 @@ export class ServiceReconciler extends EventEmitter {
       const byJob = new Map(list.map((r) => [r.job, r]));
       for (const s of plan.stop) stops.push({ run: byJob.get(s.job)!, reason: s.reason });
       const before = svc.status;
-      this.services.setState(svc, { status: plan.status, detail: plan.detail, stable_version: plan.stableVersion, paused_version: plan.pausedVersion }, now);
+      await this.services.setState(svc, { status: plan.status, detail: plan.detail, stable_version: plan.stableVersion, paused_version: plan.pausedVersion }, now);
       if (before !== plan.status) {
         console.log(`[spiderplane-master] service ${svc.name}: ${plan.status} (${plan.detail})`);
-        this.emit('status', this.services.get(svc.id), before);
+        const after = await this.services.get(svc.id);
+        if (after) this.emit('status', after, before);
       }
     }
 
@@ -244,10 +245,10 @@ export class ServiceReconciler extends EventEmitter {
     }
   }
 
-  /** Replicas of a service per node: desired share vs running, for the API and the UI. */
-  replicaCounts(svc: ServiceRow): Array<{ node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }> {
+  /** Replicas of a service per node: desired share vs running, for the API and the UI (from `replicas` when given). */
+  async replicaCounts(svc: ServiceRow, replicas?: readonly RunRow[]): Promise<Array<{ node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }>> {
     const out = new Map<string, { node: string; running: number; pending: number; stopping: number; versions: Record<string, number> }>();
-    for (const r of this.runs.activeReplicas()) {
+    for (const r of replicas ?? await this.runs.activeReplicas()) {
       if (r.service_id !== svc.id) continue;
       const key = r.node ?? '?';
       const row = out.get(key) ?? { node: key, running: 0, pending: 0, stopping: 0, versions: {} };

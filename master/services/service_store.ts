@@ -1,7 +1,7 @@
 // Every SQL statement about spider services (desired state). A service's replicas are runs
 // tagged with its id (runs.service_id); this store keeps only what the user asked for and the
 // status the reconciler last reached, so a master restart resumes from the database.
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 
 export interface ServiceRow {
   id: number;
@@ -57,46 +57,46 @@ export function serviceView(s: ServiceRow) {
 }
 
 export class ServiceStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: SqlDb) {}
 
-  all(): ServiceRow[] { return this.db.prepare(`SELECT * FROM services ORDER BY name`).all() as ServiceRow[]; }
-  get(id: number): ServiceRow | undefined { return this.db.prepare(`SELECT * FROM services WHERE id = ?`).get(id) as ServiceRow | undefined; }
-  byName(name: string): ServiceRow | undefined { return this.db.prepare(`SELECT * FROM services WHERE name = ?`).get(name) as ServiceRow | undefined; }
+  all(): Promise<ServiceRow[]> { return this.db.all<ServiceRow>(`SELECT * FROM services ORDER BY name`); }
+  get(id: number): Promise<ServiceRow | undefined> { return this.db.get<ServiceRow>(`SELECT * FROM services WHERE id = ?`, [id]); }
+  byName(name: string): Promise<ServiceRow | undefined> { return this.db.get<ServiceRow>(`SELECT * FROM services WHERE name = ?`, [name]); }
 
   /** By numeric id or by name. */
-  find(ref: string): ServiceRow | undefined {
-    return /^\d+$/.test(ref) ? this.get(Number(ref)) ?? this.byName(ref) : this.byName(ref);
+  async find(ref: string): Promise<ServiceRow | undefined> {
+    // An id beyond a BIGINT is no id (PostgreSQL would refuse the comparison): only a name.
+    return /^\d{1,15}$/.test(ref) ? (await this.get(Number(ref))) ?? this.byName(ref) : this.byName(ref);
   }
 
-  create(i: ServiceInput, createdBy: string | null): ServiceRow {
+  async create(i: ServiceInput, createdBy: string | null): Promise<ServiceRow> {
     const now = Date.now();
-    const id = Number(this.db.prepare(`INSERT INTO services (name, project, spider, version, args, settings, replicas, max_per_node, labels,
+    const id = await this.db.insert(`INSERT INTO services (name, project, spider, version, args, settings, replicas, max_per_node, labels,
         max_unavailable, max_runtime, max_memory, status, status_since, created_by, created_at, updated_at)
       VALUES (@name, @project, @spider, @version, @args, @settings, @replicas, @max_per_node, @labels,
-        @max_unavailable, @max_runtime, @max_memory, 'converging', @now, @created_by, @now, @now)`)
-      .run({ ...this.columns(i), created_by: createdBy, now }).lastInsertRowid);
-    return this.get(id)!;
+        @max_unavailable, @max_runtime, @max_memory, 'converging', @now, @created_by, @now, @now)`, { ...this.columns(i), created_by: createdBy, now });
+    return (await this.get(id))!;
   }
 
-  update(id: number, i: ServiceInput): ServiceRow | undefined {
-    this.db.prepare(`UPDATE services SET name = @name, project = @project, spider = @spider, version = @version, args = @args, settings = @settings,
+  async update(id: number, i: ServiceInput): Promise<ServiceRow | undefined> {
+    await this.db.run(`UPDATE services SET name = @name, project = @project, spider = @spider, version = @version, args = @args, settings = @settings,
         replicas = @replicas, max_per_node = @max_per_node, labels = @labels, max_unavailable = @max_unavailable, max_runtime = @max_runtime,
-        max_memory = @max_memory, updated_at = @now WHERE id = @id`).run({ ...this.columns(i), id, now: Date.now() });
+        max_memory = @max_memory, updated_at = @now WHERE id = @id`, { ...this.columns(i), id, now: Date.now() });
     return this.get(id);
   }
 
-  scale(id: number, replicas: number): ServiceRow | undefined {
-    this.db.prepare(`UPDATE services SET replicas = ?, updated_at = ? WHERE id = ?`).run(replicas, Date.now(), id);
+  async scale(id: number, replicas: number): Promise<ServiceRow | undefined> {
+    await this.db.run(`UPDATE services SET replicas = ?, updated_at = ? WHERE id = ?`, [replicas, Date.now(), id]);
     return this.get(id);
   }
 
-  remove(id: number): boolean { return this.db.prepare(`DELETE FROM services WHERE id = ?`).run(id).changes > 0; }
+  async remove(id: number): Promise<boolean> { return (await this.db.run(`DELETE FROM services WHERE id = ?`, [id])) > 0; }
 
   /** What the reconciler reached; status_since moves only when the status itself changes. */
-  setState(s: ServiceRow, st: { status: string; detail: string | null; stable_version: string | null; paused_version: string | null }, now = Date.now()): void {
+  async setState(s: ServiceRow, st: { status: string; detail: string | null; stable_version: string | null; paused_version: string | null }, now = Date.now()): Promise<void> {
     if (s.status === st.status && s.status_detail === st.detail && s.stable_version === st.stable_version && s.paused_version === st.paused_version) return;
-    this.db.prepare(`UPDATE services SET status = ?, status_detail = ?, stable_version = ?, paused_version = ?, status_since = ? WHERE id = ?`)
-      .run(st.status, st.detail, st.stable_version, st.paused_version, s.status === st.status ? s.status_since : now, s.id);
+    await this.db.run(`UPDATE services SET status = ?, status_detail = ?, stable_version = ?, paused_version = ?, status_since = ? WHERE id = ?`,
+      [st.status, st.detail, st.stable_version, st.paused_version, s.status === st.status ? s.status_since : now, s.id]);
   }
 
   private columns(i: ServiceInput) {

@@ -24,7 +24,12 @@ export class PostgresDb implements SqlDb {
   }
 
   static connect(url: string, max = 10): PostgresDb {
-    return new PostgresDb(new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 }));
+    // A master paused inside a transaction (SIGSTOP, a stalled VM) must not hold its locks — the
+    // leader lease's among them — for ever: the server ends such a session after 8 s.
+    return new PostgresDb(new pg.Pool({
+      connectionString: url, max, connectionTimeoutMillis: 10_000,
+      options: '-c idle_in_transaction_session_timeout=8000',
+    }));
   }
 
   private text(sql: string): NumberedSql {

@@ -1,7 +1,7 @@
 /**
  * The master's schema on PostgreSQL: append-only like master/db.ts (SQLite), which it mirrors
  * table for table and column for column (test/store_schema_unit.test.ts compares them). The first
- * entry is SQLite's first ten migrations in one. Integers are BIGINT (times are epoch ms), reals
+ * entry is SQLite's first ten migrations in one; each later entry matches one of SQLite's. Integers are BIGINT (times are epoch ms), reals
  * DOUBLE PRECISION; per-state run counts are kept by a trigger as on SQLite.
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -329,6 +329,50 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER runs_count_insert AFTER INSERT OR DELETE ON runs FOR EACH ROW EXECUTE FUNCTION runs_count();
   CREATE TRIGGER runs_count_update AFTER UPDATE OF state ON runs FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION runs_count();
+  `,
+  // Leadership: see master/db.ts.
+  `
+  CREATE TABLE leader_lease (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT,
+    epoch      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, 0);
+  CREATE TABLE masters (
+    id         TEXT PRIMARY KEY,
+    url        TEXT,
+    host       TEXT NOT NULL,
+    pid        BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL
+  );
+  CREATE TABLE package_chunks (
+    sha256 TEXT NOT NULL,
+    seq    BIGINT NOT NULL,
+    data   BYTEA NOT NULL,
+    PRIMARY KEY (sha256, seq)
+  );
+  `,
+  // Issue 12: the load balancer's dispatch accounting (master/db.ts says why).
+  `
+  CREATE TABLE node_dispatch_load (
+    node_id      BIGINT PRIMARY KEY,
+    heartbeat_at BIGINT NOT NULL
+  );
+  CREATE TABLE dispatch_lock (id BIGINT PRIMARY KEY, dispatches BIGINT NOT NULL);
+  INSERT INTO dispatch_lock (id, dispatches) VALUES (1, 0);
+  `,
+  // Failed logins per key, shared by every master (master/db.ts has the same migration).
+  `
+  CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    count    BIGINT NOT NULL,
+    until_at BIGINT NOT NULL,
+    last_at  BIGINT NOT NULL,
+    wait_ms  BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX login_failures_last ON login_failures (last_at);
   `,
   // Master HA (issue 12): each node's last listjobs.json, for every master's Scrapyd facade (master/db.ts).
   `

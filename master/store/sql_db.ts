@@ -43,6 +43,10 @@ export interface SqlFragments {
   inJsonArray(expr: string, type: 'text' | 'int'): string;
   /** A text field of a JSON text column, or NULL. */
   jsonText(column: string, key: string): string;
+  /** The database server's clock in epoch ms: one clock for every master sharing it. */
+  nowMs: string;
+  /** `FOR SHARE` on PostgreSQL: the row stays as read until the transaction ends (SQLite's lock is the whole file). */
+  forShare: string;
 }
 
 export const SQLITE_FRAGMENTS: SqlFragments = {
@@ -52,6 +56,8 @@ export const SQLITE_FRAGMENTS: SqlFragments = {
   total: (expr) => `total(${expr})`,
   inJsonArray: (expr) => `${expr} IN (SELECT value FROM json_each(?))`,
   jsonText: (column, key) => `json_extract(${column}, '$.${jsonKey(key)}')`,
+  nowMs: `CAST(unixepoch('subsec') * 1000 AS INTEGER)`,
+  forShare: '',
 };
 
 export const POSTGRES_FRAGMENTS: SqlFragments = {
@@ -61,6 +67,8 @@ export const POSTGRES_FRAGMENTS: SqlFragments = {
   total: (expr) => `COALESCE(SUM(${expr}), 0)::double precision`,
   inJsonArray: (expr, type) => `${expr} IN (SELECT ${type === 'int' ? 'value::bigint' : 'value'} FROM json_array_elements_text(?::json))`,
   jsonText: (column, key) => `(${column}::json ->> '${jsonKey(key)}')`,
+  nowMs: `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`,
+  forShare: 'FOR SHARE',
 };
 
 function jsonKey(key: string): string {

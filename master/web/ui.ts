@@ -34,8 +34,11 @@ export function mountWebUi(router: Router, m: Master): WebUi {
   env.addGlobal('asset', function (this: { ctx: { prefix?: string } }, name: string) {
     return assets.url(this.ctx.prefix ?? '', name);
   });
-  // Run tables name the schedule that made a run (a deleted schedule keeps its number).
-  env.addGlobal('scheduleName', (id: number | null) => (id === null ? null : m.schedules.get(id)?.name ?? `#${id}`));
+  // Run tables name the schedule that made a run (a deleted schedule keeps its number): the page
+  // passes `scheduleNames` (id -> name, read from the database before rendering).
+  env.addGlobal('scheduleName', function (this: { ctx: { scheduleNames?: Record<string, string> } }, id: number | null) {
+    return id === null ? null : this.ctx.scheduleNames?.[String(id)] ?? `#${id}`;
+  });
   env.addGlobal('extraNav', [{ href: '/services', label: 'Services' }, { href: '/alerts', label: 'Alerts' }]);
   const pc: PageContext = { m, env, router };
   mountAccountPages(pc);

@@ -81,22 +81,41 @@ export interface SmtpHandle {
   stop: () => Promise<void>;
   /** Listens again on the same port. */
   start: () => Promise<void>;
+  /**
+   * While true, a mail whose data has fully arrived is not answered yet (the client waits for the
+   * 250). It counts as delivered only when `release()` answers it on a connection still open: a
+   * sender killed meanwhile has delivered nothing, as with a real server.
+   */
+  hold: boolean;
+  /** Mails received in full and waiting for their answer. */
+  readonly held: number;
+  /** Answers every held mail; returns how many were delivered (their connection was still open). */
+  release(): number;
 }
 
 /** An SMTP server that accepts everything (no TLS, no auth needed) and records each mail. */
 export async function startSmtp(port = 0): Promise<SmtpHandle> {
   const mails: ReceivedMail[] = [];
   let server: SMTPServer | null = null;
+  const waiting: Array<{ session: string; mail: ReceivedMail; answer: () => void }> = [];
+  const closed = new Set<string>();
+  const handle = { hold: false };
   let boundPort = port;
   const listen = async () => {
     const s = new SMTPServer({
       disabledCommands: ['STARTTLS'], authOptional: true, logger: false, banner: 'spiderplane test SMTP',
+      onClose(session) { closed.add(session.id); },
       onData(stream, session, callback) {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-          mails.push(parseMail(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address)));
+          const mail = parseMail(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address));
+          if (handle.hold) {
+            waiting.push({ session: session.id, mail, answer: () => callback() });
+            return;
+          }
+          mails.push(mail);
           callback();
         });
       },
@@ -124,5 +143,18 @@ export async function startSmtp(port = 0): Promise<SmtpHandle> {
       s.close(() => res());
     }),
     start: listen,
+    get hold() { return handle.hold; },
+    set hold(v: boolean) { handle.hold = v; },
+    get held() { return waiting.length; },
+    release() {
+      let delivered = 0;
+      for (const w of waiting.splice(0)) {
+        if (closed.has(w.session)) continue;
+        mails.push(w.mail);
+        w.answer();
+        delivered++;
+      }
+      return delivered;
+    },
   };
 }

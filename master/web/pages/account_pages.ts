@@ -16,6 +16,11 @@ function safeNext(next: string | undefined): string {
   return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/';
 }
 
+/** A row id from the URL, or null when it is not one (never reaches SQL: PostgreSQL refuses 'NaN'). */
+function idParam(v: string | undefined): number | null {
+  return v !== undefined && /^\d{1,15}$/.test(v) ? Number(v) : null;
+}
+
 function clientIp(ctx: Context): string {
   return typeof ctx.state.clientIp === 'string' ? ctx.state.clientIp : ctx.request.socket.remoteAddress ?? 'unknown';
 }
@@ -65,23 +70,23 @@ export function mountAccountPages(pc: PageContext): void {
     }
     const user = result.user;
     if (!user) return showLogin(ctx, { error: 'Wrong username or password.', username, next }, 401);
-    const { token: sessionToken } = m.sessions.create(user.id);
+    const { token: sessionToken } = await m.sessions.create(user.id);
     ctx.cookies.secure = ctx.state.proto === 'https';
     ctx.cookies.set(SESSION_COOKIE, sessionToken, { ...cookieOpts(ctx), maxAge: 7 * 24 * 3600_000 });
     ctx.cookies.set(LOGIN_CSRF_COOKIE, '', { ...cookieOpts(ctx), maxAge: 0 });
     redirect(ctx, safeNext(next));
   });
 
-  action(pc, '/logout', 'viewer', (ctx) => {
+  action(pc, '/logout', 'viewer', async (ctx) => {
     const { session } = authOf(ctx);
-    if (session) m.sessions.destroy(session.tokenHash);
+    if (session) await m.sessions.destroy(session.tokenHash);
     ctx.cookies.set(SESSION_COOKIE, '', { ...cookieOpts(ctx), maxAge: 0 });
     redirect(ctx, '/login');
   });
 
   const smtp = () => smtpView(m.alerts.smtp(), m.alerts.smtpSource(), m.alerts.smtpCheck());
-  page(pc, '/settings', 'viewer', (ctx, user) => {
-    render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: smtp() });
+  page(pc, '/settings', 'viewer', async (ctx, user) => {
+    render(env, ctx, 'settings.njk', { tokens: await m.users.tokens(user.id), newToken: null, smtp: smtp() });
   });
 
   action(pc, '/settings/password', 'viewer', async (ctx, form, user) => {
@@ -98,27 +103,28 @@ export function mountAccountPages(pc: PageContext): void {
       if (e instanceof UserProblem) return redirect(ctx, '/settings', { kind: 'error', text: e.message });
       throw e;
     }
-    m.sessions.destroyOthers(user.id, authOf(ctx).session!.tokenHash);
+    await m.sessions.destroyOthers(user.id, authOf(ctx).session!.tokenHash);
     redirect(ctx, '/settings', { kind: 'ok', text: 'Password changed. Your other sessions were logged out.' });
   });
 
-  action(pc, '/settings/tokens', 'viewer', (ctx, form, user) => {
+  action(pc, '/settings/tokens', 'viewer', async (ctx, form, user) => {
     try {
-      const token = m.users.createToken(user.id, (form.get('name') ?? '').trim());
-      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: token, smtp: smtp() });
+      const token = await m.users.createToken(user.id, (form.get('name') ?? '').trim());
+      render(env, ctx, 'settings.njk', { tokens: await m.users.tokens(user.id), newToken: token, smtp: smtp() });
     } catch (e) {
       if (e instanceof UserProblem) return redirect(ctx, '/settings', { kind: 'error', text: e.message });
       throw e;
     }
   });
 
-  action(pc, '/settings/tokens/:id/delete', 'viewer', (ctx, _form, user) => {
-    const ok = m.users.removeToken(user.id, Number(ctx.params.id));
+  action(pc, '/settings/tokens/:id/delete', 'viewer', async (ctx, _form, user) => {
+    const tokenId = idParam(ctx.params.id);
+    const ok = tokenId !== null && (await m.users.removeToken(user.id, tokenId));
     redirect(ctx, '/settings', ok ? { kind: 'ok', text: 'Token revoked.' } : { kind: 'error', text: 'No such token.' });
   });
 
-  page(pc, '/users', 'admin', (ctx) => {
-    const all = m.users.all();
+  page(pc, '/users', 'admin', async (ctx) => {
+    const all = await m.users.all();
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'users.njk', { users: all.slice(p.offset, p.offset + p.limit), roles: ROLES, page: p, pageBase: baseQuery(ctx, []) });
   });
@@ -133,11 +139,12 @@ export function mountAccountPages(pc: PageContext): void {
     }
   });
 
-  action(pc, '/users/:id/role', 'admin', (ctx, form, me) => {
-    const id = Number(ctx.params.id);
+  action(pc, '/users/:id/role', 'admin', async (ctx, form, me) => {
+    const id = idParam(ctx.params.id);
+    if (id === null || !(await m.users.get(id))) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot change your own role.' });
     try {
-      m.users.setRole(id, (form.get('role') ?? '') as Role);
+      await m.users.setRole(id, (form.get('role') ?? '') as Role);
       redirect(ctx, '/users', { kind: 'ok', text: 'Role changed.' });
     } catch (e) {
       if (e instanceof UserProblem) return redirect(ctx, '/users', { kind: 'error', text: e.message });
@@ -147,8 +154,8 @@ export function mountAccountPages(pc: PageContext): void {
 
   // An admin sets a new password for another user (who forgot theirs); that user's sessions end.
   action(pc, '/users/:id/password', 'admin', async (ctx, form, me) => {
-    const id = Number(ctx.params.id);
-    const target = Number.isInteger(id) ? m.users.get(id) : undefined;
+    const id = idParam(ctx.params.id);
+    const target = id !== null ? await m.users.get(id) : undefined;
     if (!target) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (target.id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'Change your own password on the Settings page (it asks for the current one).' });
     try {
@@ -157,15 +164,16 @@ export function mountAccountPages(pc: PageContext): void {
       if (e instanceof UserProblem) return redirect(ctx, '/users', { kind: 'error', text: `Password of ${target.username} not changed: ${e.message}` });
       throw e;
     }
-    const ended = m.sessions.destroyAll(target.id);
+    const ended = await m.sessions.destroyAll(target.id);
     console.log(`[spiderplane-master] ${me.username} reset the password of ${target.username}; ${ended} session(s) ended`);
     redirect(ctx, '/users', { kind: 'ok', text: `Password of ${target.username} reset; ${ended === 0 ? 'they had no open session' : `${ended} open session${ended === 1 ? ' was' : 's were'} logged out`}.` });
   });
 
-  action(pc, '/users/:id/delete', 'admin', (ctx, _form, me) => {
-    const id = Number(ctx.params.id);
+  action(pc, '/users/:id/delete', 'admin', async (ctx, _form, me) => {
+    const id = idParam(ctx.params.id);
+    if (id === null) return redirect(ctx, '/users', { kind: 'error', text: 'There is no such user.' });
     if (id === me.id) return redirect(ctx, '/users', { kind: 'error', text: 'You cannot delete yourself.' });
-    m.users.remove(id);
+    await m.users.remove(id);
     redirect(ctx, '/users', { kind: 'ok', text: 'User deleted.' });
   });
 }

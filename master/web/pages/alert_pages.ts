@@ -43,12 +43,12 @@ export function mountAlertPages(pc: PageContext): void {
   const listPage = async (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
     const nodes = (await m.nodes.all()).map((n) => n.name);
     const projects = await m.repo.projects();
-    const open = a.firings.openMap();
-    const all = a.rules.all();
+    const open = await a.firings.openMap();
+    const all = await a.rules.all();
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
       rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
-      recent: a.firings.history({ limit: 10, offset: 0 }).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()), units: UNITS,
+      recent: (await a.firings.history({ limit: 10, offset: 0 })).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()), units: UNITS,
       nodes, projects, form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);
   };
@@ -59,9 +59,9 @@ export function mountAlertPages(pc: PageContext): void {
     try {
       const input = parseRuleInput(ruleBody(form));
       // The same watch twice would send every mail twice (e.g. the starter rules SMTP set up).
-      const twin = a.rules.all().find((r) => sameWatch(r, input));
+      const twin = (await a.rules.all()).find((r) => sameWatch(r, input));
       if (twin) throw new HttpError(400, `Rule '${twin.name}' already watches this (same kind, scope and threshold): edit it instead of adding another.`);
-      const rule = a.createRule(input);
+      const rule = await a.createRule(input);
       redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' created.` });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
@@ -69,56 +69,56 @@ export function mountAlertPages(pc: PageContext): void {
     }
   });
 
-  const findRule = (id: string) => {
-    const rule = a.rules.get(Number(id));
+  const findRule = async (id: string) => {
+    const rule = /^\d{1,15}$/.test(id) ? await a.rules.get(Number(id)) : undefined;
     if (!rule) throw new HttpError(404, `There is no alert rule ${id}.`);
     return rule;
   };
 
   page(pc, '/alerts/rules/:id', 'viewer', async (ctx) => {
-    const rule = findRule(ctx.params.id!);
+    const rule = await findRule(ctx.params.id!);
     const nodes = (await m.nodes.all()).map((n) => n.name);
     const projects = await m.repo.projects();
     render(env, ctx, 'alert_rule.njk', {
-      rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
+      rule, kinds: KIND_INFO, firings: (await a.firings.history({ rule: rule.id, limit: 50, offset: 0 })).firings.map(firingView),
       nodes, projects,
       form: { ...rule, node: rule.scope_node, project: rule.scope_project, spider: rule.scope_spider, recipients: rule.recipients.join(', ') },
     });
   });
 
   action(pc, '/alerts/rules/:id', 'operator', async (ctx, form) => {
-    const rule = findRule(ctx.params.id!);
+    const rule = await findRule(ctx.params.id!);
     try {
-      a.updateRule(rule.id, parseRuleInput({ ...ruleBody(form), threshold: ruleBody(form).threshold ?? null, duration_seconds: ruleBody(form).duration_seconds ?? 0 }, rule));
+      await a.updateRule(rule.id, parseRuleInput({ ...ruleBody(form), threshold: ruleBody(form).threshold ?? null, duration_seconds: ruleBody(form).duration_seconds ?? 0 }, rule));
       redirect(ctx, `/alerts/rules/${rule.id}`, { kind: 'ok', text: 'Rule saved.' });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
       render(env, ctx, 'alert_rule.njk', {
-        rule, kinds: KIND_INFO, firings: a.firings.history({ rule: rule.id, limit: 50, offset: 0 }).firings.map(firingView),
+        rule, kinds: KIND_INFO, firings: (await a.firings.history({ rule: rule.id, limit: 50, offset: 0 })).firings.map(firingView),
         nodes: (await m.nodes.all()).map((n) => n.name), projects: await m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
       }, 400);
     }
   });
 
-  action(pc, '/alerts/rules/:id/toggle', 'operator', (ctx) => {
-    const rule = findRule(ctx.params.id!);
-    a.updateRule(rule.id, parseRuleInput({ enabled: !rule.enabled }, rule));
+  action(pc, '/alerts/rules/:id/toggle', 'operator', async (ctx) => {
+    const rule = await findRule(ctx.params.id!);
+    await a.updateRule(rule.id, parseRuleInput({ enabled: !rule.enabled }, rule));
     redirect(ctx, '/alerts', { kind: 'ok', text: `'${rule.name}' ${rule.enabled ? 'disabled' : 'enabled'}.` });
   });
 
-  action(pc, '/alerts/rules/:id/delete', 'operator', (ctx) => {
-    const rule = findRule(ctx.params.id!);
-    a.removeRule(rule.id);
+  action(pc, '/alerts/rules/:id/delete', 'operator', async (ctx) => {
+    const rule = await findRule(ctx.params.id!);
+    await a.removeRule(rule.id);
     redirect(ctx, '/alerts', { kind: 'ok', text: `Rule '${rule.name}' deleted.` });
   });
 
-  page(pc, '/alerts/history', 'viewer', (ctx) => {
+  page(pc, '/alerts/history', 'viewer', async (ctx) => {
     const state = ctx.query.state === 'firing' || ctx.query.state === 'resolved' ? ctx.query.state : undefined;
-    const total = a.firings.history({ state, limit: 0, offset: 0 }).total;
+    const total = (await a.firings.history({ state, limit: 0, offset: 0 })).total;
     const p = pageOf(ctx, total, 50);
     render(env, ctx, 'alert_history.njk', {
-      firings: a.firings.history({ state, limit: p.limit, offset: p.offset }).firings.map(firingView), page: p, pageBase: baseQuery(ctx, ['state']),
-      state: state ?? '', mails: a.outbox.list({ limit: 20, offset: 0 }).map(mailView), outbox: a.outbox.counts(),
+      firings: (await a.firings.history({ state, limit: p.limit, offset: p.offset })).firings.map(firingView), page: p, pageBase: baseQuery(ctx, ['state']),
+      state: state ?? '', mails: (await a.outbox.list({ limit: 20, offset: 0 })).map(mailView), outbox: await a.outbox.counts(),
     });
   });
 
@@ -133,10 +133,10 @@ export function mountAlertPages(pc: PageContext): void {
     if (form.get('clear_password') === '1') body.password = null;
     else if ((form.get('password') ?? '') !== '') body.password = form.get('password');
     try {
-      const before = new Set(a.rules.all().map((r) => r.id));
+      const before = new Set((await a.rules.all()).map((r) => r.id));
       await a.saveSmtp(body);
       // The first SMTP setup adds starter rules: say so, rather than let them appear unannounced.
-      const added = a.rules.all().filter((r) => !before.has(r.id)).map((r) => r.name);
+      const added = (await a.rules.all()).filter((r) => !before.has(r.id)).map((r) => r.name);
       redirect(ctx, '/settings', {
         kind: 'ok',
         text: added.length ? `SMTP settings saved. ${added.length} starter alert rule${added.length === 1 ? ' was' : 's were'} added so that mails go out: ${added.join(', ')} (change or disable them on the Alerts page).` : 'SMTP settings saved.',
@@ -146,7 +146,7 @@ export function mountAlertPages(pc: PageContext): void {
       // Show the form again with what was typed (never the password), and why it was refused.
       const stored = smtpView(a.smtp(), a.smtpSource(), a.smtpCheck());
       const typed = { ...stored, host: body.host, port: body.port, secure: body.secure, user: body.user, from: body.from, to: String(body.to).split(',').map((x) => x.trim()).filter(Boolean) };
-      render(env, ctx, 'settings.njk', { tokens: m.users.tokens(user.id), newToken: null, smtp: typed, smtpError: `SMTP settings not saved: ${e.message}` }, 400);
+      render(env, ctx, 'settings.njk', { tokens: await m.users.tokens(user.id), newToken: null, smtp: typed, smtpError: `SMTP settings not saved: ${e.message}` }, 400);
     }
   });
 

@@ -29,8 +29,8 @@ export function mountClusterPages(pc: PageContext): void {
       const v = xs.filter((x): x is number => x !== null);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
     };
-    const counts = m.runs.counts();
-    const upcoming = m.schedules.all().filter((s) => s.enabled).flatMap((s) => {
+    const [counts, today, problems] = await Promise.all([m.runs.counts(), m.runs.summarySince(Date.now() - DAY), m.runs.recentProblems(Date.now() - DAY, 8)]);
+    const upcoming = (await m.schedules.all()).filter((s) => s.enabled).flatMap((s) => {
       try {
         return m.scheduler.nextOccurrences(s, 1).map((d) => ({ id: s.id, name: s.name, project: s.project, spider: s.spider, at: d.getTime() }));
       } catch {
@@ -40,8 +40,8 @@ export function mountClusterPages(pc: PageContext): void {
     render(env, ctx, 'dashboard.njk', {
       nodes, online: online.length, offline: nodes.filter((n) => n.status === 'offline').length,
       running: counts.running ?? 0, pending: (counts.pending ?? 0) + (counts.dispatching ?? 0),
-      today: m.runs.summarySince(Date.now() - DAY), upcoming,
-      problems: m.runs.recentProblems(Date.now() - DAY, 8).map((r) => runView(r)),
+      today, upcoming,
+      problems: problems.map((r) => runView(r)),
       cpu: avg(online.map((n) => n.cpu)), mem: avg(online.map((n) => n.mem)),
       hasProjects,
     });
@@ -79,13 +79,13 @@ export function mountClusterPages(pc: PageContext): void {
     const events = await m.nodes.events(node.id, 20);
     const versions = await m.repo.versionsOnNode(node.id);
     const { offset, limit } = pageOf(ctx, 0, 25);
-    const q = m.runs.query({ node: node.name, limit, offset });
+    const q = await m.runs.query({ node: node.name, limit, offset });
     const total = q.total_exact ? q.total : Math.max(q.total, offset + q.runs.length + (q.runs.length === limit ? 1 : 0));
     const p = pageOf(ctx, total, limit, q.total_exact);
     render(env, ctx, 'node.njk', {
       node: withFigures(nodeView(node)), events,
       runs: q.runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
-      versions,
+      versions, scheduleNames: await m.schedules.names(),
     });
   });
 

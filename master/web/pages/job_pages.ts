@@ -30,49 +30,55 @@ export function mountJobPages(pc: PageContext): void {
     const projects = await m.repo.projects();
     const filter = filterOf(ctx);
     const { offset, limit } = pageOf(ctx, 0, 50);
-    const q = m.runs.query({ ...filter, limit, offset });
+    const q = await m.runs.query({ ...filter, limit, offset });
     // A capped count still lets the pager go on while full pages keep coming.
     const total = q.total_exact ? q.total : Math.max(q.total, offset + q.runs.length + (q.runs.length === limit ? 1 : 0));
     const p = pageOf(ctx, total, limit, q.total_exact);
     render(env, ctx, 'jobs.njk', {
-      runs: q.runs.map(withRetryLinks), page: p,
+      runs: await Promise.all(q.runs.map(withRetryLinks)), page: p,
       pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since', 'schedule']), nowMs: Date.now(),
       q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '', schedule: ctx.query.schedule ?? '' },
-      schedules: m.schedules.all().map((s) => ({ id: String(s.id), name: s.name })),
+      schedules: (await m.schedules.all()).map((s) => ({ id: String(s.id), name: s.name })), scheduleNames: await m.schedules.names(),
       states: STATES, nodes: nodeNames, projects,
       filtered: Object.values(filter).some((v) => v !== undefined),
     });
   });
 
   /** A run for the list, with the job it repeats and the first run of its retry chain (for "retry 2 of 3"). */
-  const withRetryLinks = (r: RunRow) => {
-    const jobOf = (id: number) => m.runs.get(id)?.job;
+  const withRetryLinks = async (r: RunRow) => {
+    const jobs = new Map<number, string>();
     let root = r;
-    for (let i = 0; i < 50 && root.retry_of !== null; i++) root = m.runs.get(root.retry_of) ?? root;
-    return { ...runView(r, jobOf), retry_root_job: root === r ? null : root.job };
+    for (let i = 0; i < 50 && root.retry_of !== null; i++) {
+      const prev = await m.runs.get(root.retry_of);
+      if (!prev) break;
+      jobs.set(prev.id, prev.job);
+      root = prev;
+    }
+    return { ...runView(r, (id) => jobs.get(id)), retry_root_job: root === r ? null : root.job };
   };
 
-  const findRun = (job: string) => {
-    const run = m.runs.byJob(job);
+  const findRun = async (job: string) => {
+    const run = await m.runs.byJob(job);
     if (!run) throw new HttpError(404, `There is no job ${job}.`);
     return run;
   };
 
   page(pc, '/jobs/:job', 'viewer', async (ctx) => {
-    const run = findRun(ctx.params.job!);
-    const related = [run.retry_of ? m.runs.get(run.retry_of) : undefined, ...m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 }).runs.filter((r) => r.retry_of === run.id)]
+    const run = await findRun(ctx.params.job!);
+    const previous = run.retry_of ? await m.runs.get(run.retry_of) : undefined;
+    const related = [previous, ...(await m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 })).runs.filter((r) => r.retry_of === run.id)]
       .filter((r): r is NonNullable<typeof r> => !!r).map((r) => runView(r));
     const version = run.version ?? await m.repo.newest(run.project);
     const kind = version ? (await m.repo.get(run.project, version))?.kind : undefined;
     render(env, ctx, 'job.njk', {
-      run: runView(run, (id) => m.runs.get(id)?.job), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state),
+      run: runView(run, (id) => (id === previous?.id ? previous.job : undefined)), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state),
       // Generic (non-Scrapy) packages have no Scrapy stats: their page shows no empty stats panel.
       isScrapy: kind === undefined || kind === 'scrapy-egg',
     });
   });
 
   action(pc, '/jobs/:job/cancel', 'operator', async (ctx) => {
-    const run = findRun(ctx.params.job!);
+    const run = await findRun(ctx.params.job!);
     try {
       const prev = await m.tracker.cancel(run);
       redirect(ctx, `/jobs/${run.job}`, { kind: 'ok', text: prev ? `Cancel sent (the job was ${prev}).` : 'The job was not active any more.' });

@@ -41,7 +41,7 @@ export function mountSchedulePages(pc: PageContext): void {
     const nodes = (await m.nodes.all()).map(nodeView);
     render(env, ctx, 'schedule_form.njk', {
       ...vars, catalogue, timezones: TIMEZONES, nodes,
-      words: vars.values.cron ? describeCron(vars.values.cron) : null,
+      words: vars.values.cron ? describeCron(vars.values.cron) : null, scheduleNames: vars.id === null ? {} : { [String(vars.id)]: vars.values.name ?? '' },
     }, status);
   };
 
@@ -50,15 +50,16 @@ export function mountSchedulePages(pc: PageContext): void {
     return { ...v, timezone: v.timezone ?? '', version: v.version ?? '' };
   };
 
-  page(pc, '/schedules', 'viewer', (ctx) => {
-    const all = m.schedules.all();
+  page(pc, '/schedules', 'viewer', async (ctx) => {
+    const all = await m.schedules.all();
     const p = pageOf(ctx, all.length, 50);
-    const schedules = all.slice(p.offset, p.offset + p.limit).map((s) => {
+    const schedules = [];
+    for (const s of all.slice(p.offset, p.offset + p.limit)) {
       let next: Date[] = [];
       try { next = s.enabled ? m.scheduler.nextOccurrences(s, 1) : []; } catch { /* shown as no next run */ }
-      const last = m.schedules.fires(s.id, 1)[0] ?? null;
-      return { ...scheduleView(s, next), words: describeCron(s.cron), last };
-    });
+      const last = (await m.schedules.fires(s.id, 1))[0] ?? null;
+      schedules.push({ ...scheduleView(s, next), words: describeCron(s.cron), last });
+    }
     render(env, ctx, 'schedules.njk', { schedules, page: p, pageBase: baseQuery(ctx, []) });
   });
 
@@ -75,8 +76,9 @@ export function mountSchedulePages(pc: PageContext): void {
     const raw = body(form);
     try {
       const input = await parseScheduleInput(m, raw);
-      const saved = id === null ? m.schedules.create(input) : m.schedules.update(id, input)!;
-      m.scheduler.reload(saved.id);
+      const saved = id === null ? await m.schedules.create(input) : await m.schedules.update(id, input);
+      if (!saved) throw new HttpError(404, `There is no schedule ${id}.`);
+      await m.scheduler.reload(saved.id);
       redirect(ctx, `/schedules/${saved.id}`, { kind: 'ok', text: id === null ? `Schedule '${saved.name}' created.` : 'Schedule saved.' });
     } catch (e) {
       if (!(e instanceof HttpError || e instanceof CronInvalid || e instanceof DispatchError)) throw e;
@@ -87,29 +89,29 @@ export function mountSchedulePages(pc: PageContext): void {
 
   action(pc, '/schedules', 'operator', (ctx, form) => save(ctx, form, null));
 
-  const findSchedule = (id: string) => {
-    const s = m.schedules.get(Number(id));
+  const findSchedule = async (id: string) => {
+    const s = /^\d{1,15}$/.test(id) ? await m.schedules.get(Number(id)) : undefined;
     if (!s) throw new HttpError(404, `There is no schedule ${id}.`);
     return s;
   };
 
   page(pc, '/schedules/:id', 'viewer', async (ctx) => {
-    const s = findSchedule(ctx.params.id!);
-    await editor(ctx, { id: s.id, values: valuesOf(s), history: m.schedules.fires(s.id, 30), runs: m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 }).runs.map((r) => runView(r)) });
+    const s = await findSchedule(ctx.params.id!);
+    await editor(ctx, { id: s.id, values: valuesOf(s), history: await m.schedules.fires(s.id, 30), runs: (await m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 })).runs.map((r) => runView(r)) });
   });
 
-  action(pc, '/schedules/:id', 'operator', (ctx, form) => save(ctx, form, findSchedule(ctx.params.id!).id));
+  action(pc, '/schedules/:id', 'operator', async (ctx, form) => save(ctx, form, (await findSchedule(ctx.params.id!)).id));
 
-  action(pc, '/schedules/:id/toggle', 'operator', (ctx) => {
-    const s = findSchedule(ctx.params.id!);
+  action(pc, '/schedules/:id/toggle', 'operator', async (ctx) => {
+    const s = await findSchedule(ctx.params.id!);
     const v = scheduleView(s, null);
-    m.schedules.update(s.id, { ...v, enabled: !v.enabled });
-    m.scheduler.reload(s.id);
+    await m.schedules.update(s.id, { ...v, enabled: !v.enabled });
+    await m.scheduler.reload(s.id);
     redirect(ctx, ctx.get('Referer').includes(`/schedules/${s.id}`) ? `/schedules/${s.id}` : '/schedules', { kind: 'ok', text: `'${s.name}' ${v.enabled ? 'disabled' : 'enabled'}.` });
   });
 
   action(pc, '/schedules/:id/run', 'operator', async (ctx, _form, user) => {
-    const s = findSchedule(ctx.params.id!);
+    const s = await findSchedule(ctx.params.id!);
     try {
       const runs = await m.scheduler.runNow(s.id, user.username);
       redirect(ctx, runs.length === 1 ? `/jobs/${runs[0]!.job}` : `/schedules/${s.id}`, { kind: 'ok', text: `'${s.name}' started on ${runs.map((r) => r.node).join(', ')}.` });
@@ -119,10 +121,10 @@ export function mountSchedulePages(pc: PageContext): void {
     }
   });
 
-  action(pc, '/schedules/:id/delete', 'operator', (ctx) => {
-    const s = findSchedule(ctx.params.id!);
-    m.schedules.remove(s.id);
-    m.scheduler.reload(s.id);
+  action(pc, '/schedules/:id/delete', 'operator', async (ctx) => {
+    const s = await findSchedule(ctx.params.id!);
+    await m.schedules.remove(s.id);
+    await m.scheduler.reload(s.id);
     redirect(ctx, '/schedules', { kind: 'ok', text: `Schedule '${s.name}' deleted.` });
   });
 }

@@ -8,6 +8,7 @@ import { HttpError } from '../../http/input.ts';
 import { serviceDetail } from '../../http/services_api.ts';
 import { nodeLabels, type NodeRow } from '../../nodes/node_registry.ts';
 import { DispatchError } from '../../runs/dispatcher.ts';
+import type { RunRow } from '../../runs/run_store.ts';
 import { MAX_REPLICAS, parseServiceInput } from '../../services/service_input.ts';
 import type { ServiceRow } from '../../services/service_store.ts';
 import { action, page, type PageContext } from '../page_kit.ts';
@@ -36,8 +37,8 @@ export function mountServicePages(pc: PageContext): void {
   const { m, env } = pc;
 
   /** Desired replicas per node: the even spread over the nodes the service may use, capped per node. */
-  const rows = (nodes: NodeRow[]) => (s: ServiceRow) => {
-    const d = serviceDetail(m, s);
+  const rows = async (s: ServiceRow, replicas: readonly RunRow[], nodes: readonly NodeRow[]) => {
+    const d = await serviceDetail(m, s, replicas);
     const required = JSON.parse(s.labels) as Record<string, string>;
     const usable = nodes.filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
     const desired = new Map<string, number>();
@@ -62,14 +63,16 @@ export function mountServicePages(pc: PageContext): void {
 
   const list = async (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
     const catalogue = (await m.repo.catalogue()).map((c) => ({ project: c.project, spiders: c.spiders }));
+    const replicas = await m.runs.activeReplicas();
     const nodes = await m.nodes.all();
-    render(env, ctx, 'services.njk', { services: m.services.all().map(rows(nodes)), catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
+    const services = await Promise.all((await m.services.all()).map((s) => rows(s, replicas, nodes)));
+    render(env, ctx, 'services.njk', { services, catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
   };
 
   page(pc, '/services', 'viewer', (ctx) => list(ctx));
 
-  const find = (id: string) => {
-    const s = m.services.find(id);
+  const find = async (id: string) => {
+    const s = await m.services.find(id);
     if (!s) throw new HttpError(404, `There is no service ${id}.`);
     return s;
   };
@@ -84,8 +87,8 @@ export function mountServicePages(pc: PageContext): void {
         max_per_node: num('max_per_node'), labels, max_unavailable: num('max_unavailable') ?? 1, max_runtime: num('max_runtime'), max_memory: num('max_memory'),
         args: pairsOf(v('args')), settings: pairsOf(v('settings')),
       });
-      if (m.services.byName(input.name)) throw new HttpError(409, `a service named '${input.name}' already exists`);
-      const s = m.services.create(input, user.username);
+      if (await m.services.byName(input.name)) throw new HttpError(409, `a service named '${input.name}' already exists`);
+      const s = await m.services.create(input, user.username);
       m.reconciler.kick();
       redirect(ctx, '/services', { kind: 'ok', text: `Service '${s.name}' created: ${s.replicas} replica(s) starting.` });
     } catch (e) {
@@ -95,21 +98,21 @@ export function mountServicePages(pc: PageContext): void {
   });
 
   action(pc, '/services/:id/scale', 'operator', async (ctx, form) => {
-    const s = find(ctx.params.id!);
+    const s = await find(ctx.params.id!);
     const raw = (form.get('replicas') ?? '').trim();
     const n = Number(raw);
     if (!/^\d+$/.test(raw) || n > MAX_REPLICAS) {
       redirect(ctx, '/services', { kind: 'error', text: `Replicas must be a whole number from 0 to ${MAX_REPLICAS}.` });
       return;
     }
-    m.services.scale(s.id, n);
+    await m.services.scale(s.id, n);
     await m.reconciler.settle();
     redirect(ctx, '/services', { kind: 'ok', text: `'${s.name}' scaled to ${n}.` });
   });
 
   action(pc, '/services/:id/delete', 'operator', async (ctx) => {
-    const s = find(ctx.params.id!);
-    m.services.remove(s.id);
+    const s = await find(ctx.params.id!);
+    await m.services.remove(s.id);
     await m.reconciler.settle();
     redirect(ctx, '/services', { kind: 'ok', text: `Service '${s.name}' removed; its replicas are stopping.` });
   });
