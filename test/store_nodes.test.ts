@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import AdmZip from 'adm-zip';
 import { join } from 'node:path';
 import { openMasterStore } from '../master/store/open_store.ts';
 import { isUniqueViolation, type SqlDb } from '../master/store/sql_db.ts';
@@ -285,6 +286,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await repo.versions('alpha'), []);
       await repo.add('alpha', '3', data, null);
       assert.deepEqual(await repo.tombstones(), [], "a project's upload lifts its '*' tombstone");
+
+      // Another master (its own disk) pushes a version it did not take: on PostgreSQL the bytes come from the database.
+      const elsewhere = new PackageRepo(db, join(tempDir('spiderplane-store-pkg-other-'), 'packages'));
+      if (engine === 'postgres') {
+        assert.deepEqual(Buffer.from(await (await elsewhere.blob('beta', '1')).arrayBuffer()), data);
+        const changed = new AdmZip(data);
+        changed.addFile('extra.txt', Buffer.from('a second upload of the same version'));
+        await repo.add('beta', '1', changed.toBuffer(), 'alice');
+        assert.deepEqual(await elsewhere.read('beta', '1'), changed.toBuffer(), 'the content of the newest upload');
+        await repo.add('beta', '1', data, 'alice');
+        assert.deepEqual(await elsewhere.read('beta', '1'), data);
+      } else {
+        await assert.rejects(elsewhere.read('beta', '1'), { code: 'ENOENT' }, 'one master on SQLite: only its disk has the bytes');
+      }
 
       const clientFor = (node: NodeRow, timeoutMs = 2000) => new NodeClient(node, null, timeoutMs);
       const deployer = new Deployer(db, repo, nodes, clientFor);

@@ -8,6 +8,7 @@ import { isZip, ZipRejected, DEFAULT_ZIP_LIMITS } from '../../common/packages/sa
 import { MANIFEST_NAME, ManifestError } from '../../common/packages/manifest.ts';
 import { checkPackageOffThread, kindOfCheck, PackageCheckBusy } from '../../common/packages/package_checker.ts';
 import { declaredFrom, RequirementsError } from '../../common/packages/requirements.ts';
+import { SharedPackages } from './shared_packages.ts';
 
 /** What a version declares it needs (issue 10): pip requirement lines and the Node lockfile's name. */
 export interface VersionRequirements { python: string[]; node: string | null }
@@ -38,7 +39,16 @@ export interface VersionRow {
  * is kept.
  */
 export class PackageRepo {
-  constructor(private readonly db: SqlDb, private readonly dir: string) {}
+  /**
+   * On PostgreSQL, where several masters share the store, each package is also kept in the
+   * database (content-addressed), so a master that did not take the upload can push the version.
+   * On SQLite (one master) its disk is enough.
+   */
+  private readonly shared: SharedPackages | null;
+
+  constructor(private readonly db: SqlDb, private readonly dir: string) {
+    this.shared = db.dialect === 'postgres' ? new SharedPackages(db, join(dir, '.by-sha256')) : null;
+  }
 
   private file(project: string, version: string): string { return join(this.dir, project, `${version}.zip`); }
 
@@ -73,6 +83,8 @@ export class PackageRepo {
     const staging = `${path}.incoming-${process.pid}-${Date.now()}`;
     await writeFile(staging, data);
     await rename(staging, path);
+    // The bytes are in the database before the version is visible to another master.
+    await this.shared?.put(sha256, data);
     const row: VersionRow = {
       project, version, kind, size: data.length, sha256,
       spiders: spiders ? JSON.stringify(spiders) : null, uploaded_at: Date.now(), uploaded_by: by,
@@ -90,9 +102,17 @@ export class PackageRepo {
     return row;
   }
 
-  read(project: string, version: string): Promise<Buffer> { return readFile(this.file(project, version)); }
+  /** The version's package on this master's disk: with shared packages, the copy of its content (fetched once, checked against its hash). */
+  private async local(project: string, version: string): Promise<string> {
+    if (!this.shared) return this.file(project, version);
+    const row = await this.get(project, version);
+    if (!row) return this.file(project, version);
+    return this.shared.localFile(row.sha256);
+  }
+
+  async read(project: string, version: string): Promise<Buffer> { return readFile(await this.local(project, version)); }
   /** The stored package as a file-backed Blob: sent to nodes without being read into memory first. */
-  blob(project: string, version: string): Promise<Blob> { return openAsBlob(this.file(project, version)); }
+  async blob(project: string, version: string): Promise<Blob> { return openAsBlob(await this.local(project, version)); }
 
   get(project: string, version: string): Promise<VersionRow | undefined> {
     return this.db.get<VersionRow>(`SELECT * FROM versions WHERE project = ? AND version = ?`, [project, version]);
@@ -163,6 +183,7 @@ export class PackageRepo {
     });
     if (!deleted) return false;
     await rm(this.file(project, version), { force: true });
+    await this.shared?.collect();
     return true;
   }
 
@@ -175,6 +196,7 @@ export class PackageRepo {
     });
     if (!deleted) return false;
     await rm(join(this.dir, project), { recursive: true, force: true });
+    await this.shared?.collect();
     return true;
   }
 }
