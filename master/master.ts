@@ -74,7 +74,6 @@ export class Master {
   }
 
   private constructor(readonly config: MasterConfig, readonly sql: SqlDb, clusterToken: string) {
-    const db = this.db;
     this.clusterToken = clusterToken;
     // Every request tells a slave the master's offline window: its lease (slave/cluster/master_lease.ts).
     const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs, config.offlineAfterMs / 1000);
