@@ -46,6 +46,8 @@ export class Heartbeat extends EventEmitter {
   /** The master's stall total when each node was last heard from (in this process). */
   private readonly stallAtHeard = new Map<number, number>();
   private readonly stallAtStart: number;
+  /** Set by stop(): an answer that arrives later is not recorded (the database may be closed by then). */
+  private stopped = false;
 
   constructor(
     private readonly registry: NodeRegistry,
@@ -58,6 +60,7 @@ export class Heartbeat extends EventEmitter {
   }
 
   start(): void {
+    this.stopped = false;
     this.round();
     this.timer = setInterval(() => this.round(), this.opts.intervalMs);
   }
@@ -68,6 +71,7 @@ export class Heartbeat extends EventEmitter {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const t of this.slices) clearTimeout(t);
@@ -113,6 +117,7 @@ export class Heartbeat extends EventEmitter {
       // listjobs.json carries what daemonstatus.json would (the pending and running counts): two requests, not three.
       const [metrics, jobs] = await Promise.all([client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
+      if (this.stopped) return;
       let fresh = await this.registry.recordHeartbeat(nodeId, {
         now: receivedAt, running: jobs.running.length, pending: jobs.pending.length, maxProc: metrics?.max_proc ?? null, metrics,
       });
@@ -127,6 +132,7 @@ export class Heartbeat extends EventEmitter {
       }
       this.emit('heartbeat', { node: fresh, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
+      if (this.stopped) return;
       // A no-op when the node was removed meanwhile; a database error here is logged, never thrown.
       await this.registry.recordFailure(nodeId, (e as Error).message, requestedAt).catch((e2) => console.error('[spiderplane-master] recording a failed heartbeat:', e2));
     } finally {
