@@ -71,13 +71,14 @@ async function benchRules(): Promise<void> {
 
   // The whole round as the master runs it: nodes from SQLite, metrics JSON parsed, open firings read.
   const db = openMasterDb(tempDir('spiderplane-bench-alerts-'));
-  const reg = new NodeRegistry(db);
-  for (let i = 0; i < NODES; i++) {
-    const n = reg.add({ name: `node-${i}`, url: `http://10.0.${i >> 8}.${i & 255}:6800`, username: null, password: null, source: 'added', max_proc: 8 });
-    reg.recordHeartbeat(n.id, { now, running: 1, pending: 0, maxProc: 8, metrics: metrics(i, now) });
-    reg.setStatus(reg.byId(n.id)!, i % 50 === 0 ? 'offline' : 'online', 'bench', now - 600_000);
-  }
   const sql = new SqliteDb(db);
+  const reg = new NodeRegistry(sql);
+  for (let i = 0; i < NODES; i++) {
+    const n = await reg.add({ name: `node-${i}`, url: `http://10.0.${i >> 8}.${i & 255}:6800`, username: null, password: null, source: 'added', max_proc: 8 });
+    await reg.recordHeartbeat(n.id, { now, running: 1, pending: 0, maxProc: 8, metrics: metrics(i, now) });
+    await reg.setStatus((await reg.byId(n.id))!, i % 50 === 0 ? 'offline' : 'online', 'bench', now - 600_000);
+  }
+  await reg.flushSamples();
   const svc = new AlertService(sql, reg, new RunStore(sql), async () => null, {
     flags: { host: null, port: null, secure: 'none', user: null, password: null, from: null, to: ['ops@example.com'] }, publicUrl: () => 'http://x',
     groupMs: 60_000, groupWaitMs: 5000, retryMinMs: 5000, retryMaxMs: 600_000, evalIntervalMs: 3_600_000, rawRetentionMs: 48 * HOUR,
@@ -90,7 +91,7 @@ async function benchRules(): Promise<void> {
     await svc.evaluateRound(now + round * 5000);
     full.push(performance.now() - t0);
     const t1 = performance.now();
-    reg.all().map(snapshotOf);
+    (await reg.all()).map(snapshotOf);
     snapCost.push(performance.now() - t1);
   }
   console.log(`rules: whole round in the master (SQLite + JSON + engine + firings): ${stats(full.slice(20))}`);
@@ -99,18 +100,19 @@ async function benchRules(): Promise<void> {
   db.close();
 }
 
-function benchDisk(): void {
+async function benchDisk(): Promise<void> {
   const NODES_D = 50;
   const DAYS = 30;
   const HEARTBEAT_MS = 5000;
   const RAW_HOURS = 48;
   const dir = tempDir('spiderplane-bench-metrics-');
   const db = openMasterDb(dir);
-  const reg = new NodeRegistry(db);
+  const sql = new SqliteDb(db);
+  const reg = new NodeRegistry(sql);
   const now = Math.floor(Date.now() / HOUR) * HOUR;
   const ids: number[] = [];
-  for (let i = 0; i < NODES_D; i++) ids.push(reg.add({ name: `node-${i}`, url: `http://10.0.0.${i}:6800`, username: null, password: null, source: 'added', max_proc: 8 }).id);
-  const history = new MetricHistory(db, RAW_HOURS * HOUR);
+  for (let i = 0; i < NODES_D; i++) ids.push((await reg.add({ name: `node-${i}`, url: `http://10.0.0.${i}:6800`, username: null, password: null, source: 'added', max_proc: 8 })).id);
+  const history = new MetricHistory(sql, RAW_HOURS * HOUR);
   const t0 = performance.now();
   // Raw samples only for the window they are kept; older tiers are written the way rollup() writes them.
   const ins = db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -135,7 +137,7 @@ function benchDisk(): void {
   })();
   const filled = performance.now() - t0;
   const t1 = performance.now();
-  history.rollup(now); // the raw 48 h -> minutes and hours, as the master does it
+  await history.rollup(now); // the raw 48 h -> minutes and hours, as the master does it
   const rolled = performance.now() - t1;
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.exec('VACUUM');
@@ -158,11 +160,11 @@ function benchDisk(): void {
   // A chart read on a month of data: the node 30d chart and the cluster 7d chart.
   for (const [what, fn] of [['node 30d', () => history.nodeSeries(ids[0]!, '30d', now)], ['node 24h', () => history.nodeSeries(ids[0]!, '24h', now)], ['cluster 7d', () => history.clusterSeries('7d', now)]] as const) {
     const t = performance.now();
-    const r = fn();
+    const r = await fn();
     console.log(`disk: chart ${what}: ${r.points.length} points in ${(performance.now() - t).toFixed(1)} ms`);
   }
   db.close();
 }
 
 if (want('rules')) await benchRules();
-if (want('disk')) benchDisk();
+if (want('disk')) await benchDisk();

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { openMasterDb } from '../master/db.ts';
 import { Master } from '../master/master.ts';
 import { masterConfig } from '../master/config.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { MetricHistory, MINUTE, HOUR, DAY, MINUTE_RETENTION_MS, HOUR_RETENTION_MS, DAY_RETENTION_MS } from '../master/metrics/metric_history.ts';
 import { buildZip } from '../test/helpers/fixtures.ts';
 import { startMaster, ADMIN } from '../test/helpers/master_process.ts';
@@ -219,7 +220,7 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
   console.error = () => { errors++; };
   try {
     for (let i = 0; i < n; i++) await master.addNode({ url: `http://127.0.0.1:${fake.port}/n${i}`, name: `fake${i}`, username: null, password: null });
-    await waitFor('fake nodes online', () => (master.nodes.all().filter((x) => x.status === 'online').length === n ? true : undefined), 300_000, 500);
+    await waitFor('fake nodes online', async () => ((await master.nodes.all()).filter((x) => x.status === 'online').length === n ? true : undefined), 300_000, 500);
     console.log = origLog;
     await sleep(10_000);
     const errorsBefore = errors;
@@ -297,7 +298,7 @@ async function metricsSize(): Promise<void> {
   const ins = db.prepare(`INSERT INTO nodes (name, url, source, status_since, added_at) VALUES (?, ?, 'added', 0, 0)`);
   const ids: number[] = [];
   db.transaction(() => { for (let i = 0; i < NODES; i++) ids.push(Number(ins.run(`n${i}`, `http://n${i}`).lastInsertRowid)); })();
-  const history = new MetricHistory(db, RAW_H * HOUR);
+  const history = new MetricHistory(new SqliteDb(db), RAW_H * HOUR);
   const now = Math.floor(Date.now() / HOUR) * HOUR;
   const start = now - 48 * HOUR;
   const t0 = performance.now();
@@ -310,7 +311,7 @@ async function metricsSize(): Promise<void> {
     db.transaction(() => {
       for (let m = t; m < Math.min(t + HOUR, rawStart); m += MINUTE) for (const id of ids) roll.run(id, m, 20 + (id % 50), 60 + (id % 30), 1e6 + id, 2e6 + id, 5e5 + id, 9e5 + id);
     })();
-    history.rollup(Math.min(t + HOUR, rawStart)); // hours (and days) rolled as the master does, hour by hour
+    await history.rollup(Math.min(t + HOUR, rawStart)); // hours (and days) rolled as the master does, hour by hour
   }
   // The last 6 h 10 min: every raw sample of every node, with the master's rollup and expiry every 10 minutes.
   const sample = db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk_max, rx_bps, tx_bps, running, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`);
@@ -350,8 +351,10 @@ async function metricsSize(): Promise<void> {
   console.log(`  steady state after a year (raw ${RAW_H} h, minutes ${MINUTE_RETENTION_MS / DAY} d, hours ${HOUR_RETENTION_MS / DAY} d, days ${DAY_RETENTION_MS / DAY} d), from the measured row sizes: ~${mb(steady)}`);
   console.log(`  maintain() every 10 simulated minutes (rollup in chunks of 100 nodes + batched expiry): longest pass ${f1(maintainWorst)} ms in all, longest event-loop stall inside it ${f1(stepWorst)} ms wall (the machine's load included); the costliest single step took ${f1(worstStep.ms)} ms of CPU (${worstStep.what})`);
   const c0 = performance.now();
-  for (const r of ['1h', '24h', '7d', '30d', '1y'] as const) history.clusterSeries(r, now);
-  console.log(`  cluster charts 1h+24h+7d+30d+1y read in ${f1(performance.now() - c0)} ms together; node 24h chart ${f1((() => { const t = performance.now(); history.nodeSeries(ids[0]!, '24h', now); return performance.now() - t; })())} ms`);
+  for (const r of ['1h', '24h', '7d', '30d', '1y'] as const) await history.clusterSeries(r, now);
+  const c1 = performance.now();
+  await history.nodeSeries(ids[0]!, '24h', now);
+  console.log(`  cluster charts 1h+24h+7d+30d+1y read in ${f1(c1 - c0)} ms together; node 24h chart ${f1(performance.now() - c1)} ms`);
   db.close();
 }
 

@@ -417,6 +417,19 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX login_failures_last ON login_failures (last_at);
   `,
+  // Master HA (issue 12): each node's last listjobs.json (pid, log and items links of every job it
+  // lists), written by the master that heartbeats, read by every master's Scrapyd facade.
+  `
+  CREATE TABLE node_jobs (
+    node_id   INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    job       TEXT NOT NULL,
+    pid       INTEGER,
+    log_url   TEXT,
+    items_url TEXT,
+    PRIMARY KEY (node_id, job)
+  ) WITHOUT ROWID;
+  CREATE INDEX node_jobs_job ON node_jobs (job);
+  `,
 ];
 
 export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Db } from '../common/sqlite.ts';
 import type { MasterConfig } from './config.ts';
 import { openMasterStore } from './store/open_store.ts';
-import type { SqlDb } from './store/sql_db.ts';
+import { isUniqueViolation, type SqlDb } from './store/sql_db.ts';
 import { SqliteDb } from './store/sqlite_db.ts';
 import { NodeRegistry, type NodeRow } from './nodes/node_registry.ts';
 import { NodeClient } from './nodes/node_client.ts';
@@ -59,7 +59,7 @@ export class Master {
   readonly reconciler: ServiceReconciler;
   readonly balancer: LoadBalancer;
   /** Each node's last listjobs.json (pids, which logs and items exist), for the Scrapyd facade. */
-  readonly nodeJobs = new NodeJobsCache();
+  readonly nodeJobs: NodeJobsCache;
   readonly retention: RunRetention;
   readonly clusterToken: string;
   private server: Server | null = null;
@@ -73,14 +73,14 @@ export class Master {
     throw new Error('this part of the master does not run on PostgreSQL yet');
   }
 
-  private constructor(readonly config: MasterConfig, readonly sql: SqlDb) {
-    const db = this.db;
-    this.clusterToken = config.clusterToken ?? this.storedClusterToken();
+  private constructor(readonly config: MasterConfig, readonly sql: SqlDb, clusterToken: string) {
+    this.clusterToken = clusterToken;
     // Every request tells a slave the master's offline window: its lease (slave/cluster/master_lease.ts).
     const clientFor = (n: NodeRow, timeoutMs = config.heartbeatTimeoutMs * 2) => new NodeClient(n, this.clusterToken, timeoutMs, config.offlineAfterMs / 1000);
-    this.nodes = new NodeRegistry(db);
-    this.repo = new PackageRepo(db, join(config.dataDir, 'packages'));
-    this.deployer = new Deployer(db, this.repo, this.nodes, clientFor);
+    this.nodes = new NodeRegistry(sql);
+    this.nodeJobs = new NodeJobsCache(sql);
+    this.repo = new PackageRepo(sql, join(config.dataDir, 'packages'));
+    this.deployer = new Deployer(sql, this.repo, this.nodes, clientFor);
     this.runs = new RunStore(sql);
     this.policies = new RunPolicyStore(sql);
     this.balancer = new LoadBalancer(new DispatchLoadStore(sql));
@@ -134,14 +134,14 @@ export class Master {
     this.tracker.on('lost', (run: RunRow) => { if (run.service_id) this.reconciler.kick(); });
   }
 
-  /** The cluster token kept in the database (made once, on first start, when none is configured). */
-  private storedClusterToken(): string {
-    const settings = new SettingsStore(this.db);
-    const stored = settings.get('cluster_token');
-    if (stored !== undefined) return stored;
-    const token = randomBytes(24).toString('base64url');
-    settings.set('cluster_token', token);
-    return token;
+  /**
+   * The cluster token kept in the database (made once, on first start, when none is configured;
+   * masters starting together on one database agree on the first one stored).
+   */
+  private static async storedClusterToken(sql: SqlDb): Promise<string> {
+    const settings = new SettingsStore(sql);
+    await settings.setIfAbsent('cluster_token', randomBytes(24).toString('base64url'));
+    return (await settings.get('cluster_token'))!;
   }
 
   get port(): number { return (this.server!.address() as AddressInfo).port; }
@@ -152,7 +152,9 @@ export class Master {
     // Users, sessions and the cluster token live here: never readable by spiders (--local-slave).
     privateDir(config.dataDir);
     if (config.database.kind === 'sqlite') privateDatabaseFile(config.database.file);
-    const master = new Master(config, await openMasterStore(config.database));
+    const sql = await openMasterStore(config.database);
+    const master = new Master(config, sql, config.clusterToken ?? await Master.storedClusterToken(sql));
+    await master.deployer.recoverInterrupted();
     await master.ensureAdmin();
     const app = createMasterApp(master);
     master.server = createServer(app.callback());
@@ -202,13 +204,14 @@ export class Master {
       });
     }
     await this.alerts.stop();
-    this.nodes.flushSamples();
+    await this.nodes.flushSamples().catch((e) => console.error('[spiderplane-master] writing metric samples failed:', e));
+    await this.nodeJobs.flush().catch((e) => console.error('[spiderplane-master] writing node job listings failed:', e));
     await this.sql.close();
   }
 
   // ---- nodes ----
 
-  async addNode(p: { url: string; name: string | null; username: string | null; password: string | null; labels?: Record<string, string> | null }, source: 'added' | 'announced' = 'added', maxProc: number | null = null): Promise<NodeRow> {
+  async addNode(p: { url: string; name: string | null; username: string | null; password: string | null; labels?: Record<string, string> | null }, source: 'added' | 'announced' = 'added', maxProc: number | null = null, retried = false): Promise<NodeRow> {
     let url: string;
     try {
       url = normaliseNodeUrl(p.url);
@@ -218,42 +221,50 @@ export class Master {
     if ((p.username === null) !== (p.password === null)) throw new NodeProblem('give both username and password, or neither');
     const name = p.name ?? new URL(url).host;
     if (!/^[A-Za-z0-9_.:@-]{1,200}$/.test(name)) throw new NodeProblem(`node name '${name}' may only hold letters, digits and _ . : @ -`);
-    const sameUrl = this.nodes.byUrl(url);
-    const sameName = this.nodes.byName(name);
+    const sameUrl = await this.nodes.byUrl(url);
+    const sameName = await this.nodes.byName(name);
     if (source === 'announced') {
       // A slave is known by its URL; a name already held by another URL is taken over only when
       // that node is not online (the slave moved), never from a live node.
       const existing = sameUrl ?? sameName;
       if (existing) {
         if (!sameUrl && existing.status === 'online') throw new NodeProblem(`node name '${name}' is already used by the online node at ${existing.url}: give this slave another --node-name`);
-        this.nodes.updateAnnounce(existing.id, url, maxProc);
-        if (p.labels) this.nodes.setLabels(existing.id, p.labels);
-        return this.nodes.byId(existing.id)!;
+        await this.nodes.updateAnnounce(existing.id, url, maxProc);
+        if (p.labels) await this.nodes.setLabels(existing.id, p.labels);
+        return (await this.nodes.byId(existing.id))!;
       }
     } else {
       if (sameUrl) throw new NodeProblem(`url ${url} is already registered as node '${sameUrl.name}'`);
       if (sameName) throw new NodeProblem(`a node named '${name}' already exists`);
     }
-    let node = this.nodes.add({ name, url, username: p.username, password: p.password, source, max_proc: maxProc });
-    if (p.labels) {
-      this.nodes.setLabels(node.id, p.labels);
-      node = this.nodes.byId(node.id)!;
+    let node: NodeRow;
+    try {
+      node = await this.nodes.add({ name, url, username: p.username, password: p.password, source, max_proc: maxProc });
+    } catch (e) {
+      // Another announce (or another master) added it between the look-up and the insert.
+      if (!isUniqueViolation(e)) throw e;
+      if (source === 'announced' && !retried) return this.addNode(p, source, maxProc, true);
+      throw new NodeProblem(`a node with the name '${name}' or the url ${url} already exists`);
     }
-    void this.heartbeat.poll(node.id);
+    if (p.labels) {
+      await this.nodes.setLabels(node.id, p.labels);
+      node = (await this.nodes.byId(node.id))!;
+    }
+    this.heartbeat.poll(node.id).catch((e) => console.error('[spiderplane-master] polling a new node failed:', e));
     return node;
   }
 
   async removeNode(name: string): Promise<boolean> {
-    const node = this.nodes.byName(name);
+    const node = await this.nodes.byName(name);
     if (!node) return false;
     // Its active runs are not forgotten: they are stopped there (best effort: it may be dead)
     // and fail over like a dead node's.
     const client = new NodeClient(node, this.clusterToken, 5_000);
     await Promise.all((await this.runs.activeOfNode(node.id)).map((r) => client.cancel(r.project, r.job, 'KILL').catch(() => undefined)));
     await this.tracker.onOffline(node, 'was removed');
-    this.nodes.remove(node.id);
+    await this.nodes.remove(node.id);
     await this.balancer.forget(node.id);
-    this.nodeJobs.forget(node.id);
+    await this.nodeJobs.forget(node.id);
     this.reconciler.forgetNode(node.id);
     this.reconciler.kick();
     return true;

@@ -134,8 +134,8 @@ describe('outbox and grouping against a real SMTP server', () => {
     const smtp = await startSmtp();
     smtps.push(smtp);
     const db = openMasterDb(tempDir('spiderplane-alerts-unit-'));
-    const nodes = new NodeRegistry(db);
     const sql = new SqliteDb(db);
+    const nodes = new NodeRegistry(sql);
     const svc = new AlertService(sql, nodes, new RunStore(sql), async () => null, {
       flags: smtpSettings(smtp.port, ['ops@example.com', 'oncall@example.com']), publicUrl: () => 'http://ui.example', groupMs: 400, groupWaitMs: 100,
       retryMinMs: 50, retryMaxMs: 200, evalIntervalMs: 60_000, rawRetentionMs: HOUR,
@@ -143,12 +143,13 @@ describe('outbox and grouping against a real SMTP server', () => {
     try {
       await svc.start();
       assert.deepEqual((await svc.rules.all()).map((r) => r.kind), ['node_offline', 'job_failed', 'disk'], 'default rules');
-      const ns = ['a', 'b', 'c'].map((n) => nodes.add({ name: `crawl-${n}`, url: `http://${n}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 }));
-      for (const n of ns) nodes.setStatus(n, 'offline', 'test', Date.now());
+      const ns = [];
+      for (const n of ['a', 'b', 'c']) ns.push(await nodes.add({ name: `crawl-${n}`, url: `http://${n}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 }));
+      for (const n of ns) await nodes.setStatus(n, 'offline', 'test', Date.now());
       await svc.evaluateRound();
       await svc.evaluateRound(); // still offline: nothing new
       await waitFor('2 mails', () => (smtp.mails.length >= 2 ? true : undefined), 10_000, 20);
-      for (const n of ns) nodes.setStatus(n, 'online', 'test', Date.now());
+      for (const n of ns) await nodes.setStatus(n, 'online', 'test', Date.now());
       await svc.evaluateRound();
       await waitFor('4 mails', () => (smtp.mails.length >= 4 ? true : undefined), 10_000, 20);
       await sleep(600);
@@ -210,35 +211,36 @@ describe('outbox and grouping against a real SMTP server', () => {
 });
 
 describe('metric history', () => {
-  test('raw samples roll up to minutes and hours; charts read the right tier', () => {
+  test('raw samples roll up to minutes and hours; charts read the right tier', async () => {
     const db = openMasterDb(tempDir('spiderplane-metrics-unit-'));
-    const nodes = new NodeRegistry(db);
-    const n = nodes.add({ name: 'm1', url: 'http://m1.test:6800', username: null, password: null, source: 'added', max_proc: 1 });
-    const h = new MetricHistory(db, 48 * HOUR);
+    const sql = new SqliteDb(db);
+    const nodes = new NodeRegistry(sql);
+    const n = await nodes.add({ name: 'm1', url: 'http://m1.test:6800', username: null, password: null, source: 'added', max_proc: 1 });
+    const h = new MetricHistory(sql, 48 * HOUR);
     const now = Math.floor(Date.now() / HOUR) * HOUR + 30 * MINUTE;
     const start = now - 3 * HOUR;
     const ins = db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk, rx_bps, tx_bps, running, pending) VALUES (?, ?, ?, 1, 50, ?, 100, 200, 1, 0)`);
     for (let t = start; t < now; t += 5000) ins.run(n.id, t, (t / 5000) % 2 ? 10 : 30, JSON.stringify([{ mount: '/', used_percent: 40 }, { mount: '/data', used_percent: 70 }]));
-    h.rollup(now);
+    await h.rollup(now);
     const minutes = (db.prepare(`SELECT COUNT(*) AS c FROM metric_rollups WHERE res = ?`).get(MINUTE) as { c: number }).c;
     const hours = (db.prepare(`SELECT COUNT(*) AS c FROM metric_rollups WHERE res = ?`).get(HOUR) as { c: number }).c;
     assert.equal(minutes, 180);
     assert.equal(hours, 3, 'the complete hours');
-    h.rollup(now); // idempotent
+    await h.rollup(now); // idempotent
     assert.equal((db.prepare(`SELECT SUM(n) AS s FROM metric_rollups WHERE res = ?`).get(MINUTE) as { s: number }).s, 3 * 720);
-    const day = h.nodeSeries(n.id, '24h', now);
+    const day = await h.nodeSeries(n.id, '24h', now);
     assert.equal(day.step_seconds, 60);
     assert.equal(day.points.length, 180);
     assert.deepEqual([day.points[0]!.cpu, day.points[0]!.cpu_max, day.points[0]!.disk, day.points[0]!.rx], [20, 30, 70, 100]);
-    const month = h.nodeSeries(n.id, '30d', now);
+    const month = await h.nodeSeries(n.id, '30d', now);
     assert.equal(month.points.length, 3);
     assert.equal(month.points[0]!.cpu, 20);
-    const raw = h.nodeSeries(n.id, '1h', now);
+    const raw = await h.nodeSeries(n.id, '1h', now);
     assert.equal(raw.points.length, 720);
-    const cluster = h.clusterSeries('24h', now);
+    const cluster = await h.clusterSeries('24h', now);
     assert.equal(cluster.points[0]!.nodes, 1);
     assert.equal(cluster.points[0]!.rx, 100);
-    h.prune(now + 60 * 24 * HOUR);
+    await h.prune(now + 60 * 24 * HOUR);
     assert.equal((db.prepare(`SELECT COUNT(*) AS c FROM metric_rollups WHERE res < ?`).get(24 * HOUR) as { c: number }).c, 0, 'minutes and hours expired; days are kept for a year');
     db.close();
   });

@@ -9,8 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openMasterDb } from '../master/db.ts';
 import { RunStore, COUNT_CAP, LOST_TAKE_BACK_MS } from '../master/runs/run_store.ts';
 import { RunRetention } from '../master/runs/run_retention.ts';
-import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { MetricHistory, MINUTE, HOUR, DAY, MINUTE_RETENTION_MS, HOUR_RETENTION_MS, PRUNE_BATCH } from '../master/metrics/metric_history.ts';
+import { SqliteDb } from '../master/store/sqlite_db.ts';
 import { NodeRegistry } from '../master/nodes/node_registry.ts';
 import { openSlaveDb } from '../slave/db.ts';
 import { JobStore } from '../slave/jobs/job_store.ts';
@@ -200,9 +200,10 @@ describe('slave history', () => {
 describe('metric tiers', () => {
   test('raw -> minute -> hour -> day; each tier expires after its own retention, in batches', async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-metrics-'));
-    const nodes = new NodeRegistry(db);
-    const n = nodes.add({ name: 'm1', url: 'http://m1.test:6800', username: null, password: null, source: 'added', max_proc: 1 });
-    const h = new MetricHistory(db, 6 * HOUR);
+    const sql = new SqliteDb(db);
+    const nodes = new NodeRegistry(sql);
+    const n = await nodes.add({ name: 'm1', url: 'http://m1.test:6800', username: null, password: null, source: 'added', max_proc: 1 });
+    const h = new MetricHistory(sql, 6 * HOUR);
     const now = Math.floor(Date.now() / DAY) * DAY + 2 * HOUR + 30 * MINUTE;
     const start = now - 2 * DAY;
     const ins = db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk_max, rx_bps, tx_bps, running, pending) VALUES (?, ?, 20, 1, 50, 70, 100, 200, 1, 0)`);
@@ -216,10 +217,10 @@ describe('metric tiers', () => {
     assert.equal(count(`SELECT COUNT(*) AS c FROM metric_rollups WHERE res = ?`, DAY), 2, 'the complete days (the first one partly filled)');
     const dayStart = Math.floor(now / DAY) * DAY;
     assert.equal(count(`SELECT n AS c FROM metric_rollups WHERE res = ? AND bucket = ?`, DAY, dayStart - DAY), 24 * 720, 'a day holds every raw sample of it');
-    const year = h.nodeSeries(n.id, '1y', now);
+    const year = await h.nodeSeries(n.id, '1y', now);
     assert.equal(year.step_seconds, 86400);
     assert.deepEqual([year.points.length, year.points[0]!.cpu, year.points[0]!.disk], [2, 20, 70]);
-    assert.equal(h.nodeSeries(n.id, '7d', now).step_seconds, 3600);
+    assert.equal((await h.nodeSeries(n.id, '7d', now)).step_seconds, 3600);
     // Later: the minute tier expires after its retention, the hours and days stay.
     await h.maintain(now + MINUTE_RETENTION_MS + HOUR);
     assert.equal(count(`SELECT COUNT(*) AS c FROM metric_rollups WHERE res = ?`, MINUTE), 0);
@@ -232,18 +233,19 @@ describe('metric tiers', () => {
     db.close();
   });
 
-  test('heartbeat samples are written in one batch and carry their fullest disk', () => {
+  test('heartbeat samples are written in one batch and carry their fullest disk', async () => {
     const db = openMasterDb(tempDir('spiderplane-scale-samples-'));
-    const nodes = new NodeRegistry(db);
-    const ids = Array.from({ length: 50 }, (_, i) => nodes.add({ name: `n${i}`, url: `http://n${i}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 }).id);
+    const nodes = new NodeRegistry(new SqliteDb(db));
+    const ids: number[] = [];
+    for (let i = 0; i < 50; i++) ids.push((await nodes.add({ name: `n${i}`, url: `http://n${i}.test:6800`, username: null, password: null, source: 'added', max_proc: 1 })).id);
     const metrics = {
       time: 0, cpu_percent: 12, cpu_count: 2, load: [1, 1, 1] as [number, number, number], memory: { total_bytes: 1, used_bytes: 1, available_bytes: 0, used_percent: 40 },
       disks: [{ mount: '/', size_bytes: 1, used_bytes: 1, used_percent: 30 }, { mount: '/data', size_bytes: 1, used_bytes: 1, used_percent: 80 }],
       network: { rx_bytes_per_sec: 1, tx_bytes_per_sec: 2 }, uptime_seconds: 1, daemon_uptime_seconds: 1, running: 0, pending: 0, max_proc: 1,
     };
-    for (const id of ids) nodes.recordHeartbeat(id, { now: Date.now(), running: 1, pending: 0, maxProc: 1, metrics });
+    for (const id of ids) await nodes.recordHeartbeat(id, { now: Date.now(), running: 1, pending: 0, maxProc: 1, metrics });
     assert.equal((db.prepare(`SELECT COUNT(*) AS c FROM node_metrics`).get() as { c: number }).c, 0, 'queued, not one commit per heartbeat');
-    const s = nodes.samples(ids[0]!, 0) as Array<{ disk_max: number }>;
+    const s = await nodes.samples(ids[0]!, 0) as Array<{ disk_max: number }>;
     assert.equal((db.prepare(`SELECT COUNT(*) AS c FROM node_metrics`).get() as { c: number }).c, 50);
     assert.equal(s[0]!.disk_max, 80);
     db.close();

@@ -2,9 +2,7 @@
 // grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
 // metric roll-ups' timer. Rounds, events and grouping take turns (one at a time), as they did
 // when every store call was synchronous: a fire cursor or a notice is never handled twice.
-import type { Db } from '../../common/sqlite.ts';
 import type { SqlDb } from '../store/sql_db.ts';
-import { SqliteDb } from '../store/sqlite_db.ts';
 import type { NodeMetrics, SpiderError } from '../../common/types.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
@@ -63,12 +61,6 @@ export function formatErrorLines(errors: readonly SpiderError[], maxChars = 4000
   return text;
 }
 
-/** The raw SQLite connection, for the settings and metric stores not yet on SqlDb (issue 12: goes with them). */
-function legacyDb(sql: SqlDb): Db {
-  if (sql instanceof SqliteDb) return sql.raw;
-  throw new Error('alert settings and metric history do not run on PostgreSQL yet');
-}
-
 export class AlertService {
   readonly rules: RuleStore;
   readonly firings: FiringStore;
@@ -77,6 +69,8 @@ export class AlertService {
   readonly history: MetricHistory;
   readonly engine = new RuleEngine();
   private readonly settings: SettingsStore;
+  /** The SMTP settings saved in the database (undefined: none), as last read. */
+  private savedSmtp: string | undefined;
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -96,16 +90,15 @@ export class AlertService {
     private readonly errorLines: ErrorLines,
     private readonly opts: AlertServiceOptions,
   ) {
-    const db = legacyDb(sql);
     this.rules = new RuleStore(sql);
     this.firings = new FiringStore(sql);
     this.outbox = new Outbox(sql);
-    this.history = new MetricHistory(db, opts.rawRetentionMs);
+    this.history = new MetricHistory(sql, opts.rawRetentionMs);
     this.sender = new OutboxSender(this.outbox, () => this.smtp(), { retryMinMs: opts.retryMinMs, retryMaxMs: opts.retryMaxMs });
     // Schedule fires recorded from now on are looked at (including the missed ones the scheduler
     // records when it starts after a downtime).
     // The cursor is kept in settings, so fires recorded just before a crash are still looked at.
-    this.settings = new SettingsStore(db);
+    this.settings = new SettingsStore(sql);
     this.fires = new ScheduleStore(sql);
   }
 
@@ -130,6 +123,7 @@ export class AlertService {
   }
 
   async start(): Promise<void> {
+    await this.loadSmtp();
     void this.checkSmtp();
     await this.prepare();
     const requeued = await this.outbox.recoverInFlight();
@@ -149,7 +143,10 @@ export class AlertService {
       t.unref();
       this.timers.push(t);
     };
-    every(this.opts.evalIntervalMs, () => this.evaluateRound());
+    every(this.opts.evalIntervalMs, async () => {
+      await this.loadSmtp();
+      await this.evaluateRound();
+    });
     every(Math.max(50, Math.min(1000, this.opts.groupWaitMs / 2 || 250, this.opts.groupMs / 2 || 250)), () => this.group());
     every(60_000, async () => { void this.maintainHistory(); await this.outbox.pruneSent(Date.now() - SENT_KEPT_MS); });
   }
@@ -174,9 +171,14 @@ export class AlertService {
 
   // ---- SMTP settings ----
 
+  /** Re-read every evaluation round, so SMTP settings saved through another master count here too. */
+  private async loadSmtp(): Promise<void> {
+    this.savedSmtp = await this.settings.get(SMTP_KEY);
+  }
+
   /** The effective settings: saved ones (Settings page / API), else the flags. */
   smtp(): SmtpSettings {
-    const saved = this.settings.get(SMTP_KEY);
+    const saved = this.savedSmtp;
     return saved !== undefined ? (JSON.parse(saved) as SmtpSettings) : this.opts.flags;
   }
 
@@ -205,7 +207,7 @@ export class AlertService {
   }
 
   smtpSource(): 'flags' | 'settings' {
-    return this.settings.has(SMTP_KEY) ? 'settings' : 'flags';
+    return this.savedSmtp !== undefined ? 'settings' : 'flags';
   }
 
   /** Validates and saves an edit of the settings: absent fields keep their value; password null or '' clears it. */
@@ -248,7 +250,8 @@ export class AlertService {
       }
     }
     if (has('to')) next.to = parseRecipients(body.to, 'to');
-    this.settings.set(SMTP_KEY, JSON.stringify(next));
+    await this.settings.set(SMTP_KEY, JSON.stringify(next));
+    this.savedSmtp = JSON.stringify(next);
     await this.ensureDefaultRules();
     this.sender.kick();
     void this.checkSmtp();
@@ -280,15 +283,15 @@ export class AlertService {
   async ensureDefaultRules(): Promise<void> {
     const s = this.smtp();
     if (s.host === null || s.to.length === 0) return;
+    // Claimed first: of masters saving at once, one creates them.
     await this.sql.tx(async () => {
-      if (await this.settings.has(DEFAULTS_KEY)) return;
+      if (!(await this.settings.setIfAbsent(DEFAULTS_KEY, String(Date.now())))) return;
       const base = { recipients: [], enabled: true, scope: 'all' as const, scope_node: null, scope_project: null, scope_spider: null };
       // A kind the user already watches cluster-wide gets no second (duplicate) rule.
       const watched = new Set((await this.rules.all()).filter((r) => r.scope === 'all').map((r) => r.kind));
       if (!watched.has('node_offline')) await this.rules.create({ ...base, name: 'Node offline', kind: 'node_offline', threshold: null, duration_seconds: 0 });
       if (!watched.has('job_failed')) await this.rules.create({ ...base, name: 'Job failed', kind: 'job_failed', threshold: null, duration_seconds: 0 });
       if (!watched.has('disk')) await this.rules.create({ ...base, name: 'Disk over 90 %', kind: 'disk', threshold: 90, duration_seconds: 60 });
-      await this.settings.set(DEFAULTS_KEY, String(Date.now()));
     });
   }
 

@@ -133,19 +133,19 @@ export function mountAlertsApi(router: Router, m: Master): void {
   // What a chart needs besides its points: the time window it spans (epoch ms, so one point is not
   // stretched over years) and how often nodes report (so an empty chart can say when data comes).
   const chartFrame = (range: Range, to: number) => ({ from: to - RANGES[range], to, sample_every_seconds: m.config.heartbeatIntervalMs / 1000 });
-  r('get', '/api/nodes/:name/metrics', (ctx) => {
+  r('get', '/api/nodes/:name/metrics', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const node = m.nodes.byName(ctx.params.name!);
+    const node = await m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const range = rangeQuery(ctx);
     const to = Date.now();
-    return { node: node.name, range, ...chartFrame(range, to), ...a.history.nodeSeries(node.id, range, to) };
+    return { node: node.name, range, ...chartFrame(range, to), ...await a.history.nodeSeries(node.id, range, to) };
   });
-  r('get', '/api/metrics/cluster', (ctx) => {
+  r('get', '/api/metrics/cluster', async (ctx) => {
     requireRole(ctx, 'viewer');
     const range = rangeQuery(ctx);
     const to = Date.now();
-    return { range, ...chartFrame(range, to), ...a.history.clusterSeries(range, to) };
+    return { range, ...chartFrame(range, to), ...await a.history.clusterSeries(range, to) };
   });
 
   // ---- Prometheus ----
@@ -160,7 +160,7 @@ export function mountAlertsApi(router: Router, m: Master): void {
     }
     ctx.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
     ctx.body = prometheusText({
-      nodes: m.nodes.all().map((n) => ({
+      nodes: (await m.nodes.all()).map((n) => ({
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,
       })),

@@ -42,11 +42,11 @@ export function mountApi(router: Router, m: Master): void {
   // ---- cluster ----
   r('get', '/api/status', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const nodes = m.nodes.all();
+    const nodes = await m.nodes.all();
     return {
       nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
       runs: await m.runs.counts(),
-      projects: m.repo.projects().length,
+      projects: (await m.repo.projects()).length,
       schedules: await m.schedules.count(),
       event_loop_lag: eventLoopLag().figures(),
     };
@@ -61,9 +61,9 @@ export function mountApi(router: Router, m: Master): void {
   });
 
   // ---- nodes ----
-  r('get', '/api/nodes', (ctx) => {
+  r('get', '/api/nodes', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { nodes: m.nodes.all().map(nodeView) };
+    return { nodes: (await m.nodes.all()).map(nodeView) };
   });
   r('post', '/api/nodes', async (ctx) => {
     requireRole(ctx, 'admin');
@@ -72,12 +72,12 @@ export function mountApi(router: Router, m: Master): void {
     ctx.status = 201;
     return { node: nodeView(node) };
   });
-  r('get', '/api/nodes/:name', (ctx) => {
+  r('get', '/api/nodes/:name', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const node = m.nodes.byName(ctx.params.name!);
+    const node = await m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const since = intQuery(ctx, 'since', Date.now() - 3600_000, Number.MAX_SAFE_INTEGER);
-    return { node: nodeView(node), events: m.nodes.events(node.id), metrics: m.nodes.samples(node.id, since), versions: m.repo.versionsOnNode(node.id) };
+    return { node: nodeView(node), events: await m.nodes.events(node.id), metrics: await m.nodes.samples(node.id, since), versions: await m.repo.versionsOnNode(node.id) };
   });
   r('delete', '/api/nodes/:name', async (ctx) => {
     requireRole(ctx, 'admin');
@@ -87,42 +87,44 @@ export function mountApi(router: Router, m: Master): void {
   // Labels of a node (what service placement can require); an announcing slave's --label replaces them.
   const setNodeLabels = async (ctx: Context) => {
     requireRole(ctx, 'admin');
-    const node = m.nodes.byName(ctx.params.name!);
+    const node = await m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const f = new Fields(await readJson(ctx));
     if (!f.has('labels')) throw bad("'labels' is required: an object like {\"region\": \"eu\"}");
-    m.nodes.setLabels(node.id, f.labels('labels'));
+    await m.nodes.setLabels(node.id, f.labels('labels'));
     m.reconciler.kick();
-    return { node: nodeView(m.nodes.byId(node.id)!) };
+    return { node: nodeView((await m.nodes.byId(node.id))!) };
   };
   router.put('/api/nodes/:name', jsonRoute(setNodeLabels));
   router.patch('/api/nodes/:name', jsonRoute(setNodeLabels));
   r('post', '/api/nodes/:name/drain', async (ctx) => {
     requireRole(ctx, 'operator');
-    const node = m.nodes.byName(ctx.params.name!);
+    const node = await m.nodes.byName(ctx.params.name!);
     if (!node) throw new HttpError(404, `node '${ctx.params.name}' not found`);
     const f = new Fields(await readJson(ctx));
-    m.nodes.setDraining(node.id, f.bool('draining', true));
-    return { node: nodeView(m.nodes.byId(node.id)!) };
+    await m.nodes.setDraining(node.id, f.bool('draining', true));
+    return { node: nodeView((await m.nodes.byId(node.id))!) };
   });
 
   // ---- projects, versions, deployments ----
-  r('get', '/api/projects', (ctx) => {
+  r('get', '/api/projects', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const names = new Map(m.nodes.all().map((n) => [n.id, n.name]));
-    return {
-      projects: m.repo.projects().map((project) => ({
-        project,
-        versions: m.repo.versions(project).map((version) => {
-          const v = m.repo.get(project, version)!;
-          return {
-            version, kind: v.kind, size: v.size, sha256: v.sha256, uploaded_at: v.uploaded_at, uploaded_by: v.uploaded_by,
-            spiders: v.spiders ? (JSON.parse(v.spiders) as string[]) : null, requirements: m.repo.requirements(project, version),
-            nodes: [...m.repo.nodesWith(project, version)].map((id) => names.get(id)).filter((x): x is string => !!x).sort(),
-          };
-        }),
-      })),
-    };
+    const names = new Map((await m.nodes.all()).map((n) => [n.id, n.name]));
+    const projects = [];
+    for (const project of await m.repo.projects()) {
+      const versions = [];
+      for (const version of await m.repo.versions(project)) {
+        const v = await m.repo.get(project, version);
+        if (!v) continue; // deleted meanwhile
+        versions.push({
+          version, kind: v.kind, size: v.size, sha256: v.sha256, uploaded_at: v.uploaded_at, uploaded_by: v.uploaded_by,
+          spiders: v.spiders ? (JSON.parse(v.spiders) as string[]) : null, requirements: await m.repo.requirements(project, version),
+          nodes: [...await m.repo.nodesWith(project, version)].map((id) => names.get(id)).filter((x): x is string => !!x).sort(),
+        });
+      }
+      projects.push({ project, versions });
+    }
+    return { projects };
   });
   r('post', '/api/projects/:project/versions', async (ctx) => {
     const user = requireRole(ctx, 'operator');
@@ -134,19 +136,19 @@ export function mountApi(router: Router, m: Master): void {
     if (!file) throw bad("upload the package as the multipart file field 'egg'");
     const stored = checkName('version', sanitizeVersion(version));
     await m.repo.add(project, stored, file, user.username);
-    const online = m.nodes.all().filter((n) => n.status === 'online');
-    const { id, done } = m.deployer.deploy(project, stored, online, 'upload');
+    const online = (await m.nodes.all()).filter((n) => n.status === 'online');
+    const { id, done } = await m.deployer.deploy(project, stored, online, 'upload');
     if (ctx.query.wait === '1' || ctx.query.wait === 'true') await done;
     ctx.status = 201;
-    return { project, version: stored, deployment: m.deployer.get(id) };
+    return { project, version: stored, deployment: await m.deployer.get(id) };
   });
   r('post', '/api/projects/:project/versions/:version/deploy', async (ctx) => {
     requireRole(ctx, 'operator');
     const { project, version } = ctx.params as { project: string; version: string };
-    if (!m.repo.get(project, version)) throw new HttpError(404, `version '${version}' of project '${project}' not found`);
-    const { id, done } = m.deployer.deploy(project, version, m.nodes.all().filter((n) => n.status === 'online'), 'roll');
+    if (!(await m.repo.get(project, version))) throw new HttpError(404, `version '${version}' of project '${project}' not found`);
+    const { id, done } = await m.deployer.deploy(project, version, (await m.nodes.all()).filter((n) => n.status === 'online'), 'roll');
     if (ctx.query.wait === '1' || ctx.query.wait === 'true') await done;
-    return { deployment: m.deployer.get(id) };
+    return { deployment: await m.deployer.get(id) };
   });
   r('delete', '/api/projects/:project/versions/:version', async (ctx) => {
     requireRole(ctx, 'operator');
@@ -160,13 +162,13 @@ export function mountApi(router: Router, m: Master): void {
     if (!(await m.repo.deleteProject(project))) throw new HttpError(404, `project '${project}' not found`);
     return { nodes: await m.deployer.deleteEverywhere(project, null) };
   });
-  r('get', '/api/deployments', (ctx) => {
+  r('get', '/api/deployments', async (ctx) => {
     requireRole(ctx, 'viewer');
-    return { deployments: m.deployer.recent(strQuery(ctx, 'project') ?? null, intQuery(ctx, 'limit', 20, 500)) };
+    return { deployments: await m.deployer.recent(strQuery(ctx, 'project') ?? null, intQuery(ctx, 'limit', 20, 500)) };
   });
-  r('get', '/api/deployments/:id', (ctx) => {
+  r('get', '/api/deployments/:id', async (ctx) => {
     requireRole(ctx, 'viewer');
-    const d = m.deployer.get(Number(ctx.params.id));
+    const d = await m.deployer.get(Number(ctx.params.id));
     if (!d) throw new HttpError(404, `deployment '${ctx.params.id}' not found`);
     return { deployment: d };
   });
@@ -224,7 +226,7 @@ export function mountApi(router: Router, m: Master): void {
       return null;
     }
     const run = await m.runs.byJob(ctx.params.job!);
-    const node = run?.node_id ? m.nodes.byId(run.node_id) : undefined;
+    const node = run?.node_id ? await m.nodes.byId(run.node_id) : undefined;
     if (!run || !node) {
       ctx.status = 404;
       ctx.body = { error: `run '${ctx.params.job}' not found` };

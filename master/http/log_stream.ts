@@ -137,7 +137,7 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
       send('end', { reason: 'run not found' });
       return finish();
     }
-    const node = run.node_id ? m.nodes.byId(run.node_id) : undefined;
+    const node = run.node_id ? await m.nodes.byId(run.node_id) : undefined;
     sendState(run, node?.name ?? run.node ?? null);
     const over = !ACTIVE_STATES.includes(run.state);
     if (node) {
@@ -148,7 +148,7 @@ export function streamRunLog(m: Master, ctx: Context, job: string): void {
       // closed) before a heartbeat said so, ask the node now instead of waiting for the next round.
       if (!over && ((text !== '' && run.state !== 'running') || sawClose) && Date.now() - nudgedAt > NUDGE_EVERY_MS) {
         nudgedAt = Date.now();
-        void m.heartbeat.poll(node.id);
+        m.heartbeat.poll(node.id).catch((e) => console.error('[spiderplane-master] polling a node failed:', e));
       }
       if (over || (run.state === 'running' && Date.now() - detailsAt > DETAILS_EVERY_MS)) await pullDetails(client, run);
     }

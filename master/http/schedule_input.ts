@@ -8,7 +8,7 @@ import { readPolicy } from '../runs/run_policy.ts';
  * A schedule as the API and the cron editor page both submit it, checked field by field: the cron
  * expression by croner (its reason on error), and the project, version and spider must exist.
  */
-export function parseScheduleInput(m: Master, body: Record<string, unknown>): ScheduleInput {
+export async function parseScheduleInput(m: Master, body: Record<string, unknown>): Promise<ScheduleInput> {
   const f = new Fields(body);
   const cron = f.requiredString('cron', 200).trim().replace(/\s+/g, ' ');
   const timezone = f.string('timezone', { max: 100 });
@@ -16,7 +16,7 @@ export function parseScheduleInput(m: Master, body: Record<string, unknown>): Sc
   const project = f.name('project')!;
   const spider = f.name('spider')!;
   const version = f.name('version', false);
-  m.dispatcher.resolveVersion(project, version, spider);
+  await m.dispatcher.resolveVersion(project, version, spider);
   return {
     name: f.string('name', { max: 200 })?.trim() || `${project}/${spider}`, cron, timezone, project, spider, version, target: f.target('target'),
     args: f.stringMap('args'), settings: f.stringMap('settings'), priority: f.number('priority', 0), enabled: f.bool('enabled', true),

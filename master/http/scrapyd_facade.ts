@@ -64,14 +64,14 @@ export function mountScrapydFacade(router: Router, m: Master): void {
     const stored = checkName('version', sanitizeVersion(version));
     const user = requireRole(ctx, 'operator');
     await m.repo.add(project, stored, egg, user.username);
-    const online = m.nodes.all().filter((n) => n.status === 'online');
-    const deployment = await m.deployer.deploy(project, stored, online, 'upload').done;
+    const online = (await m.nodes.all()).filter((n) => n.status === 'online');
+    const deployment = await (await m.deployer.deploy(project, stored, online, 'upload')).done;
     const ok = deployment.targets.filter((t) => t.state === 'ok');
     const failed = deployment.targets.filter((t) => t.state === 'failed');
     if (online.length > 0 && ok.length === 0) {
       throw new ApiError(`no node accepted the version: ${failed.map((t) => `${t.node}: ${t.message}`).join('; ')}`);
     }
-    const spiders = m.repo.spiders(project, stored)?.length ?? ok[0]?.spiders ?? 0;
+    const spiders = (await m.repo.spiders(project, stored))?.length ?? ok[0]?.spiders ?? 0;
     return { project, version, spiders, nodes: { ok: ok.map((t) => t.node), failed: failed.map((t) => ({ node: t.node, message: t.message })) } };
   });
 
@@ -90,7 +90,7 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   endpoint('/cancel.json', 'POST', 'operator', async (p) => {
     const project = required(p.get('project'), 'project');
     const job = required(p.get('job'), 'job');
-    if (m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
+    if ((await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
     const run = await m.runs.byJob(job);
     if (!run || run.project !== project) return { prevstate: null };
     const active = run.state === 'dispatching' || run.state === 'pending' || run.state === 'running';
@@ -101,28 +101,28 @@ export function mountScrapydFacade(router: Router, m: Master): void {
   endpoint('/status.json', 'GET', 'viewer', async (p) => {
     const job = required(p.get('job'), 'job');
     const project = p.get('project');
-    if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
+    if (project !== undefined && (await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
     const run = await m.runs.byJob(job);
     if (!run || (project !== undefined && run.project !== project)) return { currstate: null };
     return { currstate: run.state === 'dispatching' ? 'pending' : run.state === 'lost' || run.state === 'failed' ? 'finished' : run.state };
   });
 
-  endpoint('/listprojects.json', 'GET', 'viewer', () => ({ projects: m.repo.projects() }));
-  endpoint('/listversions.json', 'GET', 'viewer', (p) => ({ versions: m.repo.versions(required(p.get('project'), 'project')) }));
-  endpoint('/listspiders.json', 'GET', 'viewer', (p) => {
+  endpoint('/listprojects.json', 'GET', 'viewer', async () => ({ projects: await m.repo.projects() }));
+  endpoint('/listversions.json', 'GET', 'viewer', async (p) => ({ versions: await m.repo.versions(required(p.get('project'), 'project')) }));
+  endpoint('/listspiders.json', 'GET', 'viewer', async (p) => {
     const project = required(p.get('project'), 'project');
-    if (m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
+    if ((await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
     const requested = p.get('_version');
-    const version = requested === undefined ? m.repo.newest(project)! : sanitizeVersion(requested);
-    if (!m.repo.get(project, version)) throw new ApiError(`version '${requested}' not found`);
-    return { spiders: m.repo.spiders(project, version) ?? [] };
+    const version = requested === undefined ? (await m.repo.newest(project))! : sanitizeVersion(requested);
+    if (!(await m.repo.get(project, version))) throw new ApiError(`version '${requested}' not found`);
+    return { spiders: (await m.repo.spiders(project, version)) ?? [] };
   });
 
   // Scrapyd's fields (pid from the node's last heartbeat; log_url/items_url are paths this master
   // serves, streamed from the node), plus `node` and the finished run's `outcome`.
   endpoint('/listjobs.json', 'GET', 'viewer', async (p) => {
     const project = p.get('project');
-    if (project !== undefined && m.repo.versions(project).length === 0) throw new ApiError(`project '${project}' not found`);
+    if (project !== undefined && (await m.repo.versions(project)).length === 0) throw new ApiError(`project '${project}' not found`);
     const rows = await scrapydJobRows(m, project);
     return {
       pending: rows.pending.map(({ run: r }) => ({ id: r.job, project: r.project, spider: r.spider, version: r.version, settings: JSON.parse(r.settings) as unknown, args: JSON.parse(r.args) as unknown, node: r.node })),

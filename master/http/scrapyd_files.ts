@@ -70,7 +70,7 @@ const quotePath = (segments: string[]) => segments.map((s) => encodeURIComponent
 
 export function mountScrapydFiles(m: Master) {
   const nodeName = () => m.config.nodeName ?? 'spiderplane-master';
-  const answering = () => m.nodes.all().filter((n) => n.status !== 'offline');
+  const answering = async () => (await m.nodes.all()).filter((n) => n.status !== 'offline');
 
   const jobsPage = async (ctx: Context) => {
     const rows = await scrapydJobRows(m);
@@ -92,7 +92,7 @@ export function mountScrapydFiles(m: Master) {
    */
   const mergedListing = async (top: 'logs' | 'items', segments: string[]): Promise<DirEntry[] | null | 'down'> => {
     const path = `/${top}/${segments.length ? quotePath(segments) + '/' : ''}`;
-    const nodes = answering();
+    const nodes = await answering();
     const texts = await Promise.all(nodes.map((n) => readNodeText(n, m.clusterToken, path, LISTING_MAX_BYTES).catch((): undefined => undefined)));
     if (texts.every((t) => t === undefined)) return 'down';
     const found = texts.filter((t): t is string => typeof t === 'string');
@@ -101,7 +101,7 @@ export function mountScrapydFiles(m: Master) {
 
   /** LogParser's stats.json for the cluster: every node's jobs in one file. */
   const clusterStats = async (ctx: Context): Promise<LogParserStatsFile> => {
-    const texts = await Promise.all(answering().map((n) => readNodeText(n, m.clusterToken, '/logs/stats.json', STATS_MAX_BYTES).catch(() => null)));
+    const texts = await Promise.all((await answering()).map((n) => readNodeText(n, m.clusterToken, '/logs/stats.json', STATS_MAX_BYTES).catch(() => null)));
     const file = logParserStatsFile([], { scrapydServer: ctx.host, logsDir: '' });
     const versions = new Set<string>();
     for (const text of texts) {
@@ -130,10 +130,10 @@ export function mountScrapydFiles(m: Master) {
   const nodeFor = async (top: 'logs' | 'items', project: string, spider: string, file: string): Promise<NodeRow | null> => {
     const run = await m.runs.byJob(jobKeyFromLogFile(file));
     if (run && run.node_id !== null && run.project === project && run.spider === spider) {
-      const node = m.nodes.byId(run.node_id);
+      const node = await m.nodes.byId(run.node_id);
       if (node) return node;
     }
-    for (const node of answering()) {
+    for (const node of await answering()) {
       const text = await readNodeText(node, m.clusterToken, `/${top}/${quotePath([project, spider])}/`, LISTING_MAX_BYTES).catch(() => null);
       if (text !== null && parseDirectoryListing(text).some((e) => !e.isDir && e.name === file)) return node;
     }

@@ -1,6 +1,7 @@
 import { jobItemsPath, jobLogPath } from '../../slave/http/html_views.ts';
 import type { Master } from '../master.ts';
 import type { RunRow } from '../runs/run_store.ts';
+import { factsKey } from '../nodes/node_jobs_cache.ts';
 
 /** One run as the master's Scrapyd surface shows it (/jobs and listjobs.json). */
 export interface ScrapydJobRow {
@@ -22,7 +23,7 @@ export const FINISHED_TO_KEEP = 100;
  */
 export async function scrapydJobRows(m: Master, project?: string): Promise<{ pending: ScrapydJobRow[]; running: ScrapydJobRow[]; finished: ScrapydJobRow[] }> {
   const row = (r: RunRow, running: boolean): ScrapydJobRow => {
-    const facts = m.nodeJobs.get(r.node_id, r.job);
+    const facts = r.node_id === null ? undefined : known.get(factsKey(r.node_id, r.job));
     const hasLog = facts ? facts.logUrl !== null : r.node_id !== null && r.started_at !== null;
     const hasItems = facts ? facts.itemsUrl !== null : (r.items_count ?? 0) > 0;
     return {
@@ -38,6 +39,7 @@ export async function scrapydJobRows(m: Master, project?: string): Promise<{ pen
     // Filtered before the limit (by an index): a quiet project still lists its own newest.
     m.runs.finishedList(FINISHED_TO_KEEP, project),
   ]);
+  const known = await m.nodeJobs.factsOf([...running, ...finished]);
   return {
     pending: pending.map((r) => ({ run: r, pid: null, logUrl: null, itemsUrl: null })),
     running: running.map((r) => row(r, true)),

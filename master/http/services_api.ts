@@ -68,7 +68,7 @@ export function mountServicesApi(router: Router, m: Master): void {
   }));
   router.post('/api/services', needs('operator'), jsonRoute(async (ctx) => {
     const user = requireRole(ctx, 'operator');
-    const input = parseServiceInput(m.dispatcher, await readJson(ctx));
+    const input = await parseServiceInput(m.dispatcher, await readJson(ctx));
     await nameTaken(input.name);
     const s = await m.services.create(input, user.username).catch((e: unknown) => { throw nameClash(e, input.name); });
     ctx.status = 201;
@@ -81,7 +81,7 @@ export function mountServicesApi(router: Router, m: Master): void {
   }));
   router.put('/api/services/:ref', needs('operator'), jsonRoute(async (ctx) => {
     const s = await find(ctx);
-    const input = parseServiceInput(m.dispatcher, await readJson(ctx), s);
+    const input = await parseServiceInput(m.dispatcher, await readJson(ctx), s);
     await nameTaken(input.name, s.id);
     const updated = await m.services.update(s.id, input).catch((e: unknown) => { throw nameClash(e, input.name); });
     if (!updated) throw new HttpError(404, `service '${String(ctx.params.ref).slice(0, 100)}' not found`);

@@ -46,6 +46,8 @@ export class Heartbeat extends EventEmitter {
   /** The master's stall total when each node was last heard from (in this process). */
   private readonly stallAtHeard = new Map<number, number>();
   private readonly stallAtStart: number;
+  /** Set by stop(): an answer that arrives later is not recorded (the database may be closed by then). */
+  private stopped = false;
 
   constructor(
     private readonly registry: NodeRegistry,
@@ -58,11 +60,18 @@ export class Heartbeat extends EventEmitter {
   }
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+    this.stopped = false;
+    this.round();
+    this.timer = setInterval(() => this.round(), this.opts.intervalMs);
+  }
+
+  /** A round from the timer: a failed one (the database down) is logged, the next one tries again. */
+  private round(): void {
+    this.tick().catch((e) => console.error('[spiderplane-master] heartbeat round failed:', e));
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const t of this.slices) clearTimeout(t);
@@ -74,10 +83,10 @@ export class Heartbeat extends EventEmitter {
    * polled — in slices of SLICE nodes spread over most of the interval, so 1 000 nodes are 40
    * small bursts, not 2 000 requests and their answers in one turn of the event loop.
    */
-  tick(): void {
+  async tick(): Promise<void> {
     const now = Date.now();
-    const nodes = this.registry.all();
-    for (const node of nodes) this.judge(node, now);
+    const nodes = await this.registry.all();
+    for (const node of nodes) await this.judge(node, now);
     const slices = Math.ceil(nodes.length / SLICE);
     const gap = slices > 1 ? (this.opts.intervalMs * SPREAD) / slices : 0;
     for (let j = 0; j < slices; j++) {
@@ -93,7 +102,7 @@ export class Heartbeat extends EventEmitter {
   /** Polls one node now (also used right after a node is added or announces itself). */
   async poll(nodeId: number): Promise<void> {
     if (this.inFlight.has(nodeId)) return;
-    const node = this.registry.byId(nodeId);
+    const node = await this.registry.byId(nodeId);
     if (node) await this.pollNode(node);
   }
 
@@ -108,25 +117,30 @@ export class Heartbeat extends EventEmitter {
       // listjobs.json carries what daemonstatus.json would (the pending and running counts): two requests, not three.
       const [metrics, jobs] = await Promise.all([client.metrics().catch(() => null), client.listJobs()]);
       const receivedAt = Date.now();
-      let fresh = this.registry.recordHeartbeat(nodeId, {
+      if (this.stopped) return;
+      let fresh = await this.registry.recordHeartbeat(nodeId, {
         now: receivedAt, running: jobs.running.length, pending: jobs.pending.length, maxProc: metrics?.max_proc ?? null, metrics,
       });
       if (!fresh) { this.stallAtHeard.delete(nodeId); return; } // removed meanwhile
       this.stallAtHeard.set(nodeId, this.stalls.stalledMs());
       if (fresh.status !== 'online') {
-        this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
-        fresh = this.registry.byId(nodeId)!;
+        await this.registry.setStatus(fresh, 'online', fresh.status === 'offline' ? 'heartbeats resumed' : 'first heartbeat', receivedAt);
+        const now = await this.registry.byId(nodeId);
+        if (!now) return; // removed meanwhile
+        fresh = now;
         this.emit('online', fresh);
       }
       this.emit('heartbeat', { node: fresh, jobs, requestedAt } satisfies HeartbeatResult);
     } catch (e) {
-      this.registry.recordFailure(nodeId, (e as Error).message, requestedAt); // a no-op when the node was removed meanwhile
+      if (this.stopped) return;
+      // A no-op when the node was removed meanwhile; a database error here is logged, never thrown.
+      await this.registry.recordFailure(nodeId, (e as Error).message, requestedAt).catch((e2) => console.error('[spiderplane-master] recording a failed heartbeat:', e2));
     } finally {
       this.inFlight.delete(nodeId);
     }
   }
 
-  private judge(node: NodeRow, now: number): void {
+  private async judge(node: NodeRow, now: number): Promise<void> {
     if (node.status === 'offline') return;
     // Silence is counted from the last good heartbeat, but never from before the master itself
     // started: after a master restart every node gets a full window to answer before it is
@@ -137,7 +151,8 @@ export class Heartbeat extends EventEmitter {
     if (silent <= this.opts.offlineAfterMs) return;
     const stallNote = masterStalled >= 1000 ? ` (not counting ${Math.round(masterStalled / 1000)} s the master itself was stalled)` : '';
     const why = `no good heartbeat for ${Math.round(silent / 1000)} s${stallNote}${node.last_error ? `: ${node.last_error}` : ''}`;
-    this.registry.setStatus(node, 'offline', why, now);
-    this.emit('offline', this.registry.byId(node.id)!);
+    await this.registry.setStatus(node, 'offline', why, now);
+    const after = await this.registry.byId(node.id);
+    if (after) this.emit('offline', after);
   }
 }

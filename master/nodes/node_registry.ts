@@ -1,4 +1,4 @@
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb, SqlValue } from '../store/sql_db.ts';
 import type { NodeMetrics } from '../../common/types.ts';
 
 export type NodeStatus = 'online' | 'offline' | 'unknown';
@@ -69,6 +69,23 @@ type Sample = { node_id: number; time: number; cpu_percent: number | null; load1
 
 /** Samples wait at most this long to be written with the others that came in meanwhile. */
 const SAMPLE_FLUSH_MS = 1000;
+/** Samples per multi-row INSERT (one statement, not one per row: one round trip on PostgreSQL). */
+const SAMPLE_CHUNK = 50;
+const SAMPLE_COLUMNS = '(node_id, time, cpu_percent, load1, mem_percent, disk_max, rx_bps, tx_bps, running, pending)';
+const sampleValues = (r: Sample): SqlValue[] => [r.node_id, r.time, r.cpu_percent, r.load1, r.mem_percent, r.disk_max, r.rx_bps, r.tx_bps, r.running, r.pending];
+const INSERT_SAMPLE = `INSERT INTO node_metrics ${SAMPLE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_SAMPLES = `INSERT INTO node_metrics ${SAMPLE_COLUMNS} VALUES ${Array.from({ length: SAMPLE_CHUNK }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
+
+/**
+ * The fullest mount of a raw sample: its disk_max, or (rows written before that column existed)
+ * the largest used_percent in its JSON [{mount, used_percent}].
+ */
+export function sampleDiskMax(db: SqlDb): string {
+  const fromJson = db.dialect === 'sqlite'
+    ? `(SELECT MAX(json_extract(d.value, '$.used_percent')) FROM json_each(node_metrics.disk) AS d)`
+    : `(SELECT MAX((d ->> 'used_percent')::double precision) FROM json_array_elements(node_metrics.disk::json) AS d)`;
+  return `COALESCE(node_metrics.disk_max, ${fromJson})`;
+}
 
 /**
  * Every SQL statement about nodes, their status history and their metric samples. Metric samples
@@ -76,67 +93,63 @@ const SAMPLE_FLUSH_MS = 1000;
  * heartbeat; reads of samples flush first.
  */
 export class NodeRegistry {
-  private readonly s;
   private queued: Sample[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
+  /** The last flush's write: the next one (and a read of samples) waits for it. */
+  private flushed: Promise<void> = Promise.resolve();
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      all: db.prepare(`SELECT * FROM nodes ORDER BY name`),
-      byName: db.prepare(`SELECT * FROM nodes WHERE name = ?`),
-      byId: db.prepare(`SELECT * FROM nodes WHERE id = ?`),
-      byUrl: db.prepare(`SELECT * FROM nodes WHERE url = ?`),
-      insert: db.prepare(`INSERT INTO nodes (name, url, username, password, source, max_proc, status_since, added_at)
-                          VALUES (@name, @url, @username, @password, @source, @max_proc, @now, @now)`),
-      updateAnnounce: db.prepare(`UPDATE nodes SET url = @url, max_proc = COALESCE(@max_proc, max_proc) WHERE id = @id`),
-      remove: db.prepare(`DELETE FROM nodes WHERE id = ?`),
-      setLabels: db.prepare(`UPDATE nodes SET labels = ? WHERE id = ?`),
-      drain: db.prepare(`UPDATE nodes SET draining = ? WHERE id = ?`),
-      heartbeatOk: db.prepare(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, failing_since = NULL, running = @running, pending = @pending,
-                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id RETURNING *`),
-      heartbeatFail: db.prepare(`UPDATE nodes SET last_error = @error, failing_since = COALESCE(failing_since, @now) WHERE id = @id`),
-      setStatus: db.prepare(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`),
-      event: db.prepare(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`),
-      events: db.prepare(`SELECT node, time, status, reason FROM node_events WHERE node_id = ? ORDER BY time DESC, id DESC LIMIT ?`),
-      sample: db.prepare(`INSERT INTO node_metrics (node_id, time, cpu_percent, load1, mem_percent, disk_max, rx_bps, tx_bps, running, pending)
-                          VALUES (@node_id, @time, @cpu_percent, @load1, @mem_percent, @disk_max, @rx_bps, @tx_bps, @running, @pending)`),
-      samples: db.prepare(`SELECT time, cpu_percent, load1, mem_percent, COALESCE(disk_max, (SELECT MAX(json_extract(d.value, '$.used_percent')) FROM json_each(node_metrics.disk) AS d)) AS disk_max,
-                           rx_bps, tx_bps, running, pending FROM node_metrics WHERE node_id = ? AND time >= ? ORDER BY time`),
-    };
-    this.writeSamples = db.transaction((rows: Sample[]) => { for (const r of rows) this.s.sample.run(r); });
-  }
-
-  private readonly writeSamples: (rows: Sample[]) => void;
+  constructor(private readonly db: SqlDb) {}
 
   /** Writes the queued metric samples in one transaction (also on close and before a read). */
-  flushSamples(): void {
+  flushSamples(): Promise<void> {
     if (this.flushTimer) { clearTimeout(this.flushTimer); this.flushTimer = null; }
-    if (!this.queued.length) return;
     const rows = this.queued;
     this.queued = [];
-    this.writeSamples(rows);
+    const write = this.flushed.then(() => (rows.length ? this.writeSamples(rows) : undefined));
+    this.flushed = write.catch(() => undefined);
+    return write;
   }
 
-  all(): NodeRow[] { return this.s.all.all() as NodeRow[]; }
-  byName(name: string): NodeRow | undefined { return this.s.byName.get(name) as NodeRow | undefined; }
-  byId(id: number): NodeRow | undefined { return this.s.byId.get(id) as NodeRow | undefined; }
-  byUrl(url: string): NodeRow | undefined { return this.s.byUrl.get(url) as NodeRow | undefined; }
+  private writeSamples(rows: Sample[]): Promise<void> {
+    return this.db.tx(async () => {
+      let i = 0;
+      for (; i + SAMPLE_CHUNK <= rows.length; i += SAMPLE_CHUNK) await this.db.run(INSERT_SAMPLES, rows.slice(i, i + SAMPLE_CHUNK).flatMap(sampleValues));
+      for (; i < rows.length; i++) await this.db.run(INSERT_SAMPLE, sampleValues(rows[i]!));
+    });
+  }
 
-  add(n: { name: string; url: string; username: string | null; password: string | null; source: 'announced' | 'added'; max_proc: number | null }): NodeRow {
+  all(): Promise<NodeRow[]> { return this.db.all<NodeRow>(`SELECT * FROM nodes ORDER BY name`); }
+  byName(name: string): Promise<NodeRow | undefined> { return this.db.get<NodeRow>(`SELECT * FROM nodes WHERE name = ?`, [name]); }
+  byId(id: number): Promise<NodeRow | undefined> { return this.db.get<NodeRow>(`SELECT * FROM nodes WHERE id = ?`, [id]); }
+  byUrl(url: string): Promise<NodeRow | undefined> { return this.db.get<NodeRow>(`SELECT * FROM nodes WHERE url = ?`, [url]); }
+
+  async add(n: { name: string; url: string; username: string | null; password: string | null; source: 'announced' | 'added'; max_proc: number | null }): Promise<NodeRow> {
     const now = Date.now();
-    const id = Number(this.s.insert.run({ ...n, now }).lastInsertRowid);
-    this.s.event.run(id, n.name, now, 'unknown', n.source === 'announced' ? 'announced itself' : 'added');
-    return this.byId(id)!;
+    const id = await this.db.tx(async () => {
+      const id = await this.db.insert(`INSERT INTO nodes (name, url, username, password, source, max_proc, status_since, added_at)
+                          VALUES (@name, @url, @username, @password, @source, @max_proc, @now, @now)`, { ...n, now });
+      await this.event(id, n.name, now, 'unknown', n.source === 'announced' ? 'announced itself' : 'added');
+      return id;
+    });
+    return (await this.byId(id))!;
   }
 
-  updateAnnounce(id: number, url: string, maxProc: number | null): void { this.s.updateAnnounce.run({ id, url, max_proc: maxProc }); }
-  remove(id: number): void { this.s.remove.run(id); }
-  setLabels(id: number, labels: Record<string, string>): void { this.s.setLabels.run(JSON.stringify(labels), id); }
-  setDraining(id: number, draining: boolean): void { this.s.drain.run(draining ? 1 : 0, id); }
+  private async event(id: number, name: string, time: number, status: NodeStatus, reason: string): Promise<void> {
+    await this.db.run(`INSERT INTO node_events (node_id, node, time, status, reason) VALUES (?, ?, ?, ?, ?)`, [id, name, time, status, reason]);
+  }
+
+  async updateAnnounce(id: number, url: string, maxProc: number | null): Promise<void> {
+    await this.db.run(`UPDATE nodes SET url = @url, max_proc = COALESCE(@max_proc, max_proc) WHERE id = @id`, { id, url, max_proc: maxProc });
+  }
+  async remove(id: number): Promise<void> { await this.db.run(`DELETE FROM nodes WHERE id = ?`, [id]); }
+  async setLabels(id: number, labels: Record<string, string>): Promise<void> { await this.db.run(`UPDATE nodes SET labels = ? WHERE id = ?`, [JSON.stringify(labels), id]); }
+  async setDraining(id: number, draining: boolean): Promise<void> { await this.db.run(`UPDATE nodes SET draining = ? WHERE id = ?`, [draining ? 1 : 0, id]); }
 
   /** Records a good heartbeat; returns the node's row as it now stands (undefined: the node was removed). */
-  recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): NodeRow | undefined {
-    const row = this.s.heartbeatOk.get({ id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
+  async recordHeartbeat(id: number, h: { now: number; running: number; pending: number; maxProc: number | null; metrics: NodeMetrics | null }): Promise<NodeRow | undefined> {
+    const row = await this.db.get<NodeRow>(`UPDATE nodes SET last_ok_at = @now, last_error = NULL, failing_since = NULL, running = @running, pending = @pending,
+                               max_proc = COALESCE(@max_proc, max_proc), metrics = @metrics, extensions = @extensions WHERE id = @id RETURNING *`,
+    { id, now: h.now, running: h.running, pending: h.pending, max_proc: h.maxProc, metrics: h.metrics ? JSON.stringify(h.metrics) : null, extensions: h.metrics ? 1 : 0 });
     if (!row) return undefined;
     const m = h.metrics;
     let diskMax: number | null = null;
@@ -148,29 +161,32 @@ export class NodeRegistry {
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
-        try { this.flushSamples(); } catch (e) { console.error('[spiderplane-master] writing metric samples failed:', e); }
+        this.flushSamples().catch((e) => console.error('[spiderplane-master] writing metric samples failed:', e));
       }, SAMPLE_FLUSH_MS);
       this.flushTimer.unref();
     }
-    return row as NodeRow;
+    return row;
   }
 
   /** A failed heartbeat; the first one after a good heartbeat starts `failing_since`. */
-  recordFailure(id: number, error: string, now = Date.now()): void { this.s.heartbeatFail.run({ error, id, now }); }
-
-  setStatus(node: NodeRow, status: NodeStatus, reason: string, now: number): void {
-    this.db.transaction(() => {
-      this.s.setStatus.run(status, now, node.id);
-      this.s.event.run(node.id, node.name, now, status, reason);
-    })();
+  async recordFailure(id: number, error: string, now = Date.now()): Promise<void> {
+    await this.db.run(`UPDATE nodes SET last_error = @error, failing_since = COALESCE(failing_since, @now) WHERE id = @id`, { error, id, now });
   }
 
-  events(id: number, limit = 50): Array<{ node: string; time: number; status: string; reason: string | null }> {
-    return this.s.events.all(id, limit) as Array<{ node: string; time: number; status: string; reason: string | null }>;
+  async setStatus(node: NodeRow, status: NodeStatus, reason: string, now: number): Promise<void> {
+    await this.db.tx(async () => {
+      await this.db.run(`UPDATE nodes SET status = ?, status_since = ? WHERE id = ?`, [status, now, node.id]);
+      await this.event(node.id, node.name, now, status, reason);
+    });
   }
 
-  samples(id: number, since: number): unknown[] {
-    this.flushSamples();
-    return this.s.samples.all(id, since);
+  events(id: number, limit = 50): Promise<Array<{ node: string; time: number; status: string; reason: string | null }>> {
+    return this.db.all(`SELECT node, time, status, reason FROM node_events WHERE node_id = ? ORDER BY time DESC, id DESC LIMIT ?`, [id, limit]);
+  }
+
+  async samples(id: number, since: number): Promise<unknown[]> {
+    await this.flushSamples();
+    return this.db.all(`SELECT time, cpu_percent, load1, mem_percent, ${sampleDiskMax(this.db)} AS disk_max,
+                           rx_bps, tx_bps, running, pending FROM node_metrics WHERE node_id = ? AND time >= ? ORDER BY time`, [id, since]);
   }
 }

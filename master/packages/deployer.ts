@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Db } from '../../common/sqlite.ts';
+import type { SqlDb } from '../store/sql_db.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { NodeClient } from '../nodes/node_client.ts';
 import type { PackageRepo } from './package_repo.ts';
@@ -32,46 +32,46 @@ export interface Deployment {
  * can be watched while a deploy runs. Also brings a node that (re)joins up to date.
  */
 export class Deployer extends EventEmitter {
-  private readonly s;
   /** Live progress of targets in flight, by "deploymentId:nodeName" (memory only: it lasts as long as the push). */
   private readonly live = new Map<string, { phase: string; build_log: string }>();
 
   constructor(
-    db: Db,
+    private readonly db: SqlDb,
     private readonly repo: PackageRepo,
     private readonly nodes: NodeRegistry,
     private readonly clientFor: (node: NodeRow, timeoutMs?: number) => NodeClient,
   ) {
     super();
-    this.s = {
-      create: db.prepare(`INSERT INTO deployments (project, version, reason, created_at) VALUES (?, ?, ?, ?)`),
-      target: db.prepare(`INSERT INTO deployment_targets (deployment_id, node_id, node, state) VALUES (?, ?, ?, 'pending')`),
-      start: db.prepare(`UPDATE deployment_targets SET started_at = ? WHERE deployment_id = ? AND node_id = ?`),
-      finishTarget: db.prepare(`UPDATE deployment_targets SET state = ?, message = ?, spiders = ?, finished_at = ? WHERE deployment_id = ? AND node_id = ?`),
-      finish: db.prepare(`UPDATE deployments SET finished_at = ? WHERE id = ?`),
-      get: db.prepare(`SELECT * FROM deployments WHERE id = ?`),
-      targets: db.prepare(`SELECT node, state, message, spiders, started_at, finished_at FROM deployment_targets WHERE deployment_id = ? ORDER BY node`),
-      recent: db.prepare(`SELECT * FROM deployments WHERE (? IS NULL OR project = ?) ORDER BY id DESC LIMIT ?`),
-      interrupted: db.prepare(`SELECT id FROM deployments WHERE finished_at IS NULL`),
-      failPending: db.prepare(`UPDATE deployment_targets SET state = 'failed', message = 'the master restarted during the deploy', finished_at = ? WHERE deployment_id = ? AND state = 'pending'`),
-    };
-    // A deploy cut short by a master restart is recorded as such, never left "in progress".
-    for (const { id } of this.s.interrupted.all() as Array<{ id: number }>) {
-      this.s.failPending.run(Date.now(), id);
-      this.s.finish.run(Date.now(), id);
+  }
+
+  /** A deploy cut short by a master restart is recorded as such, never left "in progress" (called at start). */
+  async recoverInterrupted(now = Date.now()): Promise<void> {
+    for (const { id } of await this.db.all<{ id: number }>(`SELECT id FROM deployments WHERE finished_at IS NULL`)) {
+      await this.db.tx(async () => {
+        await this.db.run(`UPDATE deployment_targets SET state = 'failed', message = 'the master restarted during the deploy', finished_at = ?
+                           WHERE deployment_id = ? AND state = 'pending'`, [now, id]);
+        await this.finish(id, now);
+      });
     }
   }
 
-  /** Starts a deploy to the given nodes; returns its id at once and a promise of its end. */
-  deploy(project: string, version: string, targets: NodeRow[], reason: string): { id: number; done: Promise<Deployment> } {
-    const id = Number(this.s.create.run(project, version, reason, Date.now()).lastInsertRowid);
-    for (const n of targets) this.s.target.run(id, n.id, n.name);
+  private async finish(id: number, now = Date.now()): Promise<void> {
+    await this.db.run(`UPDATE deployments SET finished_at = ? WHERE id = ?`, [now, id]);
+  }
+
+  /** Starts a deploy to the given nodes; resolves to its id once recorded, with a promise of its end. */
+  async deploy(project: string, version: string, targets: NodeRow[], reason: string): Promise<{ id: number; done: Promise<Deployment> }> {
+    const id = await this.db.tx(async () => {
+      const id = await this.db.insert(`INSERT INTO deployments (project, version, reason, created_at) VALUES (?, ?, ?, ?)`, [project, version, reason, Date.now()]);
+      for (const n of targets) await this.db.run(`INSERT INTO deployment_targets (deployment_id, node_id, node, state) VALUES (?, ?, ?, 'pending')`, [id, n.id, n.name]);
+      return id;
+    });
     const done = (async () => {
       // Backed by the stored file: no copy of a package of up to --max-upload-mb on the event loop.
       const data = await this.repo.blob(project, version);
       await Promise.all(targets.map((n) => this.pushTo(id, n, project, version, data)));
-      this.s.finish.run(Date.now(), id);
-      const result = this.get(id)!;
+      await this.finish(id);
+      const result = (await this.get(id))!;
       this.emit('deployed', result);
       return result;
     })();
@@ -82,8 +82,8 @@ export class Deployer extends EventEmitter {
    * While a node takes a version that declares requirements, asks it every second which build it
    * runs for the version and keeps the build log's tail, for the deploy page ("building environment").
    */
-  private followBuild(id: number, node: NodeRow, project: string, version: string): () => void {
-    if (!this.repo.requirements(project, version)) return () => undefined;
+  private async followBuild(id: number, node: NodeRow, project: string, version: string): Promise<() => void> {
+    if (!(await this.repo.requirements(project, version))) return () => undefined;
     const liveKey = `${id}:${node.name}`;
     let stopped = false;
     let timer: NodeJS.Timeout | null = null;
@@ -105,21 +105,31 @@ export class Deployer extends EventEmitter {
   }
 
   private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Blob): Promise<void> {
-    this.s.start.run(Date.now(), id, node.id);
-    const stopFollowing = this.followBuild(id, node, project, version);
+    let stopFollowing: () => void = () => undefined;
     try {
+      await this.db.run(`UPDATE deployment_targets SET started_at = ? WHERE deployment_id = ? AND node_id = ?`, [Date.now(), id, node.id]);
+      stopFollowing = await this.followBuild(id, node, project, version);
       const spiders = await this.clientFor(node, 300_000).addVersion(project, version, data);
-      this.repo.nodeHas(node.id, project, version);
-      this.s.finishTarget.run('ok', null, spiders, Date.now(), id, node.id);
-      if (this.repo.spiders(project, version) === null) {
+      await this.repo.nodeHas(node.id, project, version);
+      await this.finishTarget(id, node.id, 'ok', null, spiders);
+      if ((await this.repo.spiders(project, version)) === null) {
         const list = await this.clientFor(node).listSpiders(project, version).catch(() => null);
-        if (list) this.repo.setSpiders(project, version, list);
+        if (list) await this.repo.setSpiders(project, version, list);
       }
     } catch (e) {
-      this.s.finishTarget.run('failed', (e as Error).message, null, Date.now(), id, node.id);
+      await this.finishTarget(id, node.id, 'failed', (e as Error).message, null).catch((e2) => console.error('[spiderplane-master] recording a deploy failed:', e2));
     } finally {
       stopFollowing();
     }
+  }
+
+  private async finishTarget(id: number, nodeId: number, state: 'ok' | 'failed', message: string | null, spiders: number | null): Promise<void> {
+    await this.db.run(`UPDATE deployment_targets SET state = ?, message = ?, spiders = ?, finished_at = ? WHERE deployment_id = ? AND node_id = ?`,
+      [state, message, spiders, Date.now(), id, nodeId]);
+  }
+
+  private targets(id: number): Promise<DeploymentTarget[]> {
+    return this.db.all<DeploymentTarget>(`SELECT node, state, message, spiders, started_at, finished_at FROM deployment_targets WHERE deployment_id = ? ORDER BY node`, [id]);
   }
 
   private withLive(id: number, targets: DeploymentTarget[]): DeploymentTarget[] {
@@ -129,13 +139,19 @@ export class Deployer extends EventEmitter {
     });
   }
 
-  get(id: number): Deployment | undefined {
-    const d = this.s.get.get(id) as Omit<Deployment, 'targets'> | undefined;
-    return d ? { ...d, targets: this.withLive(id, this.s.targets.all(id) as DeploymentTarget[]) } : undefined;
+  async get(id: number): Promise<Deployment | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    const d = await this.db.get<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments WHERE id = ?`, [id]);
+    return d ? { ...d, targets: this.withLive(id, await this.targets(id)) } : undefined;
   }
 
-  recent(project: string | null, limit = 20): Deployment[] {
-    return (this.s.recent.all(project, project, limit) as Array<Omit<Deployment, 'targets'>>).map((d) => ({ ...d, targets: this.s.targets.all(d.id) as DeploymentTarget[] }));
+  async recent(project: string | null, limit = 20): Promise<Deployment[]> {
+    const rows = project === null
+      ? await this.db.all<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments ORDER BY id DESC LIMIT ?`, [limit])
+      : await this.db.all<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments WHERE project = ? ORDER BY id DESC LIMIT ?`, [project, limit]);
+    const out: Deployment[] = [];
+    for (const d of rows) out.push({ ...d, targets: await this.targets(d.id) });
+    return out;
   }
 
   /**
@@ -145,7 +161,7 @@ export class Deployer extends EventEmitter {
   async reconcile(node: NodeRow): Promise<void> {
     const client = this.clientFor(node);
     const onNode = new Set(await client.listProjects());
-    for (const t of this.repo.tombstones()) {
+    for (const t of await this.repo.tombstones()) {
       if (!onNode.has(t.project)) continue;
       if (t.version === '*') {
         await client.delProject(t.project).catch(() => undefined);
@@ -155,12 +171,12 @@ export class Deployer extends EventEmitter {
       }
     }
     const pushes: Promise<Deployment>[] = [];
-    for (const project of this.repo.projects()) {
+    for (const project of await this.repo.projects()) {
       const there = onNode.has(project) ? new Set(await client.listVersions(project)) : new Set<string>();
-      this.repo.nodeLacksProject(node.id, project);
-      for (const version of this.repo.versions(project)) {
-        if (there.has(version)) this.repo.nodeHas(node.id, project, version);
-        else pushes.push(this.deploy(project, version, [node], 'node-joined').done);
+      await this.repo.nodeLacksProject(node.id, project);
+      for (const version of await this.repo.versions(project)) {
+        if (there.has(version)) await this.repo.nodeHas(node.id, project, version);
+        else pushes.push((await this.deploy(project, version, [node], 'node-joined')).done);
       }
     }
     await Promise.all(pushes);
@@ -168,7 +184,7 @@ export class Deployer extends EventEmitter {
 
   /** Deletes a version (or, with version null, a project) on every online node. */
   async deleteEverywhere(project: string, version: string | null): Promise<Array<{ node: string; ok: boolean; message: string | null }>> {
-    const online = this.nodes.all().filter((n) => n.status === 'online');
+    const online = (await this.nodes.all()).filter((n) => n.status === 'online');
     return Promise.all(online.map(async (n) => {
       try {
         const c = this.clientFor(n);

@@ -53,25 +53,25 @@ export class Dispatcher {
   ) {}
 
   /** Online, not draining, holding the version, not excluded. */
-  eligible(project: string, version: string, exclude?: ReadonlySet<number>): NodeRow[] {
-    const holders = this.repo.nodesWith(project, version);
-    return this.nodes.all().filter((n) => n.status === 'online' && !n.draining && holders.has(n.id) && !exclude?.has(n.id));
+  async eligible(project: string, version: string, exclude?: ReadonlySet<number>): Promise<NodeRow[]> {
+    const holders = await this.repo.nodesWith(project, version);
+    return (await this.nodes.all()).filter((n) => n.status === 'online' && !n.draining && holders.has(n.id) && !exclude?.has(n.id));
   }
 
-  resolveVersion(project: string, version: string | null, spider: string): string {
-    if (this.repo.versions(project).length === 0) throw new DispatchError(`project '${project}' not found`);
-    const v = version === null ? this.repo.newest(project)! : sanitizeVersion(version);
-    if (!this.repo.get(project, v)) throw new DispatchError(`version '${version}' not found`);
-    const spiders = this.repo.spiders(project, v);
+  async resolveVersion(project: string, version: string | null, spider: string): Promise<string> {
+    if ((await this.repo.versions(project)).length === 0) throw new DispatchError(`project '${project}' not found`);
+    const v = version === null ? (await this.repo.newest(project))! : sanitizeVersion(version);
+    if (!(await this.repo.get(project, v))) throw new DispatchError(`version '${version}' not found`);
+    const spiders = await this.repo.spiders(project, v);
     if (spiders !== null && !spiders.includes(spider)) throw new DispatchError(`spider '${spider}' not found`);
     return v;
   }
 
   /** Call inside `balancer.choosing` (the loads read must include every committed dispatch). */
   private async choose(req: DispatchRequest, version: string): Promise<NodeRow[]> {
-    const pool = this.eligible(req.project, version, req.excludeNodeIds);
+    const pool = await this.eligible(req.project, version, req.excludeNodeIds);
+    const all = await this.nodes.all();
     const why = () => {
-      const all = this.nodes.all();
       if (all.length === 0) return 'no nodes are registered';
       const online = all.filter((n) => n.status === 'online');
       if (online.length === 0) return 'no node is online';
@@ -85,7 +85,7 @@ export class Dispatcher {
         return (await this.balancer.pick(asCandidates, 1)).map((c) => pool.find((n) => n.id === c.id)!);
       }
       case 'node': {
-        const node = this.nodes.byName(req.target.node ?? '');
+        const node = all.find((n) => n.name === (req.target.node ?? ''));
         if (!node) throw new DispatchError(`node '${req.target.node}' not found`);
         if (!pool.some((n) => n.id === node.id)) {
           const reason = node.status !== 'online' ? `is ${node.status}` : node.draining ? 'is draining' : `does not hold ${req.project} version ${version}`;
@@ -106,7 +106,7 @@ export class Dispatcher {
   }
 
   async dispatch(req: DispatchRequest): Promise<RunRow[]> {
-    const version = this.resolveVersion(req.project, req.version, req.spider);
+    const version = await this.resolveVersion(req.project, req.version, req.spider);
     // The choice and the runs it makes are one step (across masters too); the sending is not.
     const picked = await this.balancer.choosing(async () => {
       const chosen = await this.choose(req, version);
@@ -155,7 +155,7 @@ export class Dispatcher {
       // With automatic targeting, another node may take it.
       if (req.target.mode === 'auto' && tried.size < 3) {
         const next = await this.balancer.choosing(async () => {
-          const pool = this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])]));
+          const pool = await this.eligible(req.project, version, new Set([...tried, ...(req.excludeNodeIds ?? [])]));
           const [c] = await this.balancer.pick(pool.map((n) => ({ id: n.id, name: n.name, running: n.running, pending: n.pending, capacity: n.max_proc ?? DEFAULT_CAPACITY })), 1);
           const nextNode = c ? pool.find((n) => n.id === c.id)! : undefined;
           return nextNode ? { node: nextNode, run: await this.record(nextNode, req, version) } : undefined;

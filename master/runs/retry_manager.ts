@@ -75,8 +75,8 @@ export class RetryManager extends EventEmitter {
   private async retry(run: RunRow): Promise<void> {
     const version = run.version;
     // Another node than the one that failed, when another one can take it.
-    const failedOn = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
-    const others = failedOn && version !== null ? this.dispatcher.eligible(run.project, version, new Set([failedOn.id])) : [];
+    const failedOn = run.node_id === null ? undefined : await this.nodes.byId(run.node_id);
+    const others = failedOn && version !== null ? await this.dispatcher.eligible(run.project, version, new Set([failedOn.id])) : [];
     const exclude = failedOn && others.length > 0 ? new Set([failedOn.id]) : undefined;
     try {
       const [next] = await this.dispatcher.dispatch({

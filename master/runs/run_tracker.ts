@@ -167,7 +167,7 @@ export class RunTracker extends EventEmitter {
       await this.runs.update((await this.runs.get(run.id))!, { note: `${run.note ? `${run.note}; ` : ''}retry cancelled` });
       return null;
     }
-    const node = run.node_id === null ? undefined : this.nodes.byId(run.node_id);
+    const node = run.node_id === null ? undefined : await this.nodes.byId(run.node_id);
     if (!node) throw new Error(`run ${run.job} has no node to cancel it on`);
     if (run.state === 'dispatching' || run.state === 'pending' || run.state === 'running') {
       const prev = await this.clientFor(node).cancel(run.project, run.job, signal);

@@ -109,7 +109,7 @@ export class ServiceReconciler extends EventEmitter {
 
   private async pass(): Promise<void> {
     const now = Date.now();
-    const allNodes = this.nodes.all();
+    const allNodes = await this.nodes.all();
     const services = await this.services.all();
     const activeRuns = await this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
@@ -142,9 +142,11 @@ export class ServiceReconciler extends EventEmitter {
 
     for (const svc of services) {
       const required = JSON.parse(svc.labels) as Record<string, string>;
-      const target = svc.version ?? this.repo.newest(svc.project);
-      const versions = [target, svc.stable_version].filter((v): v is string => v !== null && this.repo.get(svc.project, v) !== undefined);
-      const holders = new Map(versions.map((v) => [v, this.repo.nodesWith(svc.project, v)]));
+      const target = svc.version ?? await this.repo.newest(svc.project);
+      const versions: string[] = [];
+      for (const v of [target, svc.stable_version]) if (v !== null && (await this.repo.get(svc.project, v)) !== undefined) versions.push(v);
+      const holders = new Map<string, Set<number>>();
+      for (const v of versions) holders.set(v, await this.repo.nodesWith(svc.project, v));
       const planNodes: PlanNode[] = allNodes.map((n) => {
         const observed = n.status === 'online' && this.heard.has(n.id);
         const matches = labelsMatch(nodeLabels(n), required);
@@ -167,7 +169,7 @@ export class ServiceReconciler extends EventEmitter {
         expected: r.cancel_requested === 1 || r.outcome === 'cancelled' || r.state === 'lost' || r.outcome === 'lost',
       }));
       const plan = planService({
-        replicas: svc.replicas, maxPerNode: svc.max_per_node, maxUnavailable: svc.max_unavailable, targetVersion: target && this.repo.get(svc.project, target) ? target : null,
+        replicas: svc.replicas, maxPerNode: svc.max_per_node, maxUnavailable: svc.max_unavailable, targetVersion: target && versions.includes(target) ? target : null,
         stableVersion: svc.stable_version, pausedVersion: svc.paused_version,
       }, planNodes, replicas, exits, planOpts);
       this.lastPlans.set(svc.id, plan);

@@ -8,7 +8,7 @@ import type { ServiceInput, ServiceRow } from './service_store.ts';
 const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 export const MAX_REPLICAS = 10_000;
 
-export function parseServiceInput(dispatcher: Dispatcher, body: Record<string, unknown>, current?: ServiceRow): ServiceInput {
+export async function parseServiceInput(dispatcher: Dispatcher, body: Record<string, unknown>, current?: ServiceRow): Promise<ServiceInput> {
   const placement = body.placement;
   if (placement !== undefined && placement !== null && (typeof placement !== 'object' || Array.isArray(placement))) throw bad(`'placement' must be an object like {"max_per_node": 2, "labels": {"region": "eu"}}`);
   // Placement fields may come inside `placement` or at the top level.
@@ -23,7 +23,7 @@ export function parseServiceInput(dispatcher: Dispatcher, body: Record<string, u
   const version = rawVersion === null || rawVersion === 'newest' ? null : rawVersion;
   if (version !== null) f.name('version');
   // The project, the version and the spider must exist now (the version may be 'newest').
-  dispatcher.resolveVersion(project, version, spider);
+  await dispatcher.resolveVersion(project, version, spider);
   const int = (k: string, def: number, min: number, max: number) => f.number(k, def, { min, max, integer: true });
   const nullableInt = (k: string, cur: number | null, min: number, max: number) => (has(k) ? (merged[k] === null ? null : int(k, 0, min, max)) : cur);
   const labels = has('labels') ? (() => { try { return checkLabelObject(merged.labels, 'labels'); } catch (e) { throw bad((e as Error).message); } })() : current ? (JSON.parse(current.labels) as Record<string, string>) : {};

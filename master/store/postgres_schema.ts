@@ -374,4 +374,16 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX login_failures_last ON login_failures (last_at);
   `,
+  // Master HA (issue 12): each node's last listjobs.json, for every master's Scrapyd facade (master/db.ts).
+  `
+  CREATE TABLE node_jobs (
+    node_id   BIGINT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    job       TEXT NOT NULL,
+    pid       BIGINT,
+    log_url   TEXT,
+    items_url TEXT,
+    PRIMARY KEY (node_id, job)
+  );
+  CREATE INDEX node_jobs_job ON node_jobs (job);
+  `,
 ];

@@ -41,13 +41,15 @@ export function mountAlertPages(pc: PageContext): void {
   };
 
   const listPage = async (ctx: Parameters<Parameters<typeof page>[3]>[0], extra: Record<string, unknown> = {}, status = 200) => {
+    const nodes = (await m.nodes.all()).map((n) => n.name);
+    const projects = await m.repo.projects();
     const open = await a.firings.openMap();
     const all = await a.rules.all();
     const p = pageOf(ctx, all.length, 50);
     render(env, ctx, 'alerts.njk', {
       rules: all.slice(p.offset, p.offset + p.limit).map((r) => ({ ...r, firing: open.get(r.id)?.size ?? 0 })), kinds: KIND_INFO, page: p, pageBase: baseQuery(ctx, []),
       recent: (await a.firings.history({ limit: 10, offset: 0 })).firings.map(firingView), smtp: smtpView(a.smtp(), a.smtpSource(), a.smtpCheck()), units: UNITS,
-      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
+      nodes, projects, form: { kind: 'node_offline', scope: 'all', enabled: true }, ...extra,
     }, status);
   };
 
@@ -75,9 +77,11 @@ export function mountAlertPages(pc: PageContext): void {
 
   page(pc, '/alerts/rules/:id', 'viewer', async (ctx) => {
     const rule = await findRule(ctx.params.id!);
+    const nodes = (await m.nodes.all()).map((n) => n.name);
+    const projects = await m.repo.projects();
     render(env, ctx, 'alert_rule.njk', {
       rule, kinds: KIND_INFO, firings: (await a.firings.history({ rule: rule.id, limit: 50, offset: 0 })).firings.map(firingView),
-      nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
+      nodes, projects,
       form: { ...rule, node: rule.scope_node, project: rule.scope_project, spider: rule.scope_spider, recipients: rule.recipients.join(', ') },
     });
   });
@@ -91,7 +95,7 @@ export function mountAlertPages(pc: PageContext): void {
       if (!(e instanceof HttpError)) throw e;
       render(env, ctx, 'alert_rule.njk', {
         rule, kinds: KIND_INFO, firings: (await a.firings.history({ rule: rule.id, limit: 50, offset: 0 })).firings.map(firingView),
-        nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
+        nodes: (await m.nodes.all()).map((n) => n.name), projects: await m.repo.projects(), error: e.message, form: { ...ruleBody(form), recipients: form.get('recipients') ?? '' },
       }, 400);
     }
   });

@@ -22,7 +22,8 @@ export function mountClusterPages(pc: PageContext): void {
   const { m, env } = pc;
 
   page(pc, '/', 'viewer', async (ctx) => {
-    const nodes = m.nodes.all().map(nodeView).map(withFigures);
+    const nodes = (await m.nodes.all()).map(nodeView).map(withFigures);
+    const hasProjects = (await m.repo.projects()).length > 0;
     const online = nodes.filter((n) => n.status === 'online');
     const avg = (xs: Array<number | null>) => {
       const v = xs.filter((x): x is number => x !== null);
@@ -42,18 +43,18 @@ export function mountClusterPages(pc: PageContext): void {
       today, upcoming,
       problems: problems.map((r) => runView(r)),
       cpu: avg(online.map((n) => n.cpu)), mem: avg(online.map((n) => n.mem)),
-      hasProjects: m.repo.projects().length > 0,
+      hasProjects,
     });
   });
 
-  const nodesPage = (ctx: Context) => {
-    const all = m.nodes.all();
+  const nodesPage = async (ctx: Context) => {
+    const all = await m.nodes.all();
     const p = pageOf(ctx, all.length, 50);
     return { nodes: all.slice(p.offset, p.offset + p.limit).map(nodeView).map(withFigures), page: p, pageBase: baseQuery(ctx, []) };
   };
 
-  page(pc, '/nodes', 'viewer', (ctx) => {
-    render(env, ctx, 'nodes.njk', { ...nodesPage(ctx), form: {} });
+  page(pc, '/nodes', 'viewer', async (ctx) => {
+    render(env, ctx, 'nodes.njk', { ...await nodesPage(ctx), form: {} });
   });
 
   action(pc, '/nodes', 'admin', async (ctx, form) => {
@@ -63,38 +64,40 @@ export function mountClusterPages(pc: PageContext): void {
       redirect(ctx, `/nodes/${encodeURIComponent(node.name)}`, { kind: 'ok', text: `Node ${node.name} added; it turns online at its first good heartbeat.` });
     } catch (e) {
       if (!(e instanceof NodeProblem)) throw e;
-      render(env, ctx, 'nodes.njk', { ...nodesPage(ctx), form: { url: value('url'), name: value('name'), username: value('username') }, error: e.message }, 400);
+      render(env, ctx, 'nodes.njk', { ...await nodesPage(ctx), form: { url: value('url'), name: value('name'), username: value('username') }, error: e.message }, 400);
     }
   });
 
-  const findNode = (name: string) => {
-    const node = m.nodes.byName(name);
+  const findNode = async (name: string) => {
+    const node = await m.nodes.byName(name);
     if (!node) throw new HttpError(404, `There is no node named ${name}.`);
     return node;
   };
 
   page(pc, '/nodes/:name', 'viewer', async (ctx) => {
-    const node = findNode(ctx.params.name!);
+    const node = await findNode(ctx.params.name!);
+    const events = await m.nodes.events(node.id, 20);
+    const versions = await m.repo.versionsOnNode(node.id);
     const { offset, limit } = pageOf(ctx, 0, 25);
     const q = await m.runs.query({ node: node.name, limit, offset });
     const total = q.total_exact ? q.total : Math.max(q.total, offset + q.runs.length + (q.runs.length === limit ? 1 : 0));
     const p = pageOf(ctx, total, limit, q.total_exact);
     render(env, ctx, 'node.njk', {
-      node: withFigures(nodeView(node)), events: m.nodes.events(node.id, 20),
+      node: withFigures(nodeView(node)), events,
       runs: q.runs.map((r) => runView(r)), page: p, pageBase: baseQuery(ctx, []),
-      versions: m.repo.versionsOnNode(node.id), scheduleNames: await m.schedules.names(),
+      versions, scheduleNames: await m.schedules.names(),
     });
   });
 
-  action(pc, '/nodes/:name/drain', 'operator', (ctx, form) => {
-    const node = findNode(ctx.params.name!);
+  action(pc, '/nodes/:name/drain', 'operator', async (ctx, form) => {
+    const node = await findNode(ctx.params.name!);
     const draining = form.get('draining') === '1';
-    m.nodes.setDraining(node.id, draining);
+    await m.nodes.setDraining(node.id, draining);
     redirect(ctx, `/nodes/${encodeURIComponent(node.name)}`, { kind: 'ok', text: draining ? `${node.name} is draining: it gets no new runs.` : `${node.name} takes new runs again.` });
   });
 
   action(pc, '/nodes/:name/delete', 'admin', async (ctx) => {
-    const node = findNode(ctx.params.name!);
+    const node = await findNode(ctx.params.name!);
     await m.removeNode(node.name);
     redirect(ctx, '/nodes', { kind: 'ok', text: `Node ${node.name} removed.` });
   });

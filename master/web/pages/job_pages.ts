@@ -26,6 +26,8 @@ export function mountJobPages(pc: PageContext): void {
   };
 
   page(pc, '/jobs', 'viewer', async (ctx) => {
+    const nodeNames = (await m.nodes.all()).map((n) => n.name);
+    const projects = await m.repo.projects();
     const filter = filterOf(ctx);
     const { offset, limit } = pageOf(ctx, 0, 50);
     const q = await m.runs.query({ ...filter, limit, offset });
@@ -37,7 +39,7 @@ export function mountJobPages(pc: PageContext): void {
       pageBase: baseQuery(ctx, ['state', 'node', 'project', 'spider', 'since', 'schedule']), nowMs: Date.now(),
       q: { state: ctx.query.state ?? '', node: ctx.query.node ?? '', project: ctx.query.project ?? '', spider: ctx.query.spider ?? '', since: ctx.query.since ?? '', schedule: ctx.query.schedule ?? '' },
       schedules: (await m.schedules.all()).map((s) => ({ id: String(s.id), name: s.name })), scheduleNames: await m.schedules.names(),
-      states: STATES, nodes: m.nodes.all().map((n) => n.name), projects: m.repo.projects(),
+      states: STATES, nodes: nodeNames, projects,
       filtered: Object.values(filter).some((v) => v !== undefined),
     });
   });
@@ -66,8 +68,8 @@ export function mountJobPages(pc: PageContext): void {
     const previous = run.retry_of ? await m.runs.get(run.retry_of) : undefined;
     const related = [previous, ...(await m.runs.query({ project: run.project, spider: run.spider, limit: 200, offset: 0 })).runs.filter((r) => r.retry_of === run.id)]
       .filter((r): r is NonNullable<typeof r> => !!r).map((r) => runView(r));
-    const version = run.version ?? m.repo.newest(run.project);
-    const kind = version ? m.repo.get(run.project, version)?.kind : undefined;
+    const version = run.version ?? await m.repo.newest(run.project);
+    const kind = version ? (await m.repo.get(run.project, version))?.kind : undefined;
     render(env, ctx, 'job.njk', {
       run: runView(run, (id) => (id === previous?.id ? previous.job : undefined)), related, nowMs: Date.now(), active: ['dispatching', 'pending', 'running'].includes(run.state),
       // Generic (non-Scrapy) packages have no Scrapy stats: their page shows no empty stats panel.

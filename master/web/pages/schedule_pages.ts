@@ -36,13 +36,11 @@ export function mountSchedulePages(pc: PageContext): void {
     ...policyFields(form),
   });
 
-  const editor = (ctx: Context, vars: { values: FormValues; id: number | null; error?: string; history?: unknown; runs?: unknown }, status = 200) => {
-    const catalogue = m.repo.projects().map((p) => {
-      const newest = m.repo.newest(p)!;
-      return { project: p, versions: m.repo.versions(p), spiders: m.repo.spiders(p, newest) ?? [] };
-    });
+  const editor = async (ctx: Context, vars: { values: FormValues; id: number | null; error?: string; history?: unknown; runs?: unknown }, status = 200) => {
+    const catalogue = await m.repo.catalogue();
+    const nodes = (await m.nodes.all()).map(nodeView);
     render(env, ctx, 'schedule_form.njk', {
-      ...vars, catalogue, timezones: TIMEZONES, nodes: m.nodes.all().map(nodeView),
+      ...vars, catalogue, timezones: TIMEZONES, nodes,
       words: vars.values.cron ? describeCron(vars.values.cron) : null, scheduleNames: vars.id === null ? {} : { [String(vars.id)]: vars.values.name ?? '' },
     }, status);
   };
@@ -65,9 +63,9 @@ export function mountSchedulePages(pc: PageContext): void {
     render(env, ctx, 'schedules.njk', { schedules, page: p, pageBase: baseQuery(ctx, []) });
   });
 
-  page(pc, '/schedules/new', 'operator', (ctx) => {
+  page(pc, '/schedules/new', 'operator', async (ctx) => {
     const project = typeof ctx.query.project === 'string' ? ctx.query.project : '';
-    editor(ctx, {
+    await editor(ctx, {
       id: null,
       values: { name: '', cron: '0 3 * * *', timezone: '', project, spider: '', version: '', target: { mode: 'auto' }, args: {}, settings: {}, priority: 0, enabled: true, overlap: 'skip', missed: 'skip', max_retries: m.config.maxRetries,
         max_runtime: null, max_memory: null, nice: null, retries: 0, retry_delay: 60, keep_running: false },
@@ -77,7 +75,7 @@ export function mountSchedulePages(pc: PageContext): void {
   const save = async (ctx: Context, form: Params, id: number | null) => {
     const raw = body(form);
     try {
-      const input = parseScheduleInput(m, raw);
+      const input = await parseScheduleInput(m, raw);
       const saved = id === null ? await m.schedules.create(input) : await m.schedules.update(id, input);
       if (!saved) throw new HttpError(404, `There is no schedule ${id}.`);
       await m.scheduler.reload(saved.id);
@@ -85,7 +83,7 @@ export function mountSchedulePages(pc: PageContext): void {
     } catch (e) {
       if (!(e instanceof HttpError || e instanceof CronInvalid || e instanceof DispatchError)) throw e;
       const values = { ...raw, name: raw.name ?? '', timezone: raw.timezone ?? '', project: raw.project ?? '', spider: raw.spider ?? '', version: raw.version ?? '', target: (typeof raw.target === 'string' ? { mode: raw.target } : raw.target) as Target };
-      editor(ctx, { id, values, error: e instanceof CronInvalid ? `Cron expression: ${e.message}` : e.message }, 400);
+      await editor(ctx, { id, values, error: e instanceof CronInvalid ? `Cron expression: ${e.message}` : e.message }, 400);
     }
   };
 
@@ -99,7 +97,7 @@ export function mountSchedulePages(pc: PageContext): void {
 
   page(pc, '/schedules/:id', 'viewer', async (ctx) => {
     const s = await findSchedule(ctx.params.id!);
-    editor(ctx, { id: s.id, values: valuesOf(s), history: await m.schedules.fires(s.id, 30), runs: (await m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 })).runs.map((r) => runView(r)) });
+    await editor(ctx, { id: s.id, values: valuesOf(s), history: await m.schedules.fires(s.id, 30), runs: (await m.runs.query({ schedule_id: s.id, limit: 15, offset: 0 })).runs.map((r) => runView(r)) });
   });
 
   action(pc, '/schedules/:id', 'operator', async (ctx, form) => save(ctx, form, (await findSchedule(ctx.params.id!)).id));

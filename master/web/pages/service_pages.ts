@@ -6,7 +6,7 @@ import { dict } from '../../../common/dict.ts';
 import { labelsMatch, parseLabelList } from '../../../common/labels.ts';
 import { HttpError } from '../../http/input.ts';
 import { serviceDetail } from '../../http/services_api.ts';
-import { nodeLabels } from '../../nodes/node_registry.ts';
+import { nodeLabels, type NodeRow } from '../../nodes/node_registry.ts';
 import { DispatchError } from '../../runs/dispatcher.ts';
 import type { RunRow } from '../../runs/run_store.ts';
 import { MAX_REPLICAS, parseServiceInput } from '../../services/service_input.ts';
@@ -37,10 +37,10 @@ export function mountServicePages(pc: PageContext): void {
   const { m, env } = pc;
 
   /** Desired replicas per node: the even spread over the nodes the service may use, capped per node. */
-  const rows = async (s: ServiceRow, replicas: readonly RunRow[]) => {
+  const rows = async (s: ServiceRow, replicas: readonly RunRow[], nodes: readonly NodeRow[]) => {
     const d = await serviceDetail(m, s, replicas);
     const required = JSON.parse(s.labels) as Record<string, string>;
-    const usable = m.nodes.all().filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
+    const usable = nodes.filter((n) => n.status === 'online' && !n.draining && labelsMatch(nodeLabels(n), required));
     const desired = new Map<string, number>();
     let left = s.replicas;
     for (let round = 0; left > 0 && usable.length; round++) {
@@ -62,9 +62,10 @@ export function mountServicePages(pc: PageContext): void {
   };
 
   const list = async (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
-    const catalogue = m.repo.projects().map((p) => ({ project: p, spiders: m.repo.spiders(p, m.repo.newest(p)!) ?? [] }));
+    const catalogue = (await m.repo.catalogue()).map((c) => ({ project: c.project, spiders: c.spiders }));
     const replicas = await m.runs.activeReplicas();
-    const services = await Promise.all((await m.services.all()).map((s) => rows(s, replicas)));
+    const nodes = await m.nodes.all();
+    const services = await Promise.all((await m.services.all()).map((s) => rows(s, replicas, nodes)));
     render(env, ctx, 'services.njk', { services, catalogue, form: {}, maxReplicas: MAX_REPLICAS, ...extra }, status);
   };
 
@@ -81,7 +82,7 @@ export function mountServicePages(pc: PageContext): void {
     const num = (k: string) => (v(k) === '' ? null : Number(v(k)));
     try {
       const labels = parseLabelList(v('labels'));
-      const input = parseServiceInput(m.dispatcher, {
+      const input = await parseServiceInput(m.dispatcher, {
         name: v('name') || null, project: v('project'), spider: v('spider'), version: v('version') || null, replicas: num('replicas') ?? 1,
         max_per_node: num('max_per_node'), labels, max_unavailable: num('max_unavailable') ?? 1, max_runtime: num('max_runtime'), max_memory: num('max_memory'),
         args: pairsOf(v('args')), settings: pairsOf(v('settings')),
