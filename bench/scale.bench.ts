@@ -237,7 +237,7 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
     const c = process.cpuUsage(c0);
     const wall = (performance.now() - t0) / 1000;
     const mem = process.memoryUsage();
-    const samples = (master.db.prepare(`SELECT COUNT(*) AS c FROM node_metrics`).get() as { c: number }).c;
+    const samples = (await master.sql.get<{ c: number }>(`SELECT COUNT(*) AS c FROM node_metrics`))!.c;
     console.log(`  ${String(n).padStart(5)} nodes, in-process: CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core, RSS max ${(rssMax / 1e6).toFixed(0)} MB (V8 heap ${(mem.heapUsed / 1e6).toFixed(0)} of ${(mem.heapTotal / 1e6).toFixed(0)} MB, external ${(mem.external / 1e6).toFixed(0)} MB), ` +
       `event-loop lag p50 ${f1(lag.percentile(50) / 1e6)} ms, p99 ${f1(lag.percentile(99) / 1e6)} ms, max ${f1(lag.max / 1e6)} ms over ${wall.toFixed(0)} s ` +
       `(${samples} samples stored; ${errors - errorsBefore} errors logged meanwhile; fake nodes' process ${f1(cpuSeconds(fake.pid))} CPU s in all; load ${load()})`);

@@ -4,11 +4,12 @@ import { mkdirSync } from 'node:fs';
 import { privateDatabaseFile, privateDir } from '../common/private_files.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Db } from '../common/sqlite.ts';
 import type { MasterConfig } from './config.ts';
 import { openMasterStore } from './store/open_store.ts';
 import { isUniqueViolation, type SqlDb } from './store/sql_db.ts';
-import { SqliteDb } from './store/sqlite_db.ts';
+import { Leadership } from './cluster/leadership.ts';
+import { LeaderDuties } from './cluster/leader_duties.ts';
+import type { Fence } from './cluster/fence.ts';
 import { NodeRegistry, type NodeRow } from './nodes/node_registry.ts';
 import { NodeClient } from './nodes/node_client.ts';
 import { NodeJobsCache } from './nodes/node_jobs_cache.ts';
@@ -64,14 +65,9 @@ export class Master {
   readonly clusterToken: string;
   private server: Server | null = null;
 
-  /**
-   * The raw SQLite connection, for the stores not yet moved onto `sql` (issue 12: every store moves
-   * to the asynchronous SqlDb; this getter goes when the last one has).
-   */
-  get db(): Db {
-    if (this.sql instanceof SqliteDb) return this.sql.raw;
-    throw new Error('this part of the master does not run on PostgreSQL yet');
-  }
+  /** Which master leads (a lease in the database); only the leader runs `duties`. */
+  readonly leadership: Leadership;
+  readonly duties: LeaderDuties;
 
   private constructor(readonly config: MasterConfig, readonly sql: SqlDb, clusterToken: string) {
     this.clusterToken = clusterToken;
@@ -127,6 +123,31 @@ export class Master {
     this.reconciler = new ServiceReconciler(this.services, this.runs, this.nodes, this.repo, this.dispatcher, this.tracker, this.heartbeat, {
       tickMs: 1_000, offlineAfterMs: config.offlineAfterMs,
     });
+    this.leadership = new Leadership(sql, {
+      ttlMs: config.leaderLeaseMs, renewMs: config.leaderLeaseMs / 5, url: () => config.publicUrl ?? this.url,
+      takeOverAtStart: sql.dialect === 'sqlite',
+    });
+    const fence: Fence = (fn) => this.leadership.fenced(fn);
+    this.heartbeat.fence = fence;
+    this.scheduler.fence = fence;
+    this.retries.fence = fence;
+    this.alerts.fence = fence;
+    this.reconciler.fence = fence;
+    // What must happen once, in the order a restarted master did it: deploys a dead leader left
+    // half done, heartbeats (each node gets a full window first), services, the alert cursor before
+    // the scheduler records missed occurrences, cron, retries, alerts and mail, pruning.
+    this.duties = new LeaderDuties([
+      { name: 'deploy recovery', start: () => this.deployer.recoverInterrupted(), stop: () => undefined },
+      { name: 'heartbeats', start: () => { this.nodeJobs.forgetWritten(); this.heartbeat.start(); }, stop: () => this.heartbeat.stop() },
+      { name: 'service reconciliation', start: () => this.reconciler.start(), stop: () => this.reconciler.stop() },
+      { name: 'alert cursor', start: () => this.alerts.prepare(), stop: () => undefined },
+      { name: 'cron', start: () => this.scheduler.start(), stop: () => this.scheduler.stop() },
+      { name: 'retries', start: () => this.retries.start(), stop: () => this.retries.stop() },
+      { name: 'alerts and mail', start: () => this.alerts.start(), stop: () => this.alerts.stop() },
+      { name: 'history retention', start: () => this.retention.start(), stop: () => this.retention.stop() },
+    ]);
+    this.leadership.on('elected', () => { void this.duties.lead(); });
+    this.leadership.on('deposed', () => { void this.duties.follow(); });
     this.reconciler.on('status', (s: ServiceRow) => this.alerts.onServiceStatus({
       id: s.id, name: s.name, project: s.project, spider: s.spider, status: s.status, detail: s.status_detail, since: s.status_since,
     }));
@@ -144,6 +165,11 @@ export class Master {
     return (await settings.get('cluster_token'))!;
   }
 
+  /** Whether this master leads, the current epoch, and every master seen lately (for /api/status, the dashboard, /metrics). */
+  leadershipStatus(): ReturnType<Leadership['status']> {
+    return this.leadership.status(this.config.leaderLeaseMs * 3);
+  }
+
   get port(): number { return (this.server!.address() as AddressInfo).port; }
   get url(): string { return `http://${this.config.bind.includes(':') ? `[${this.config.bind}]` : this.config.bind}:${this.port}`; }
 
@@ -154,7 +180,6 @@ export class Master {
     if (config.database.kind === 'sqlite') privateDatabaseFile(config.database.file);
     const sql = await openMasterStore(config.database);
     const master = new Master(config, sql, config.clusterToken ?? await Master.storedClusterToken(sql));
-    await master.deployer.recoverInterrupted();
     await master.ensureAdmin();
     const app = createMasterApp(master);
     master.server = createServer(app.callback());
@@ -162,13 +187,10 @@ export class Master {
       master.server!.once('error', reject);
       master.server!.listen(config.port, config.bind, () => { master.server!.off('error', reject); resolve(); });
     });
-    master.heartbeat.start();
-    master.reconciler.start();
-    await master.alerts.prepare();
-    await master.scheduler.start();
-    await master.retries.start();
-    await master.alerts.start();
-    master.retention.start();
+    // A lone master (and every master on SQLite) leads from its first tick; on a shared
+    // PostgreSQL this one leads once the current leader's lease is gone.
+    await master.leadership.start();
+    await master.duties.settled();
     return master;
   }
 
@@ -192,18 +214,15 @@ export class Master {
   }
 
   async stop(): Promise<void> {
-    this.heartbeat.stop();
-    this.scheduler.stop();
-    await this.reconciler.stop();
-    this.retries.stop();
-    await this.retention.stop();
+    // The leader's work stops before its lease is let go, so a standby never overlaps it.
+    await this.duties.follow();
+    await this.leadership.stop();
     if (this.server) {
       await new Promise<void>((resolve) => {
         this.server!.close(() => resolve());
         this.server!.closeAllConnections();
       });
     }
-    await this.alerts.stop();
     await this.nodes.flushSamples().catch((e) => console.error('[spiderplane-master] writing metric samples failed:', e));
     await this.nodeJobs.flush().catch((e) => console.error('[spiderplane-master] writing node job listings failed:', e));
     await this.sql.close();

@@ -2,6 +2,7 @@
 // grouped per recipient -> the outbox -> SMTP. Also the SMTP settings, the default rules and the
 // metric roll-ups' timer. Rounds, events and grouping take turns (one at a time), as they did
 // when every store call was synchronous: a fire cursor or a notice is never handled twice.
+import { ifLeader, type Fence } from '../cluster/fence.ts';
 import type { SqlDb } from '../store/sql_db.ts';
 import type { NodeMetrics, SpiderError } from '../../common/types.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
@@ -73,7 +74,7 @@ export class AlertService {
   private savedSmtp: string | undefined;
   private maintaining: Promise<void> | null = null;
   private readonly fires: ScheduleStore;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private timers: NodeJS.Timeout[] = [];
   /** The last schedule fire looked at (null until prepare()). */
   private fireCursor: number | null = null;
   private readonly pending = new Set<Promise<void>>();
@@ -123,6 +124,8 @@ export class AlertService {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
+    this.timers = [];
     await this.loadSmtp();
     void this.checkSmtp();
     await this.prepare();
@@ -333,8 +336,16 @@ export class AlertService {
     return rule.recipients.length ? rule.recipients : this.smtp().to;
   }
 
+  /** Firing and resolving are the leader's writes (master/cluster/fence.ts); the outbox's claims too. */
+  get fence(): Fence { return this.sender.fence; }
+  set fence(f: Fence) { this.sender.fence = f; }
+
   private async apply(ev: Evaluation, now = Date.now()): Promise<void> {
     if (!ev.fire.length && !ev.resolve.length) return;
+    await ifLeader(this.fence, () => this.applyNow(ev, now));
+  }
+
+  private async applyNow(ev: Evaluation, now: number): Promise<void> {
     const rules = new Map((await this.rules.all()).map((r) => [r.id, r]));
     for (const hit of ev.fire) {
       const rule = rules.get(hit.ruleId);

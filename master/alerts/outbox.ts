@@ -10,6 +10,7 @@
 // mail) rather than drop it (at-most-once), because a missed alert is worse than a repeated
 // one; it keeps its Message-ID, so mail systems that collapse duplicates by Message-ID show it
 // once. A graceful stop (SIGTERM) waits for the in-flight send, so it never leaves that window.
+import { ifLeader, unfenced, type Fence } from '../cluster/fence.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { SqlDb } from '../store/sql_db.ts';
@@ -115,6 +116,7 @@ export class OutboxSender {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  fence: Fence = unfenced;
 
   constructor(
     private readonly outbox: Outbox,
@@ -156,7 +158,8 @@ export class OutboxSender {
     const settings = await this.settings();
     if (settings.host === null) return; // stays queued until SMTP is configured
     while (!this.stopped) {
-      const mail = await this.outbox.claimDue();
+      // Claiming a mail is the leader's write: a deposed leader sends nothing more.
+      const mail = await ifLeader(this.fence, () => this.outbox.claimDue());
       if (!mail) return;
       try {
         const response = await this.send(settings, {

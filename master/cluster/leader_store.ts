@@ -39,6 +39,11 @@ export class LeaderStore {
     return row ? row.epoch : null;
   }
 
+  /** Takes the lease whoever holds it (a new epoch): only for a database one master can use. */
+  async takeOver(me: string, ttlMs: number): Promise<void> {
+    await this.db.run(`UPDATE leader_lease SET holder = @me, epoch = epoch + 1, expires_at = 0 WHERE id = 1`, { me, ttl: ttlMs });
+  }
+
   /** Gives the lease up at once (a clean stop): a standby need not wait for it to expire. */
   async release(me: string, epoch: number): Promise<void> {
     await this.db.run(`UPDATE leader_lease SET expires_at = 0 WHERE id = 1 AND holder = ? AND epoch = ?`, [me, epoch]);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import createError from 'http-errors';
 import type { SqlDb } from '../store/sql_db.ts';
 import { LeaderStore, type MasterRow } from './leader_store.ts';
+import { NotLeader } from './fence.ts';
 
 /**
  * Which master leads: exactly one at a time, elected through a lease in the shared database.
@@ -26,13 +27,18 @@ export interface LeadershipEvents {
   deposed: [reason: string];
 }
 
-export class NotLeader extends Error {
-  readonly status = 503;
-  readonly expose = true;
-  constructor(message = 'this master is not the leader (any more)') { super(message); }
-}
+export { NotLeader };
 
-export interface LeadershipOptions { ttlMs: number; renewMs: number; url: () => string | null }
+export interface LeadershipOptions {
+  ttlMs: number;
+  renewMs: number;
+  url: () => string | null;
+  /**
+   * Take the lease at start even from a live holder (SQLite: one master per database file, so a
+   * holder can only be this master's own previous process, killed before it could let go).
+   */
+  takeOverAtStart?: boolean;
+}
 
 export class Leadership extends EventEmitter<LeadershipEvents> {
   readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -57,6 +63,7 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   /** Tries at once (a lone master leads before it serves its first request), then every renewMs. */
   async start(): Promise<void> {
     this.stopped = false;
+    if (this.opts.takeOverAtStart) await this.store.takeOver(this.id, this.opts.ttlMs);
     await this.tick();
     this.timer = setInterval(() => { void this.tick(); }, this.opts.renewMs);
     this.timer.unref();

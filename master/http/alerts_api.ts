@@ -159,7 +159,9 @@ export function mountAlertsApi(router: Router, m: Master): void {
       return;
     }
     ctx.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+    const lead = await m.leadershipStatus();
     ctx.body = prometheusText({
+      leadership: { leader: lead.leader, epoch: lead.epoch, masters: lead.masters.length },
       nodes: (await m.nodes.all()).map((n) => ({
         name: n.name, status: n.status, draining: n.draining === 1, running: n.running, pending: n.pending, max_proc: n.max_proc, last_ok_at: n.last_ok_at,
         metrics: n.metrics ? (JSON.parse(n.metrics) as NodeMetrics) : null,

@@ -43,7 +43,9 @@ export function mountApi(router: Router, m: Master): void {
   r('get', '/api/status', async (ctx) => {
     requireRole(ctx, 'viewer');
     const nodes = await m.nodes.all();
+    const lead = await m.leadershipStatus();
     return {
+      leader: lead.leader, master_id: lead.id, epoch: lead.epoch, leader_id: lead.leader_id, masters: lead.masters,
       nodes: { total: nodes.length, online: nodes.filter((n) => n.status === 'online').length, offline: nodes.filter((n) => n.status === 'offline').length },
       runs: await m.runs.counts(),
       projects: (await m.repo.projects()).length,

@@ -10,6 +10,8 @@ export interface ClusterFigures {
   now: number;
   /** The master's own event-loop lag. */
   eventLoopLag?: LagFigures;
+  /** Whether this master leads, the lease's epoch, and how many masters share the database. */
+  leadership?: { leader: boolean; epoch: number; masters: number };
 }
 
 export function escapeLabel(v: string): string {
@@ -45,6 +47,11 @@ export function prometheusText(f: ClusterFigures): string {
   family('spiderplane_runs', 'Runs the master knows, by state.', 'gauge', Object.entries(f.runs).map(([state, v]) => [{ state }, v]));
   family('spiderplane_alerts', 'Alert firings, by state.', 'gauge', Object.entries(f.alerts).map(([state, v]) => [{ state }, v]));
   family('spiderplane_alert_mails', 'Alert mails in the outbox, by state.', 'gauge', Object.entries(f.outbox).map(([state, v]) => [{ state }, v]));
+  if (f.leadership) {
+    family('spiderplane_master_leader', 'Whether this master leads (1) or stands by (0).', 'gauge', [[{}, f.leadership.leader ? 1 : 0]]);
+    family('spiderplane_master_epoch', 'The leader lease\'s fencing epoch (it grows with every change of leader).', 'gauge', [[{}, f.leadership.epoch]]);
+    family('spiderplane_masters', 'Masters seen sharing this database lately.', 'gauge', [[{}, f.leadership.masters]]);
+  }
   const lag = f.eventLoopLag;
   if (lag) {
     const over = `over the last ${lag.window_seconds} s, in seconds`;

@@ -1,3 +1,4 @@
+import { ifLeader, unfenced, type Fence } from '../cluster/fence.ts';
 import { EventEmitter } from 'node:events';
 import type { NodeRegistry, NodeRow } from './node_registry.ts';
 import type { ListedJobs, NodeClient } from './node_client.ts';
@@ -46,6 +47,8 @@ export class Heartbeat extends EventEmitter {
   /** The master's stall total when each node was last heard from (in this process). */
   private readonly stallAtHeard = new Map<number, number>();
   private readonly stallAtStart: number;
+  /** Offline verdicts are the leader's writes (master/cluster/fence.ts). */
+  fence: Fence = unfenced;
   /** Set by stop(): an answer that arrives later is not recorded (the database may be closed by then). */
   private stopped = false;
 
@@ -151,7 +154,8 @@ export class Heartbeat extends EventEmitter {
     if (silent <= this.opts.offlineAfterMs) return;
     const stallNote = masterStalled >= 1000 ? ` (not counting ${Math.round(masterStalled / 1000)} s the master itself was stalled)` : '';
     const why = `no good heartbeat for ${Math.round(silent / 1000)} s${stallNote}${node.last_error ? `: ${node.last_error}` : ''}`;
-    await this.registry.setStatus(node, 'offline', why, now);
+    // Refused when this master no longer leads: no failover from a deposed leader.
+    if ((await ifLeader(this.fence, async () => { await this.registry.setStatus(node, 'offline', why, now); return true; })) === undefined) return;
     const after = await this.registry.byId(node.id);
     if (after) this.emit('offline', after);
   }

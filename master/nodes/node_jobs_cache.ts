@@ -49,6 +49,12 @@ export class NodeJobsCache {
 
   constructor(private readonly db: SqlDb) {}
 
+  /**
+   * Forgets what this master wrote: after it leads again (another master heartbeated meanwhile),
+   * each node's rows are replaced whole at its next heartbeat.
+   */
+  forgetWritten(): void { this.written.clear(); }
+
   /** A node's fresh listing: queues what differs from the last one written. */
   record(nodeId: number, jobs: ListJobsResponse): void {
     const facts = new Map<string, NodeJobFacts>();

@@ -1,3 +1,4 @@
+import { ifLeader, unfenced, type Fence } from '../cluster/fence.ts';
 import { EventEmitter } from 'node:events';
 import type { NodeRegistry } from '../nodes/node_registry.ts';
 import type { Dispatcher } from './dispatcher.ts';
@@ -32,6 +33,9 @@ export class RetryManager extends EventEmitter {
     super();
   }
 
+  /** Claiming a retry is the leader's write (master/cluster/fence.ts). */
+  fence: Fence = unfenced;
+
   async start(): Promise<void> {
     const released = await this.policies.releaseInterrupted();
     if (released) console.log(`[spiderplane-master] ${released} retry(ies) were being dispatched when the master stopped: taken up again`);
@@ -62,7 +66,7 @@ export class RetryManager extends EventEmitter {
     this.busy = true;
     try {
       for (const run of await this.policies.due(now)) {
-        if (!await this.policies.claim(run.id, Date.now())) continue;
+        if (!(await ifLeader(this.fence, () => this.policies.claim(run.id, Date.now())))) continue;
         await this.retry(run);
       }
     } catch (e) {

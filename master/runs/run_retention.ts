@@ -28,6 +28,7 @@ export class RunRetention {
   }
 
   start(): void {
+    this.stopped = false;
     if (this.opts.maxAgeMs <= 0 && this.opts.maxRuns <= 0) return;
     const tick = () => { this.prune().catch((e) => console.error('[spiderplane-master] history retention:', e)); };
     this.timer = setInterval(tick, this.opts.intervalMs ?? 60_000);

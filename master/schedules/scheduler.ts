@@ -1,3 +1,4 @@
+import { ifLeader, unfenced, type Fence } from '../cluster/fence.ts';
 import type { Cron } from 'croner';
 import type { Dispatcher, Target } from '../runs/dispatcher.ts';
 import type { RunRow, RunStore } from '../runs/run_store.ts';
@@ -18,6 +19,8 @@ const MAX_MISSED_RECORDED = 100;
 export class Scheduler {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private stopped = false;
+  /** Claiming an occurrence is the leader's write (master/cluster/fence.ts). */
+  fence: Fence = unfenced;
 
   constructor(
     private readonly store: ScheduleStore,
@@ -26,6 +29,7 @@ export class Scheduler {
   ) {}
 
   async start(): Promise<void> {
+    this.stopped = false;
     for (const s of await this.store.all()) if (s.enabled) await this.catchUp(s);
     for (const s of await this.store.all()) await this.arm(s.id);
   }
@@ -88,7 +92,7 @@ export class Scheduler {
     for (const t of recorded.slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(s.id, t, 'missed', 'the master was not running');
     if (recorded.length > MAX_MISSED_RECORDED) await this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
     if (runOnce) await this.fire(s.id, last, 'missed-run');
-    else await this.store.claim(s.id, last);
+    else await ifLeader(this.fence, () => this.store.claim(s.id, last));
   }
 
   private async arm(id: number): Promise<void> {
@@ -129,7 +133,7 @@ export class Scheduler {
   }
 
   private async fire(id: number, occurrence: number, outcome: 'dispatched' | 'missed-run'): Promise<void> {
-    if (!(await this.store.claim(id, occurrence))) return;
+    if (!(await ifLeader(this.fence, () => this.store.claim(id, occurrence)))) return;
     const s = await this.store.get(id);
     if (!s) return; // deleted since the claim
     if (s.overlap === 'skip' && (await this.runs.scheduleHasActive(id))) {

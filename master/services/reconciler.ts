@@ -8,6 +8,7 @@
 // Guarantee after a master restart: nothing is started until every node believed online has
 // answered a heartbeat (or the offline window has passed), so replicas still running on the nodes
 // are counted before the deficit is computed — a restart neither loses nor duplicates replicas.
+import { ifLeader, unfenced, type Fence } from '../cluster/fence.ts';
 import { EventEmitter } from 'node:events';
 import { labelsMatch } from '../../common/labels.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
@@ -37,7 +38,7 @@ export class ServiceReconciler extends EventEmitter {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
   private readonly heard = new Set<number>();
   private readonly cancelSentAt = new Map<string, number>();
   /** the last plan of each service, for the API and the UI */
@@ -56,7 +57,14 @@ export class ServiceReconciler extends EventEmitter {
     super();
   }
 
+  /** Starting a replica is the leader's act (master/cluster/fence.ts). */
+  fence: Fence = unfenced;
+
   start(): void {
+    // Elected again (or for the first time): every node is observed afresh before it is judged.
+    this.stopped = false;
+    this.heard.clear();
+    this.startedAt = Date.now();
     this.timer = setInterval(() => this.kick(), this.opts.tickMs);
     this.timer.unref();
     this.kick();
@@ -231,6 +239,8 @@ export class ServiceReconciler extends EventEmitter {
   }
 
   private async startOne(svc: ServiceRow, node: NodeRow, version: string): Promise<void> {
+    // Only the leader starts replicas: a deposed one (paused, then resumed) starts none.
+    if ((await ifLeader(this.fence, async () => true)) === undefined) return;
     try {
       await this.dispatcher.dispatch({
         project: svc.project, spider: svc.spider, version, args: JSON.parse(svc.args) as Record<string, string>,

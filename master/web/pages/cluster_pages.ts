@@ -37,7 +37,11 @@ export function mountClusterPages(pc: PageContext): void {
         return [];
       }
     }).sort((a, b) => a.at - b.at).slice(0, 6);
+    const lead = await m.leadershipStatus();
     render(env, ctx, 'dashboard.njk', {
+      // Several masters on one database: which leads, and the standbys (one master: nothing to show).
+      masters: lead.masters.length > 1 || !lead.leader ? lead.masters.map((x) => ({ ...x, self: x.id === lead.id })) : [],
+      epoch: lead.epoch,
       nodes, online: online.length, offline: nodes.filter((n) => n.status === 'offline').length,
       running: counts.running ?? 0, pending: (counts.pending ?? 0) + (counts.dispatching ?? 0),
       today, upcoming,
