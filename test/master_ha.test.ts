@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import { startMaster, openDatabaseOf, type MasterHandle } from './helpers/master_process.ts';
+import { ADMIN, basic, startMaster, openDatabaseOf, type MasterHandle } from './helpers/master_process.ts';
 import { startSlave, tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { CLUSTER_TOKEN } from './helpers/master_process.ts';
 import { deployNodePackage, waitNodeStatus, type RunView } from './helpers/master_slave_pair.ts';
@@ -77,7 +77,7 @@ describe('masters sharing one PostgreSQL', () => {
     assert.equal(s.leader, false);
     assert.equal(s.masters.length, 3);
     assert.equal(s.masters.filter((m) => m.leader).length, 1);
-    const metrics = await (await fetch(`${l.url}/metrics`)).text();
+    const metrics = await (await fetch(`${l.url}/metrics`, { headers: { Authorization: basic(ADMIN.user, ADMIN.password) } })).text();
     assert.match(metrics, /^spiderplane_master_leader 1$/m);
   });
 
@@ -165,6 +165,7 @@ describe('masters sharing one PostgreSQL', () => {
     await waitFor('the job-failed mail to be on the wire', () => smtp.held > 0 || undefined, 60_000, 50);
     await l.kill9();
     masters = masters.filter((m) => m !== l);
+    await waitFor('the SMTP server to see the killed sender gone', () => smtp.heldOpen === 0 || undefined, 30_000, 20);
     assert.equal(smtp.release(), 0, 'the killed leader delivered nothing');
     smtp.hold = false;
     await leader(masters);

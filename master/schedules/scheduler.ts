@@ -7,6 +7,7 @@ import { parseStoredPolicy } from '../runs/run_policy.ts';
 import type { ScheduleRow, ScheduleStore } from './schedule_store.ts';
 
 const MAX_TIMER_MS = 30_000;
+const SYNC_MS = 2_000;
 const MAX_MISSED_RECORDED = 100;
 
 /**
@@ -18,6 +19,9 @@ const MAX_MISSED_RECORDED = 100;
  */
 export class Scheduler {
   private readonly timers = new Map<number, NodeJS.Timeout>();
+  /** updated_at of each schedule as last armed: an edit made through another master shows as a change. */
+  private readonly armedVersion = new Map<number, number>();
+  private syncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** Claiming an occurrence is the leader's write (master/cluster/fence.ts). */
   fence: Fence = unfenced;
@@ -32,10 +36,24 @@ export class Scheduler {
     this.stopped = false;
     for (const s of await this.store.all()) if (s.enabled) await this.catchUp(s);
     for (const s of await this.store.all()) await this.arm(s.id);
+    // Schedules created or edited through another master (several share one database) are armed
+    // here within SYNC_MS; this master's own API calls reload() at once.
+    this.syncTimer = setInterval(() => { this.sync().catch((e) => { if (!this.stopped) console.error('[spiderplane-master] schedules:', e); }); }, SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  private async sync(): Promise<void> {
+    for (const s of await this.store.all()) {
+      if (this.stopped) return;
+      if (s.enabled && (!this.timers.has(s.id) || this.armedVersion.get(s.id) !== s.updated_at)) await this.reload(s.id);
+    }
   }
 
   stop(): void {
     this.stopped = true;
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = null;
+    this.armedVersion.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }
@@ -100,6 +118,7 @@ export class Scheduler {
     const s = await this.store.get(id);
     if (this.stopped) return;
     if (!s || !s.enabled) return;
+    this.armedVersion.set(id, s.updated_at);
     let cron: Cron;
     try {
       cron = parseCron(s.cron, s.timezone);

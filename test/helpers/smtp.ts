@@ -89,6 +89,8 @@ export interface SmtpHandle {
   hold: boolean;
   /** Mails received in full and waiting for their answer. */
   readonly held: number;
+  /** Of those, the ones whose sender is still connected. */
+  readonly heldOpen: number;
   /** Answers every held mail; returns how many were delivered (their connection was still open). */
   release(): number;
 }
@@ -146,6 +148,7 @@ export async function startSmtp(port = 0): Promise<SmtpHandle> {
     get hold() { return handle.hold; },
     set hold(v: boolean) { handle.hold = v; },
     get held() { return waiting.length; },
+    get heldOpen() { return waiting.filter((w) => !closed.has(w.session)).length; },
     release() {
       let delivered = 0;
       for (const w of waiting.splice(0)) {
