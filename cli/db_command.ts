@@ -1,7 +1,8 @@
 // `spiderplane db migrate --from sqlite:PATH --to postgres://…`: moves a master's history, schedules,
 // users, alerts and nodes into a new database (see master/store/copy_database.ts). Stop the master first.
 import { parseArgs } from 'node:util';
-import { copyDatabase } from '../master/store/copy_database.ts';
+import { dirname, join } from 'node:path';
+import { copyDatabase, copyPackages } from '../master/store/copy_database.ts';
 import { describeLocation, openMasterStore, parseDatabaseLocation } from '../master/store/open_store.ts';
 import type { SqlDb } from '../master/store/sql_db.ts';
 
@@ -42,6 +43,10 @@ export async function dbCommand(argv: string[]): Promise<number> {
       total += p.rows;
       console.log(`  ${p.table.padEnd(22)} ${p.rows} rows`);
     });
+    // A SQLite master keeps its package files next to its database (DATA_DIR/packages).
+    const packagesOf = (loc: typeof fromLoc) => (loc.kind === 'sqlite' ? join(dirname(loc.file), 'packages') : null);
+    const missing = await copyPackages(from, to, { from: packagesOf(fromLoc), to: packagesOf(toLoc) });
+    if (missing.length) console.error(`warning: no intact package file for ${missing.join(', ')}: upload those versions again`);
     console.log(`done: ${total} rows. Start the masters with --database ${describeLocation(toLoc)}`);
     return 0;
   } catch (e) {

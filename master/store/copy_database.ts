@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SharedPackages } from '../packages/shared_packages.ts';
 import type { SqlDb, SqlValue } from './sql_db.ts';
 
 /**
@@ -8,7 +12,8 @@ import type { SqlDb, SqlValue } from './sql_db.ts';
  * sequences continue after the highest id copied. Leadership rows belong to the running masters and
  * are not copied.
  */
-const NOT_COPIED = new Set(['run_counts', 'leader_lease', 'masters', 'schema_version', 'sqlite_sequence']);
+// Kept by triggers, owned by the running masters, or rebuilt within seconds by the leader.
+const NOT_COPIED = new Set(['run_counts', 'leader_lease', 'masters', 'schema_version', 'sqlite_sequence', 'dispatch_lock', 'login_failures', 'node_jobs']);
 const PARENTS_FIRST = ['settings', 'users', 'api_tokens', 'sessions', 'nodes', 'node_versions', 'deployments', 'deployment_targets'];
 const BATCH = 500;
 
@@ -79,4 +84,36 @@ export async function copyDatabase(from: SqlDb, to: SqlDb, progress: (p: CopyPro
     progress(p);
   }
   return done;
+}
+
+/**
+ * The package files: a SQLite master keeps them under its data folder (`DIR/PROJECT/VERSION.zip`),
+ * masters on PostgreSQL in the database. Each version's bytes go where the target master looks for
+ * them, checked against the sha256 its row records. Returns the versions whose file was missing.
+ */
+export async function copyPackages(from: SqlDb, to: SqlDb, dirs: { from: string | null; to: string | null }): Promise<string[]> {
+  const versions = await to.all<{ project: string; version: string; sha256: string }>(`SELECT project, version, sha256 FROM versions ORDER BY project, version`);
+  const missing: string[] = [];
+  const scratch = join(dirs.to ?? dirs.from ?? '.', '.migrate-cache');
+  for (const v of versions) {
+    let data: Buffer | null = null;
+    if (from.dialect === 'postgres') {
+      data = await readFile(await new SharedPackages(from, scratch).localFile(v.sha256)).catch(() => null);
+    } else if (dirs.from) {
+      data = await readFile(join(dirs.from, v.project, `${v.version}.zip`)).catch(() => null);
+    }
+    if (!data || createHash('sha256').update(data).digest('hex') !== v.sha256) {
+      missing.push(`${v.project} ${v.version}`);
+      continue;
+    }
+    if (to.dialect === 'postgres') {
+      await new SharedPackages(to, scratch).put(v.sha256, data);
+    } else if (dirs.to) {
+      const path = join(dirs.to, v.project, `${v.version}.zip`);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(`${path}.incoming`, data);
+      await rename(`${path}.incoming`, path);
+    }
+  }
+  return missing;
 }
