@@ -2,9 +2,8 @@
 // next start it looks at that run, and the job-failed mail goes out once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { startMaster, type MasterHandle, openDatabaseOf } from './helpers/master_process.ts';
 import { tempDir, waitFor } from './helpers/slave_process.ts';
 import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
 
@@ -30,19 +29,20 @@ test('a failed run the master never evaluated (it stopped first) gets its job-fa
   master = await startMaster({ dataDir, args: args() });
   const rules = await master.api<{ rules: Array<{ kind: string }> }>('GET', '/api/alerts/rules');
   assert.ok(rules.body.rules.some((r) => r.kind === 'job_failed'), 'the job-failed rule exists from the start');
+  const where = { database: master.database, dataDir };
   await master.kill9();
   master = null;
 
   // What the crash left: a run recorded as failed, and no record that the rules looked at it.
-  const db = new Database(join(dataDir, 'master.db'));
+  const db = await openDatabaseOf(where);
   const now = Date.now();
-  db.prepare(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
-              VALUES ('crashedjob1', 'shop', 'prices', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`).run(now - 5000, now - 4000, now - 1000);
+  await db.run(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
+              VALUES ('crashedjob1', 'shop', 'prices', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`, [now - 5000, now - 4000, now - 1000]);
   // And an old one, from before the check table existed: it must not mail anyone now.
-  db.prepare(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
-              VALUES ('checkedjob', 'shop', 'stock', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`).run(now - 9000, now - 8000, now - 7000);
-  db.prepare(`INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, ? FROM runs WHERE job = 'checkedjob'`).run(now - 6000);
-  db.close();
+  await db.run(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
+              VALUES ('checkedjob', 'shop', 'stock', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`, [now - 9000, now - 8000, now - 7000]);
+  await db.run(`INSERT INTO alert_run_checks (run_id, checked_at) SELECT id, ? FROM runs WHERE job = 'checkedjob'`, [now - 6000]);
+  await db.close();
 
   master = await startMaster({ dataDir, args: args() });
   await waitFor('the job-failed mail', () => (smtp.mails.some((m) => m.text.includes('crashedjob1')) ? true : undefined), 60_000, 100);
@@ -53,10 +53,10 @@ test('a failed run the master never evaluated (it stopped first) gets its job-fa
   // A second restart does not mail it again. Another unchecked run, of another spider, is left
   // for that start: once its mail is out, the catch-up has certainly run.
   await master.stop();
-  const db2 = new Database(join(dataDir, 'master.db'));
-  db2.prepare(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
-              VALUES ('crashedjob2', 'shop', 'other', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`).run(Date.now() - 3000, Date.now() - 2000, Date.now() - 1000);
-  db2.close();
+  const db2 = await openDatabaseOf(where);
+  await db2.run(`INSERT INTO runs (job, project, spider, node, state, outcome, created_at, started_at, ended_at, exit_code)
+              VALUES ('crashedjob2', 'shop', 'other', 'crawl-9', 'finished', 'failed', ?, ?, ?, 1)`, [Date.now() - 3000, Date.now() - 2000, Date.now() - 1000]);
+  await db2.close();
   master = await startMaster({ dataDir, args: args() });
   await waitFor('the catch-up after the second restart', () => (smtp.mails.some((m) => m.text.includes('crashedjob2')) ? true : undefined), 60_000, 100);
   await new Promise((r) => setTimeout(r, 1000)); // a duplicate would be mailed with it or right after

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { startMaster, basic, ADMIN, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
+import type { SqlDb } from '../master/store/sql_db.ts';
+import { startMaster, basic, ADMIN, CLUSTER_TOKEN, type MasterHandle, openDatabaseOf } from './helpers/master_process.ts';
 import { startSlave, tempDir, getJson, postForm, waitFor, type SlaveHandle, type Json } from './helpers/slave_process.ts';
 import { buildDemoEgg, buildNodePackage, DEMO_PROJECT, DEMO_SPIDERS } from './helpers/fixtures.ts';
 import { hardKill9, isAlive, killGroup, waitGone } from './helpers/runner_checks.ts';
@@ -174,12 +174,12 @@ async function uploadToMaster(version: string): Promise<{ status: number; body: 
 }
 
 /** A fresh read-only look at the master's database (the API shows no run's row id). */
-function masterDb<T>(f: (db: Database.Database) => T): T {
-  const db = new Database(join(master.dataDir, 'master.db'), { readonly: true, fileMustExist: true });
+async function masterDb<T>(f: (db: SqlDb) => Promise<T>): Promise<T> {
+  const db = await openDatabaseOf(master);
   try {
-    return f(db);
+    return await f(db);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -448,7 +448,7 @@ describe('master with a real cluster', () => {
     assert.equal(retryA.retries_left, 0);
     assert.deepEqual(retryA.args, LONG);
     assert.match((await run(a!.job)).note ?? '', new RegExp(`re-dispatched as ${retryA.job} on ${retryA.node}`));
-    const ids = masterDb((db) => db.prepare('SELECT id, job, retry_of FROM runs WHERE job IN (?, ?)').all(a!.job, retryA.job) as Array<{ id: number; job: string; retry_of: number | null }>);
+    const ids = await masterDb((db) => db.all<{ id: number; job: string; retry_of: number | null }>('SELECT id, job, retry_of FROM runs WHERE job IN (?, ?)', [a!.job, retryA.job]));
     const rowA = ids.find((x) => x.job === a!.job)!;
     const rowA2 = ids.find((x) => x.job === retryA.job)!;
     assert.equal(rowA2.retry_of, rowA.id, 'retry_of is the lost run');

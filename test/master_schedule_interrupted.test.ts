@@ -2,9 +2,8 @@
 // next start the occurrence is accounted for (never silently lost, never fired twice).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { startMaster, type MasterHandle, openDatabaseOf } from './helpers/master_process.ts';
 import { tempDir, type SlaveHandle } from './helpers/slave_process.ts';
 import { FAST_MASTER_ARGS, deployNodePackage, joinSlave, waitNodeStatus } from './helpers/master_slave_pair.ts';
 
@@ -38,9 +37,9 @@ test('an occurrence claimed but never recorded is recorded at restart: missed (s
   await master.kill9();
   // What a crash right after the claim leaves behind: last_fire_at set, no fire record, no run.
   const occurrence = Date.now() - 2000;
-  const db = new Database(join(dataDir, 'master.db'));
-  db.prepare(`UPDATE schedules SET last_fire_at = ? WHERE id IN (?, ?)`).run(occurrence, skipId, onceId);
-  db.close();
+  const db = await openDatabaseOf(master);
+  await db.run(`UPDATE schedules SET last_fire_at = ? WHERE id IN (?, ?)`, [occurrence, skipId, onceId]);
+  await db.close();
   master = await startMaster({ dataDir, args: FAST_MASTER_ARGS });
   await waitNodeStatus(master, 'n1', 'online');
   const fires = async (id: number) => (await master.api<{ fires: Fire[]; runs: Array<{ job: string }> }>('GET', `/api/schedules/${id}`)).body;

@@ -7,11 +7,10 @@
 // Run: npx tsx --test --test-concurrency=1 test/run_retries.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ADMIN, startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { ADMIN, startMaster, type MasterHandle, openDatabaseOf } from './helpers/master_process.ts';
 import { ROOT, tempDir, waitFor, type SlaveHandle } from './helpers/slave_process.ts';
 import { FAST_MASTER_ARGS, joinSlave, uploadVersion, waitRunState, type RunView } from './helpers/master_slave_pair.ts';
 import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
@@ -249,9 +248,9 @@ describe('retries on failure', () => {
     }, 30_000, 100);
     await master.kill9();
     // As if the master had claimed the retry and died before dispatching it.
-    const db = new Database(join(dataDir, 'master.db'));
-    db.prepare(`UPDATE runs SET retry_claimed_at = ? WHERE job = ?`).run(Date.now(), first.job);
-    db.close();
+    const db = await openDatabaseOf(master);
+    await db.run(`UPDATE runs SET retry_claimed_at = ? WHERE job = ?`, [Date.now(), first.job]);
+    await db.close();
     master = await startMaster({ dataDir, args: masterArgs() });
     const c = await waitFor('the retry after the restart', async () => {
       const x = await chain('fail', first.job);
