@@ -4,15 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { ROOT, startDaemon } from './helpers/daemon_process.ts';
 import { tempDir } from './helpers/slave_process.ts';
+import { programArgs, type BundledEntry } from './helpers/daemon_bundle.ts';
 
 /** Runs a program until it exits; its exit code and output. */
-function runToExit(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+async function runToExit(script: BundledEntry, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const program = await programArgs(script);
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...program, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (output += d.toString()));

@@ -13,6 +13,7 @@ import { ROOT, tempDir, waitFor, type SlaveHandle } from './helpers/slave_proces
 import { NODE_PACKAGE_DIR, SCRAPY_PROJECT_DIR, buildNodePackage, buildZip } from './helpers/fixtures.ts';
 import { FAST_MASTER_ARGS, deployNodePackage, joinSlave, uploadVersion, waitNodeStatus, waitRunState, type RunView } from './helpers/master_slave_pair.ts';
 import { rawZip } from './helpers/raw_zip.ts';
+import { programArgs } from './helpers/daemon_bundle.ts';
 
 let master: MasterHandle;
 let slave: SlaveHandle;
@@ -199,7 +200,7 @@ describe('roles', () => {
 
 /** Starts a master the way a first-time user does: no --admin-user, no --admin-password. */
 async function startBareMaster(dataDir: string): Promise<string> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'run_master.ts'), '--port', '0', '--data-dir', dataDir, '--cluster-token', CLUSTER_TOKEN], {
+  const proc = spawn(process.execPath, [...await programArgs('run_master.ts'), '--port', '0', '--data-dir', dataDir, '--cluster-token', CLUSTER_TOKEN], {
     cwd: ROOT, env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPIDERPLANE_'))), stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
   let out = '';
@@ -387,10 +388,12 @@ describe('run logs', () => {
 
 interface CliResult { code: number | null; stdout: string; stderr: string }
 
-function cli(args: string[], env: Record<string, string> = { SPIDERPLANE_URL: master.url, SPIDERPLANE_USER: ADMIN.user, SPIDERPLANE_PASSWORD: ADMIN.password }): Promise<CliResult> {
+/** The CLI's test bundle (daemon_bundle.ts), or with `bin` the installed command bin/spiderplane.mjs (through tsx). */
+async function cli(args: string[], env: Record<string, string> = { SPIDERPLANE_URL: master.url, SPIDERPLANE_USER: ADMIN.user, SPIDERPLANE_PASSWORD: ADMIN.password }, bin = false): Promise<CliResult> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPIDERPLANE_'))) as Record<string, string>;
+  const program = bin ? [join(ROOT, 'bin', 'spiderplane.mjs')] : await programArgs('cli/main.ts');
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'spiderplane.mjs'), ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...program, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -525,7 +528,7 @@ describe('CLI', () => {
 
   test('a bad cron exits 1 with croner\'s reason; no or wrong credentials exit 1 with a clear message', async () => {
     const count = (await master.api<{ schedules: unknown[] }>('GET', '/api/schedules')).body.schedules.length;
-    const bad = await cli(['schedule', 'gen', 'hello', '--cron', '61 * * * *']);
+    const bad = await cli(['schedule', 'gen', 'hello', '--cron', '61 * * * *'], undefined, true); // the exit status passes through bin/spiderplane.mjs
     assert.equal(bad.code, 1, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /spiderplane: POST \/api\/schedules: HTTP 400: CronPattern: Invalid value for minute: 61/);
     const four = await cli(['schedule', 'gen', 'hello', '--cron', '* * * *']);

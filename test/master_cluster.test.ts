@@ -481,10 +481,12 @@ describe('master with a real cluster', () => {
     const [b] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n2' }, max_retries: 1 });
     const [c] = await dispatch({ args: LONG, target: { mode: 'node', node: 'n2' }, max_retries: 0 });
     await waitFor('runs B and C running', async () => ((await run(b!.job)).state === 'running' && (await run(c!.job)).state === 'running' ? true : undefined));
-    const n2bJobs = await slaveJobs(n2b);
-    const pidB = n2bJobs.running.find((j) => j.id === b!.job)?.pid;
-    const pidC = n2bJobs.running.find((j) => j.id === c!.job)?.pid;
-    assert.ok(pidB && pidC, 'n2 lists runs B and C with their pids');
+    // The master may see them running before the node lists their pids (its keeper starts them).
+    const [pidB, pidC] = await waitFor('n2 to list runs B and C with their pids', async () => {
+      const running = (await slaveJobs(n2b)).running;
+      const pids = [b!.job, c!.job].map((id) => running.find((j) => j.id === id)?.pid);
+      return pids.every(Boolean) ? pids as [number, number] : undefined;
+    });
     spiderPids.add(pidB);
     spiderPids.add(pidC);
     carried.orphanC = { job: c!.job, pid: pidC };

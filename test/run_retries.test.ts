@@ -16,6 +16,7 @@ import { FAST_MASTER_ARGS, joinSlave, uploadVersion, waitRunState, type RunView 
 import { startSmtp, type SmtpHandle } from './helpers/smtp.ts';
 import { buildLimitPackage } from './helpers/limit_spiders.ts';
 import { loginByHttp } from './helpers/browser.ts';
+import { programArgs } from './helpers/daemon_bundle.ts';
 
 const OPS = 'ops@example.com';
 const work = tempDir('spiderplane-retries-test-');
@@ -176,7 +177,7 @@ describe('retries on failure', () => {
 
   test('the CLI passes --max-runtime/--max-memory/--nice/--retries/--retry-delay on run and schedule', async () => {
     const cli = async (...args: string[]) => {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'main.ts'), ...args,
+      const { stdout } = await promisify(execFile)(process.execPath, [...await programArgs('cli/main.ts'), ...args,
         '--url', master.url, '--user', ADMIN.user, '--password', ADMIN.password, '--json'], { cwd: ROOT });
       return JSON.parse(stdout) as Record<string, unknown>;
     };

@@ -16,6 +16,7 @@ import { startSlave, tempDir, waitFor, getJson, ROOT, type SlaveHandle } from '.
 import { uploadVersion } from './helpers/master_slave_pair.ts';
 import { buildZip } from './helpers/fixtures.ts';
 import { loginByHttp } from './helpers/browser.ts';
+import { programArgs } from './helpers/daemon_bundle.ts';
 
 const MASTER_ARGS = ['--heartbeat-interval', '0.5', '--offline-after', '3', '--heartbeat-timeout', '1'];
 const TOKEN_HEADER = { Authorization: `Bearer ${CLUSTER_TOKEN}` };
@@ -100,12 +101,13 @@ async function waitDistribution(svcName: string, want: Record<string, number>, t
   return { ms: Date.now() - t0, svc };
 }
 
-/** The CLI (bin/spiderplane.mjs) against the master, as the admin. */
-function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+/** The CLI (its test bundle, see daemon_bundle.ts) against the master, as the admin. */
+async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SPIDERPLANE_'))) as Record<string, string>;
   const env = { ...clean, SPIDERPLANE_URL: master.url, SPIDERPLANE_USER: ADMIN.user, SPIDERPLANE_PASSWORD: ADMIN.password };
+  const program = await programArgs('cli/main.ts');
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'spiderplane.mjs'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...program, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,9 +1,10 @@
 // Starts one of spiderplane's programs as a real child process on a free loopback port and waits
-// until it says where it listens. Plain node with tsx's loader (no tsx CLI wrapper relaying
-// signals), so the process is the program itself; its own process group, so kill9 takes it alone
-// (spiders have process groups of their own).
+// until it says where it listens. Plain node running the program's test bundle (daemon_bundle.ts;
+// no tsx CLI wrapper relaying signals), so the process is the program itself; its own process
+// group, so kill9 takes it alone (spiders have process groups of their own).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { programArgs, type BundledEntry } from './daemon_bundle.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -18,8 +19,8 @@ export interface DaemonHandle {
 }
 
 /** `as` starts the program as another user (the test runs as root), e.g. to see a non-root daemon. */
-export async function startDaemon(what: string, script: string, args: string[], env: Record<string, string> | undefined, listening: RegExp, as?: { uid: number; gid: number }): Promise<DaemonHandle> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+export async function startDaemon(what: string, script: BundledEntry, args: string[], env: Record<string, string> | undefined, listening: RegExp, as?: { uid: number; gid: number }): Promise<DaemonHandle> {
+  const proc = spawn(process.execPath, [...await programArgs(script), ...args], {
     cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as,
   });
   let out = '';
@@ -27,7 +28,7 @@ export async function startDaemon(what: string, script: string, args: string[], 
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${what} did not start in 90 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => rej(new Error(`${what} did not start in 90 s:\n${out}`)), 90_000);
     proc.stdout!.on('data', () => {
       const m = listening.exec(out);
       if (m) { clearTimeout(timer); res(m[1]!); }

@@ -118,7 +118,7 @@ export async function waitGone(pid: number, timeoutMs = 60_000): Promise<void> {
 
 /** The pid of the daemon itself. */
 export function daemonPid(h: SlaveHandle): number {
-  // The daemon runs as `node --import tsx run_slave.ts`: the spawned process is the daemon itself.
+  // The daemon runs as plain `node` (its test bundle, or tsx's loader): the spawned process is the daemon itself.
   return h.proc.pid!;
 }
 
