@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { privateDatabaseFile, privateDir } from '../common/private_files.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -125,7 +126,7 @@ export class Master {
     });
     this.leadership = new Leadership(sql, {
       ttlMs: config.leaderLeaseMs, renewMs: config.leaderLeaseMs / 5, url: () => config.publicUrl ?? this.url,
-      takeOverAtStart: sql.dialect === 'sqlite',
+      takeOverAtStart: sql.dialect === 'sqlite', id: masterId(config.dataDir),
     });
     const fence: Fence = (fn) => this.leadership.fenced(fn);
     this.heartbeat.fence = fence;
@@ -288,4 +289,23 @@ export class Master {
     this.reconciler.kick();
     return true;
   }
+}
+
+/**
+ * This master's id, kept in its data folder: the same across its restarts (so a restarted master
+ * takes back its own lease at once), different for every master with its own folder.
+ */
+function masterId(dataDir: string): string {
+  const file = join(dataDir, 'master-id');
+  try {
+    const id = readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9_.-]{1,100}$/.test(id)) return id;
+  } catch { /* first start */ }
+  const id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'master'}-${randomBytes(4).toString('hex')}`;
+  try {
+    writeFileSync(file, `${id}\n`, { mode: 0o600, flag: 'wx' });
+  } catch {
+    return readFileSync(file, 'utf8').trim(); // another process wrote it first
+  }
+  return id;
 }

@@ -5,20 +5,24 @@
 // Run: npx tsx --test test/master_history.test.ts
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openMasterDb } from '../master/db.ts';
-import { startMaster, type MasterHandle } from './helpers/master_process.ts';
-import { fillRuns } from './helpers/run_fill.ts';
+import type { SqlDb } from '../master/store/sql_db.ts';
+import { databaseOfDataDir, openDatabaseOf, startMaster, type MasterHandle } from './helpers/master_process.ts';
+import { fillRunsSql } from './helpers/run_fill.ts';
 import { tempDir, waitFor } from './helpers/slave_process.ts';
 
 const DAY = 24 * 3600_000;
 
-function prefill(dir: string, fill: (db: ReturnType<typeof openMasterDb>) => void): void {
-  const db = openMasterDb(dir);
-  for (const p of ['quiet', 'busy']) {
-    db.prepare(`INSERT INTO versions (project, version, kind, size, sha256, uploaded_at) VALUES (?, '1', 'generic', 1, 'x', ?)`).run(p, Date.now());
+/** The master's database (SQLite or PostgreSQL, as the suite runs), filled before it starts. */
+async function prefill(dir: string, fill: (db: SqlDb) => Promise<void>): Promise<void> {
+  const db = await openDatabaseOf({ database: await databaseOfDataDir(dir), dataDir: dir });
+  try {
+    for (const p of ['quiet', 'busy']) {
+      await db.run(`INSERT INTO versions (project, version, kind, size, sha256, uploaded_at) VALUES (?, '1', 'generic', 1, 'x', ?)`, [p, Date.now()]);
+    }
+    await fill(db);
+  } finally {
+    await db.close();
   }
-  fill(db);
-  db.close();
 }
 
 async function scrapyd(master: MasterHandle, path: string): Promise<Record<string, unknown>> {
@@ -31,9 +35,9 @@ describe('master history', () => {
   test("listjobs.json?project= lists the project's newest 100 finished, however busy the other projects are", async () => {
     const dir = tempDir('spiderplane-history-list-');
     const now = Date.now();
-    prefill(dir, (db) => {
-      fillRuns(db, { count: 150, project: () => 'quiet', endedAt: (i) => now - 5 * DAY + i * 1000 });
-      fillRuns(db, { count: 3000, project: () => 'busy', endedAt: (i) => now - DAY + i * 10 });
+    await prefill(dir, async (db) => {
+      await fillRunsSql(db, { count: 150, project: () => 'quiet', endedAt: (i) => now - 5 * DAY + i * 1000 });
+      await fillRunsSql(db, { count: 3000, project: () => 'busy', endedAt: (i) => now - DAY + i * 10 });
     });
     const master = await startMaster({ dataDir: dir });
     try {
@@ -58,11 +62,11 @@ describe('master history', () => {
   test('retention at start: runs older than --history-days and beyond --history-max-runs go; active runs stay; counts stay exact', async () => {
     const dir = tempDir('spiderplane-history-retention-');
     const now = Date.now();
-    prefill(dir, (db) => {
-      fillRuns(db, { count: 1500, project: () => 'busy', endedAt: (i) => now - 40 * DAY + i }); // older than 30 days: go
-      fillRuns(db, { count: 4, project: () => 'busy', state: () => 'running' });
-      fillRuns(db, { count: 2, project: () => 'busy', state: () => 'pending' });
-      fillRuns(db, { count: 300, project: () => 'quiet', endedAt: (i) => now - 10 * DAY + i * 1000 }); // young, but over the cap of 206
+    await prefill(dir, async (db) => {
+      await fillRunsSql(db, { count: 1500, project: () => 'busy', endedAt: (i) => now - 40 * DAY + i }); // older than 30 days: go
+      await fillRunsSql(db, { count: 4, project: () => 'busy', state: () => 'running' });
+      await fillRunsSql(db, { count: 2, project: () => 'busy', state: () => 'pending' });
+      await fillRunsSql(db, { count: 300, project: () => 'quiet', endedAt: (i) => now - 10 * DAY + i * 1000 }); // young, but over the cap of 206
     });
     const master = await startMaster({ dataDir: dir, args: ['--history-days', '30', '--history-max-runs', '206'] });
     try {
@@ -80,10 +84,10 @@ describe('master history', () => {
       await master.stop();
     }
     // After a restart the counts are still exact (they live in the database, kept by triggers).
-    const db = openMasterDb(dir);
-    const counted = Object.fromEntries((db.prepare(`SELECT state, COUNT(*) AS n FROM runs GROUP BY state`).all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
-    const kept = Object.fromEntries((db.prepare(`SELECT state, n FROM run_counts WHERE n > 0`).all() as Array<{ state: string; n: number }>).map((r) => [r.state, r.n]));
-    db.close();
+    const db = await openDatabaseOf({ database: await databaseOfDataDir(dir), dataDir: dir });
+    const counted = Object.fromEntries((await db.all<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM runs GROUP BY state`)).map((r) => [r.state, r.n]));
+    const kept = Object.fromEntries((await db.all<{ state: string; n: number }>(`SELECT state, n FROM run_counts WHERE n > 0`)).map((r) => [r.state, r.n]));
+    await db.close();
     assert.deepEqual(kept, counted);
   });
 });

@@ -38,10 +38,12 @@ export interface LeadershipOptions {
    * holder can only be this master's own previous process, killed before it could let go).
    */
   takeOverAtStart?: boolean;
+  /** This master's id: stable across restarts of one master (its data folder keeps it). */
+  id?: string;
 }
 
 export class Leadership extends EventEmitter<LeadershipEvents> {
-  readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  readonly id: string;
   readonly startedAt = Date.now();
   private readonly store: LeaderStore;
   private held: number | null = null;
@@ -54,6 +56,7 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   constructor(private readonly db: SqlDb, private readonly opts: LeadershipOptions) {
     super();
     this.store = new LeaderStore(db);
+    this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   }
 
   get isLeader(): boolean { return this.held !== null; }
@@ -63,7 +66,9 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
   /** Tries at once (a lone master leads before it serves its first request), then every renewMs. */
   async start(): Promise<void> {
     this.stopped = false;
-    if (this.opts.takeOverAtStart) await this.store.takeOver(this.id, this.opts.ttlMs);
+    // A lease still held under this master's own id was its previous process's (killed before it
+    // let go): taken back at once, with a new epoch, instead of waiting for it to expire.
+    if (this.opts.takeOverAtStart || (await this.store.lease()).holder === this.id) await this.store.takeOver(this.id, this.opts.ttlMs);
     await this.tick();
     this.timer = setInterval(() => { void this.tick(); }, this.opts.renewMs);
     this.timer.unref();

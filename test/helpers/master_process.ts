@@ -18,8 +18,21 @@ export interface MasterHandle extends DaemonHandle {
 }
 
 const databases = new Map<string, string>();
-const databaseFor = (dataDir: string) => databases.get(dataDir);
-const remember = (dataDir: string, url: string) => { databases.set(dataDir, url); return url; };
+
+/**
+ * The --database a test master on this data folder uses: its SQLite file, or (when the suite runs
+ * on PostgreSQL) a fresh database, the same one each time for the same folder — so a test can fill
+ * it before the master starts, and a restarted master finds its data again.
+ */
+export async function databaseOfDataDir(dataDir: string): Promise<string> {
+  if (!mastersOnPostgres) return `sqlite:${join(dataDir, 'master.db')}`;
+  let url = databases.get(dataDir);
+  if (!url) {
+    url = await freshDatabaseUrl();
+    databases.set(dataDir, url);
+  }
+  return url;
+}
 
 export const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 
@@ -28,7 +41,7 @@ export async function startMaster(opts: { dataDir?: string; args?: string[]; env
   // The master suite's second run puts every master on PostgreSQL; a master restarted on the same
   // data folder finds its database again.
   const args = [...(opts.args ?? [])];
-  if (mastersOnPostgres && !args.includes('--database')) args.push('--database', databaseFor(dataDir) ?? remember(dataDir, await freshDatabaseUrl()));
+  if (mastersOnPostgres && !args.includes('--database')) args.push('--database', await databaseOfDataDir(dataDir));
   const d = await startDaemon('master', 'run_master.ts', ['--port', '0', '--data-dir', dataDir, '--admin-user', ADMIN.user, '--admin-password', ADMIN.password,
     '--cluster-token', CLUSTER_TOKEN, ...args], opts.env, /\[spiderplane-master\] listening on (http:\/\/[^\s]+)/);
   const url = d.url;

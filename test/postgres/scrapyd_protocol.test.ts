@@ -1,0 +1,3 @@
+// test/scrapyd_protocol.test.ts with every test master on PostgreSQL (a fresh database each): the master suite's second engine.
+process.env.SPIDERPLANE_TEST_DATABASE = 'postgres';
+await import('../scrapyd_protocol.test.ts');

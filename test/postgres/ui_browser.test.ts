@@ -1,0 +1,3 @@
+// test/ui_browser.test.ts with every test master on PostgreSQL (a fresh database each): the master suite's second engine.
+process.env.SPIDERPLANE_TEST_DATABASE = 'postgres';
+await import('../ui_browser.test.ts');
