@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { SqlDb } from '../store/sql_db.ts';
+import { DeploymentStore } from './deployment_store.ts';
 import type { NodeRegistry, NodeRow } from '../nodes/node_registry.ts';
 import type { NodeClient } from '../nodes/node_client.ts';
 import type { PackageRepo } from './package_repo.ts';
@@ -34,43 +35,31 @@ export interface Deployment {
 export class Deployer extends EventEmitter {
   /** Live progress of targets in flight, by "deploymentId:nodeName" (memory only: it lasts as long as the push). */
   private readonly live = new Map<string, { phase: string; build_log: string }>();
+  private readonly store: DeploymentStore;
 
   constructor(
-    private readonly db: SqlDb,
+    db: SqlDb,
     private readonly repo: PackageRepo,
     private readonly nodes: NodeRegistry,
     private readonly clientFor: (node: NodeRow, timeoutMs?: number) => NodeClient,
   ) {
     super();
+    this.store = new DeploymentStore(db);
   }
 
   /** A deploy cut short by a master restart is recorded as such, never left "in progress" (called at start). */
   async recoverInterrupted(now = Date.now()): Promise<void> {
-    for (const { id } of await this.db.all<{ id: number }>(`SELECT id FROM deployments WHERE finished_at IS NULL`)) {
-      await this.db.tx(async () => {
-        await this.db.run(`UPDATE deployment_targets SET state = 'failed', message = 'the master restarted during the deploy', finished_at = ?
-                           WHERE deployment_id = ? AND state = 'pending'`, [now, id]);
-        await this.finish(id, now);
-      });
-    }
-  }
-
-  private async finish(id: number, now = Date.now()): Promise<void> {
-    await this.db.run(`UPDATE deployments SET finished_at = ? WHERE id = ?`, [now, id]);
+    await this.store.failUnfinished('the master restarted during the deploy', now);
   }
 
   /** Starts a deploy to the given nodes; resolves to its id once recorded, with a promise of its end. */
   async deploy(project: string, version: string, targets: NodeRow[], reason: string): Promise<{ id: number; done: Promise<Deployment> }> {
-    const id = await this.db.tx(async () => {
-      const id = await this.db.insert(`INSERT INTO deployments (project, version, reason, created_at) VALUES (?, ?, ?, ?)`, [project, version, reason, Date.now()]);
-      for (const n of targets) await this.db.run(`INSERT INTO deployment_targets (deployment_id, node_id, node, state) VALUES (?, ?, ?, 'pending')`, [id, n.id, n.name]);
-      return id;
-    });
+    const id = await this.store.create(project, version, reason, targets);
     const done = (async () => {
       // Backed by the stored file: no copy of a package of up to --max-upload-mb on the event loop.
       const data = await this.repo.blob(project, version);
       await Promise.all(targets.map((n) => this.pushTo(id, n, project, version, data)));
-      await this.finish(id);
+      await this.store.finish(id);
       const result = (await this.get(id))!;
       this.emit('deployed', result);
       return result;
@@ -107,30 +96,22 @@ export class Deployer extends EventEmitter {
   private async pushTo(id: number, node: NodeRow, project: string, version: string, data: Blob): Promise<void> {
     let stopFollowing: () => void = () => undefined;
     try {
-      await this.db.run(`UPDATE deployment_targets SET started_at = ? WHERE deployment_id = ? AND node_id = ?`, [Date.now(), id, node.id]);
+      await this.store.targetStarted(id, node.id);
       stopFollowing = await this.followBuild(id, node, project, version);
       const spiders = await this.clientFor(node, 300_000).addVersion(project, version, data);
       await this.repo.nodeHas(node.id, project, version);
-      await this.finishTarget(id, node.id, 'ok', null, spiders);
+      await this.store.targetFinished(id, node.id, 'ok', null, spiders);
       if ((await this.repo.spiders(project, version)) === null) {
         const list = await this.clientFor(node).listSpiders(project, version).catch(() => null);
         if (list) await this.repo.setSpiders(project, version, list);
       }
     } catch (e) {
-      await this.finishTarget(id, node.id, 'failed', (e as Error).message, null).catch((e2) => console.error('[spiderplane-master] recording a deploy failed:', e2));
+      await this.store.targetFinished(id, node.id, 'failed', (e as Error).message, null).catch((e2) => console.error('[spiderplane-master] recording a deploy failed:', e2));
     } finally {
       stopFollowing();
     }
   }
 
-  private async finishTarget(id: number, nodeId: number, state: 'ok' | 'failed', message: string | null, spiders: number | null): Promise<void> {
-    await this.db.run(`UPDATE deployment_targets SET state = ?, message = ?, spiders = ?, finished_at = ? WHERE deployment_id = ? AND node_id = ?`,
-      [state, message, spiders, Date.now(), id, nodeId]);
-  }
-
-  private targets(id: number): Promise<DeploymentTarget[]> {
-    return this.db.all<DeploymentTarget>(`SELECT node, state, message, spiders, started_at, finished_at FROM deployment_targets WHERE deployment_id = ? ORDER BY node`, [id]);
-  }
 
   private withLive(id: number, targets: DeploymentTarget[]): DeploymentTarget[] {
     return targets.map((t) => {
@@ -141,16 +122,13 @@ export class Deployer extends EventEmitter {
 
   async get(id: number): Promise<Deployment | undefined> {
     if (!Number.isSafeInteger(id)) return undefined;
-    const d = await this.db.get<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments WHERE id = ?`, [id]);
-    return d ? { ...d, targets: this.withLive(id, await this.targets(id)) } : undefined;
+    const d = await this.store.get(id);
+    return d ? { ...d, targets: this.withLive(id, await this.store.targets(id)) } : undefined;
   }
 
   async recent(project: string | null, limit = 20): Promise<Deployment[]> {
-    const rows = project === null
-      ? await this.db.all<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments ORDER BY id DESC LIMIT ?`, [limit])
-      : await this.db.all<Omit<Deployment, 'targets'>>(`SELECT * FROM deployments WHERE project = ? ORDER BY id DESC LIMIT ?`, [project, limit]);
     const out: Deployment[] = [];
-    for (const d of rows) out.push({ ...d, targets: await this.targets(d.id) });
+    for (const d of await this.store.recent(project, limit)) out.push({ ...d, targets: await this.store.targets(d.id) });
     return out;
   }
 
