@@ -430,6 +430,11 @@ const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX node_jobs_job ON node_jobs (job);
   `,
+  // Retry claims left set (released when a master starts or takes over, RunPolicyStore.releaseInterrupted):
+  // found through their own small index, not by scanning every run of the history (issue 12 bench).
+  `
+  CREATE INDEX runs_retry_claimed ON runs (id) WHERE retry_claimed_at IS NOT NULL;
+  `,
 ];
 
 export const SQLITE_MIGRATION_COUNT = MIGRATIONS.length;

@@ -111,6 +111,9 @@ describe('lists filter before their limit', () => {
       `SELECT * FROM runs INDEXED BY runs_created WHERE created_at >= ? AND (state IN ('failed', 'lost') OR outcome = 'failed' OR error_count > 0) ORDER BY id DESC LIMIT 8`]) {
       assert.match(plan(sql, 0), /SEARCH runs USING (COVERING )?INDEX runs_created \(created_at>\?\)/);
     }
+    // At every start and takeover (RunPolicyStore.releaseInterrupted): the few claimed retries through their own index, not every run.
+    const release = plan(`UPDATE runs SET retry_claimed_at = NULL WHERE retry_claimed_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs r2 WHERE r2.retry_of = runs.id)`);
+    assert.match(release, /^SCAN runs USING (COVERING )?INDEX runs_retry_claimed\b/, release);
     for (const [what, sql, params] of hot) {
       const p = plan(sql, ...params);
       assert.doesNotMatch(p, /TEMP B-TREE/, `${what}: ${p}`);

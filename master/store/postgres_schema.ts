@@ -386,4 +386,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX node_jobs_job ON node_jobs (job);
   `,
+  // Retry claims left set, found without scanning every run (master/db.ts).
+  `
+  CREATE INDEX runs_retry_claimed ON runs (id) WHERE retry_claimed_at IS NOT NULL;
+  `,
 ];
