@@ -1,0 +1,29 @@
+// Runs every test file in one `tsx --test` (files run four at a time), the slowest first: with the
+// long files started early, the last minutes are not one long file running alone while three slots
+// sit idle. Weights are each file's wall time alone, in seconds (measured on a 2-core machine); a
+// file not listed counts as short. test/spawned/* and test/postgres/* weigh what their base file does.
+//   tsx test/run_suite.ts [--list]    (npm test runs it inside test/with_postgres.ts)
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+const WEIGHT: Record<string, number> = {
+  services: 70, no_double_crawl: 64, master_ha: 60, ui_live_browser: 47, deps: 46, master_cluster: 40, forkserver: 39,
+  run_retries: 37, master_schedules: 34, ui_browser: 29, alerts: 29, scrapydweb_compat: 28, ui_screenshots: 26,
+  slave_runner: 23, master_api: 21, master_stall: 18, ui_alerts_browser: 17, master_db_migrate: 15, daemon_supervisor: 15,
+  scrapydweb_deploy: 14, master_login_limit: 12, fixtures: 12, daemon_bind_auth: 11, scrapyd_protocol: 10,
+};
+
+const root = join(import.meta.dirname);
+const files = ['', 'spawned', 'postgres'].flatMap((dir) =>
+  readdirSync(join(root, dir)).filter((f) => f.endsWith('.test.ts')).map((f) => join('test', dir, f)));
+const weight = (f: string) => WEIGHT[basename(f, '.test.ts')] ?? 0;
+const ordered = files.map((f, i) => ({ f, i })).sort((a, b) => weight(b.f) - weight(a.f) || a.i - b.i).map((x) => x.f);
+
+if (process.argv.includes('--list')) {
+  console.log(ordered.join('\n'));
+} else {
+  const child = spawn('tsx', ['--test', '--test-concurrency=4', ...ordered], { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
