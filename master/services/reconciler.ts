@@ -117,7 +117,6 @@ export class ServiceReconciler extends EventEmitter {
 
   private async pass(): Promise<void> {
     const now = Date.now();
-    const allNodes = await this.nodes.all();
     const services = await this.services.all();
     const activeRuns = await this.runs.active();
     const replicasOf = new Map<number, RunRow[]>();
@@ -127,6 +126,10 @@ export class ServiceReconciler extends EventEmitter {
       if (list) list.push(r);
       else replicasOf.set(r.service_id, [r]);
     }
+    // No service and no replica: nothing to reconcile, and every node's row need not be read (a
+    // fleet's first heartbeats kick a pass each).
+    if (services.length === 0 && replicasOf.size === 0) return;
+    const allNodes = await this.nodes.all();
 
     // Replicas of services that no longer exist are stopped.
     const orphanStops: RunRow[] = [];
