@@ -20,11 +20,22 @@ async function main(): Promise<void> {
       'Put it behind a TLS reverse proxy (daemon/nginx/) and keep --bind 127.0.0.1, or use it only on a network you trust.');
   }
   const master = await Master.start(config);
+  let slave: Slave | null = null;
+  // Handlers first, then the "listening" line: a supervisor (or a test) that stops the master as soon
+  // as it says it listens gets a clean shutdown, not the default action of an unhandled SIGTERM.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`[spiderplane-master] ${signal}: shutting down`);
+    Promise.all([master.stop(), slave?.stop()]).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   console.log(`[spiderplane-master] listening on ${master.url} (data in ${config.dataDir})`);
   if (config.clusterToken === null) {
     console.log(`[spiderplane-master] cluster token for slaves: ${master.clusterToken} (run slaves with --master ${master.url} --cluster-token <token>)`);
   }
-  let slave: Slave | null = null;
   if (config.localSlave) {
     // The spiders' user and environment come from the slave's own variables (SPIDERPLANE_RUN_AS,
     // SPIDERPLANE_SPIDER_ENV, SPIDERPLANE_SPIDER_ENV_PASS), as for a standalone slave.
@@ -36,15 +47,6 @@ async function main(): Promise<void> {
     slave = await Slave.start(localConfig);
     console.log(`[spiderplane-master] local slave listening on ${slave.url}`);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`[spiderplane-master] ${signal}: shutting down`);
-    Promise.all([master.stop(), slave?.stop()]).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((err) => {

@@ -8,7 +8,7 @@ import { DataDirError } from './slave/runner/data_layout.ts';
 async function main(): Promise<void> {
   const config = optionsOrExit(() => loadSlaveConfig(process.argv.slice(2)));
   const slave = await Slave.start(config);
-  console.log(`[spiderplane-slave] ${config.nodeName} listening on ${slave.url} (data in ${config.dataDir}, max_proc ${slave.core.launcher.maxProc})`);
+  // Handlers before the "listening" line: a stop sent the moment it appears is a clean shutdown.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  console.log(`[spiderplane-slave] ${config.nodeName} listening on ${slave.url} (data in ${config.dataDir}, max_proc ${slave.core.launcher.maxProc})`);
 }
 
 main().catch((err) => {
