@@ -133,12 +133,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(waits.filter((w) => w === 0).length, 5, `waits: ${waits.join(',')}`);
       // At most the window (plus the few ms between two attempts' clocks).
       assert.ok(waits.every((w) => w === 0 || (w > 0 && w <= 15 * 60_000 + 1000)), `waits: ${waits.join(',')}`);
-      assert.ok((await limiters[1]!.wait(keys)) > 0, 'the other master sees the wait');
-      assert.ok((await limiters[0]!.wait(loginKeys('10.1.0.2', 'frank'))) > 0, 'the username is limited from any address, case-insensitively');
-      assert.ok((await limiters[0]!.wait(loginKeys('10.1.0.1', 'grace'))) > 0, 'the address is limited too (60 tries are more than its 30)');
-      assert.equal(await limiters[0]!.wait(loginKeys('10.1.0.9', 'grace')), 0, 'another user from another address is not');
+      assert.ok((await limiters[1]!.wait(keys)).waitMs > 0, 'the other master sees the wait');
+      assert.ok((await limiters[0]!.wait(loginKeys('10.1.0.2', 'frank'))).waitMs > 0, 'the username is limited from any address, case-insensitively');
+      assert.ok((await limiters[0]!.wait(loginKeys('10.1.0.1', 'grace'))).waitMs > 0, 'the address is limited too (60 tries are more than its 30)');
+      assert.equal((await limiters[0]!.wait(loginKeys('10.1.0.9', 'grace'))).waitMs, 0, 'another user from another address is not');
       await limiters[0]!.succeed(keys);
-      assert.equal(await limiters[1]!.wait(keys), 0, 'a success clears the keys');
+      assert.equal((await limiters[1]!.wait(keys)).waitMs, 0, 'a success clears the keys');
       // Another user from the same address, with guesses 5 apart: only the user's budget limits.
       const ivan = loginKeys('10.1.0.3', 'ivan');
       const first = await Promise.all(Array.from({ length: 8 }, (_, i) => limiters[i % 2]!.attempt(ivan)));
@@ -156,7 +156,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await quick.attempt(k), 0);
       assert.equal(await quick.attempt(k), 0);
       assert.ok((await quick.attempt(k)) > 0);
-      await waitFor('the window to pass', async () => ((await quick.wait(k)) === 0 ? true : undefined), 10_000, 50);
+      await waitFor('the window to pass', async () => ((await quick.wait(k)).waitMs === 0 ? true : undefined), 10_000, 50);
       await waitFor('the window to pass', async () => {
         const row = await db.get<{ last_at: number }>(`SELECT last_at FROM login_failures WHERE key = ?`, [k[1]!]);
         return row && Date.now() - row.last_at > 400 ? true : undefined;

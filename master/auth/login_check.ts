@@ -33,13 +33,15 @@ export async function checkLogin(users: UserStore, limiter: LoginLimiter, client
 async function evaluate(users: UserStore, limiter: LoginLimiter, clientIp: string, username: string, password: string): Promise<LoginResult> {
   const keys = loginKeys(clientIp, username);
   // While the limit holds, even the right password waits (and the try counts): that is what stops guessing.
-  if ((await limiter.wait(keys)) > 0) return { user: null, waitMs: await limiter.attempt(keys) };
+  const limit = await limiter.wait(keys);
+  if (limit.waitMs > 0) return { user: null, waitMs: await limiter.attempt(keys) };
   const known = await users.recentlyVerified(username, password);
   const shared = known ? null : users.verifying(username, password);
   if (known || shared) {
     const user = known ?? (await shared);
     if (!user) return { user: null, waitMs: 0 }; // the same wrong guess, counted once by the request checking it
-    await limiter.succeed(keys);
+    // A client calling again and again with the right password writes nothing (the hot path).
+    if (limit.failing) await limiter.succeed(keys);
     return { user };
   }
   const waitMs = await limiter.attempt(keys);

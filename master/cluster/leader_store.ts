@@ -40,8 +40,8 @@ export class LeaderStore {
   }
 
   /** Takes the lease whoever holds it (a new epoch): only for a database one master can use. */
-  async takeOver(me: string, ttlMs: number): Promise<void> {
-    await this.db.run(`UPDATE leader_lease SET holder = @me, epoch = epoch + 1, expires_at = 0 WHERE id = 1`, { me, ttl: ttlMs });
+  async takeOver(me: string): Promise<void> {
+    await this.db.run(`UPDATE leader_lease SET holder = ?, epoch = epoch + 1, expires_at = 0 WHERE id = 1`, [me]);
   }
 
   /** Gives the lease up at once (a clean stop): a standby need not wait for it to expire. */
@@ -62,8 +62,12 @@ export class LeaderStore {
     return (await this.db.get<LeaseRow>(`SELECT holder, epoch, expires_at, ${this.db.sql.nowMs} AS now FROM leader_lease WHERE id = 1`))!;
   }
 
-  /** This master is alive (every master, leader or not, says so on each lease tick). */
-  async seen(m: Omit<MasterRow, 'seen_at'>): Promise<void> {
+  /**
+   * This master is alive (every master, leader or not, says so on each lease tick); masters not
+   * seen for `forgetAfterMs` are deleted here, on the tick, not on the requests that list them.
+   */
+  async seen(m: Omit<MasterRow, 'seen_at'>, forgetAfterMs: number): Promise<void> {
+    await this.db.run(`DELETE FROM masters WHERE seen_at < ${this.db.sql.nowMs} - ?`, [Math.round(forgetAfterMs)]);
     await this.db.run(
       `INSERT INTO masters (id, url, host, pid, started_at, seen_at) VALUES (@id, @url, @host, @pid, @started_at, ${this.db.sql.nowMs})
        ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at`,
@@ -71,11 +75,9 @@ export class LeaderStore {
     );
   }
 
-  /** Masters seen within `withinMs`, newest first; older rows are deleted. */
-  async masters(withinMs: number): Promise<MasterRow[]> {
-    const now = this.db.sql.nowMs;
-    await this.db.run(`DELETE FROM masters WHERE seen_at < ${now} - ?`, [Math.round(withinMs * 10)]);
-    return this.db.all<MasterRow>(`SELECT * FROM masters WHERE seen_at >= ${now} - ? ORDER BY started_at`, [Math.round(withinMs)]);
+  /** Masters seen within `withinMs`, in the order they started. */
+  masters(withinMs: number): Promise<MasterRow[]> {
+    return this.db.all<MasterRow>(`SELECT * FROM masters WHERE seen_at >= ${this.db.sql.nowMs} - ? ORDER BY started_at`, [Math.round(withinMs)]);
   }
 
   async forget(id: string): Promise<void> {

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import createError from 'http-errors';
 import type { SqlDb } from '../store/sql_db.ts';
 import { LeaderStore, type MasterRow } from './leader_store.ts';
 import { NotLeader } from './fence.ts';
@@ -68,7 +67,7 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
     this.stopped = false;
     // A lease still held under this master's own id was its previous process's (killed before it
     // let go): taken back at once, with a new epoch, instead of waiting for it to expire.
-    if (this.opts.takeOverAtStart || (await this.store.lease()).holder === this.id) await this.store.takeOver(this.id, this.opts.ttlMs);
+    if (this.opts.takeOverAtStart || (await this.store.lease()).holder === this.id) await this.store.takeOver(this.id);
     await this.tick();
     this.timer = setInterval(() => { void this.tick(); }, this.opts.renewMs);
     this.timer.unref();
@@ -102,7 +101,7 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
     const asked = performance.now();
     let epoch: number | null;
     try {
-      await this.store.seen({ id: this.id, url: this.opts.url(), host: hostname(), pid: process.pid, started_at: this.startedAt });
+      await this.store.seen({ id: this.id, url: this.opts.url(), host: hostname(), pid: process.pid, started_at: this.startedAt }, this.opts.ttlMs * 30);
       epoch = await this.store.acquire(this.id, this.held, this.opts.ttlMs);
     } catch (e) {
       console.error(`[spiderplane-master] the leader lease could not be read or renewed: ${(e as Error).message}`);
@@ -155,9 +154,4 @@ export class Leadership extends EventEmitter<LeadershipEvents> {
       masters: masters.map((m) => ({ ...m, leader: m.id === live })),
     };
   }
-}
-
-/** An HTTP 503 for a request only the leader can serve. */
-export function notLeaderError(leaderUrl: string | null): Error {
-  return createError(503, leaderUrl ? `this master is a standby; the leader is at ${leaderUrl}` : 'this master is a standby and no leader is known yet');
 }

@@ -73,15 +73,18 @@ export class LoginLimiter {
    */
   constructor(private readonly db: SqlDb, private readonly freeTries = 5, private readonly freeTriesPerAddress = 30, private readonly windowMs = 15 * 60_000) {}
 
-  /** Milliseconds to wait before another try is allowed (0 = go ahead); counts nothing. */
-  async wait(keys: string[]): Promise<number> {
+  /**
+   * Milliseconds to wait before another try is allowed (0 = go ahead), and whether any of the keys
+   * has failures on record (a success then clears them; with none, it writes nothing). Counts nothing.
+   */
+  async wait(keys: string[]): Promise<{ waitMs: number; failing: boolean }> {
     const now = Date.now();
     const list = unique(keys);
-    if (!list.length) return 0;
-    const row = await this.db.get<{ until_at: number | null }>(
-      `SELECT MAX(until_at) AS until_at FROM login_failures WHERE key IN (${list.map(() => '?').join(', ')}) AND last_at >= ?`,
-      [...list, now - this.windowMs]);
-    return Math.max(0, (row?.until_at ?? 0) - now);
+    if (!list.length) return { waitMs: 0, failing: false };
+    const row = await this.db.get<{ until_at: number | null; n: number }>(
+      `SELECT MAX(CASE WHEN last_at >= ? THEN until_at END) AS until_at, COUNT(*) AS n FROM login_failures WHERE key IN (${list.map(() => '?').join(', ')})`,
+      [now - this.windowMs, ...list]);
+    return { waitMs: Math.max(0, (row?.until_at ?? 0) - now), failing: Number(row?.n ?? 0) > 0 };
   }
 
   /**
