@@ -10,6 +10,10 @@ import { Leadership, NotLeader } from '../master/cluster/leadership.ts';
 import { LeaderDuties } from '../master/cluster/leader_duties.ts';
 import { freshDatabaseUrl } from './helpers/postgres.ts';
 import { tempDir, waitFor } from './helpers/slave_process.ts';
+import { ScheduleStore } from '../master/schedules/schedule_store.ts';
+import { RunStore } from '../master/runs/run_store.ts';
+import { Scheduler } from '../master/schedules/scheduler.ts';
+import type { Dispatcher } from '../master/runs/dispatcher.ts';
 
 const engines: Array<[string, () => Promise<SqlDb>]> = [
   ['sqlite', () => openMasterStore({ kind: 'sqlite', file: join(tempDir('spiderplane-lease-'), 'master.db') })],
@@ -38,6 +42,32 @@ for (const [engine, open] of engines) {
       assert.equal(await store.holds('b', b), true);
       await store.release('b', b);
       assert.equal(await store.acquire('a', a, 60_000), 3, 'a released lease is taken at once, with a new epoch');
+    });
+
+    test('a standby arms no schedule, and a deposed scheduler records no occurrence and dispatches nothing', async () => {
+      const shared = await db();
+      const schedules = new ScheduleStore(shared);
+      const s = await schedules.create({ name: 'fenced', cron: '* * * * * *', timezone: null, project: 'p', spider: 's', version: null, target: { mode: 'auto' },
+        args: {}, settings: {}, priority: 0, enabled: true, overlap: 'allow', missed: 'run_once', max_retries: 0 });
+      // Ten occurrences already due, as after a takeover.
+      await shared.run(`UPDATE schedules SET updated_at = ? WHERE id = ?`, [Date.now() - 10_000, s.id]);
+      let dispatched = 0;
+      const dispatcher = { dispatch: async () => { dispatched++; return []; } } as unknown as Dispatcher; // only dispatch() is reached
+      const standby = new Scheduler(schedules, new RunStore(shared), dispatcher);
+      await standby.reload(s.id); // an edit made through this master's API
+      assert.equal(standby.armed, 0, 'a scheduler that was never started arms nothing');
+      // A master deposed without knowing it yet: started, but every fenced write is refused.
+      let refused = 0;
+      standby.fence = async () => { refused++; throw new NotLeader(); };
+      await standby.start();
+      try {
+        await waitFor('a wake past the catch-up to reach the fence', () => refused >= 3 || undefined, 30_000, 20);
+      } finally {
+        standby.stop();
+      }
+      assert.deepEqual(await schedules.fires(s.id), [], 'no missed or fired occurrence recorded');
+      assert.equal(dispatched, 0);
+      assert.equal((await schedules.get(s.id))!.last_fire_at, null, 'nothing claimed');
     });
 
     test('two masters: exactly one leads; a fenced write of the deposed one is refused and it steps down', async () => {

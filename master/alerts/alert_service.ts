@@ -78,7 +78,8 @@ export class AlertService {
   /** The last schedule fire looked at (null until prepare()). */
   private fireCursor: number | null = null;
   private readonly pending = new Set<Promise<void>>();
-  private stopped = false;
+  /** A leader duty: idle until start() (a standby's events and kicks do nothing). */
+  private stopped = true;
   private check: SmtpCheck | null = null;
   private checkRound = 0;
   /** The end of the last queued turn (see the file comment). */

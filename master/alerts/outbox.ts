@@ -115,7 +115,8 @@ export class OutboxSender {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
-  private stopped = false;
+  /** A leader duty: idle until start() (a standby's events and kicks do nothing). */
+  private stopped = true;
   fence: Fence = unfenced;
 
   constructor(

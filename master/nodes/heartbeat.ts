@@ -50,7 +50,8 @@ export class Heartbeat extends EventEmitter {
   /** Offline verdicts are the leader's writes (master/cluster/fence.ts). */
   fence: Fence = unfenced;
   /** Set by stop(): an answer that arrives later is not recorded (the database may be closed by then). */
-  private stopped = false;
+  /** A leader duty: idle until start() (a standby's events and kicks do nothing). */
+  private stopped = true;
 
   constructor(
     private readonly registry: NodeRegistry,

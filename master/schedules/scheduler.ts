@@ -22,7 +22,8 @@ export class Scheduler {
   /** updated_at of each schedule as last armed: an edit made through another master shows as a change. */
   private readonly armedVersion = new Map<number, number>();
   private syncTimer: NodeJS.Timeout | null = null;
-  private stopped = false;
+  /** Until start() (on a standby: until it is elected) nothing is armed, so an edit's reload() is a no-op. */
+  private stopped = true;
   /** Claiming an occurrence is the leader's write (master/cluster/fence.ts). */
   fence: Fence = unfenced;
 
@@ -48,6 +49,9 @@ export class Scheduler {
       if (s.enabled && (!this.timers.has(s.id) || this.armedVersion.get(s.id) !== s.updated_at)) await this.reload(s.id);
     }
   }
+
+  /** How many schedules have a timer (none on a standby). */
+  get armed(): number { return this.timers.size; }
 
   stop(): void {
     this.stopped = true;
@@ -90,8 +94,9 @@ export class Scheduler {
     if (s.last_fire_at !== null && !(await this.store.hasFire(s.id, s.last_fire_at))) {
       const started = await this.runs.ofScheduleSince(s.id, s.last_fire_at);
       if (started.length) {
-        await this.store.recordFire(s.id, s.last_fire_at, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`);
+        await this.leaderWrite(() => this.store.recordFire(s.id, s.last_fire_at!, 'dispatched', `${started.map((r) => `${r.job}@${r.node}`).join(', ')} (recorded after a master restart)`));
       } else if (s.missed === 'run_once') {
+        if (!(await this.leaderWrite(async () => true))) return; // still the leader before dispatching on its behalf
         try {
           const runs = await this.dispatchFor(s, 'schedule');
           await this.store.recordFire(s.id, s.last_fire_at, 'missed-run', `the master stopped while firing it; run at restart: ${runs.map((r) => `${r.job}@${r.node}`).join(', ')}`);
@@ -99,7 +104,7 @@ export class Scheduler {
           await this.store.recordFire(s.id, s.last_fire_at, 'failed', (e as Error).message);
         }
       } else {
-        await this.store.recordFire(s.id, s.last_fire_at, 'missed', 'the master stopped while firing it');
+        await this.leaderWrite(() => this.store.recordFire(s.id, s.last_fire_at!, 'missed', 'the master stopped while firing it'));
       }
     }
     const missed = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
@@ -107,10 +112,12 @@ export class Scheduler {
     const last = missed[missed.length - 1]!;
     const runOnce = s.missed === 'run_once';
     const recorded = runOnce ? missed.slice(0, -1) : missed;
-    for (const t of recorded.slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(s.id, t, 'missed', 'the master was not running');
-    if (recorded.length > MAX_MISSED_RECORDED) await this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
+    await this.leaderWrite(async () => {
+      for (const t of recorded.slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(s.id, t, 'missed', 'the master was not running');
+      if (recorded.length > MAX_MISSED_RECORDED) await this.store.recordFire(s.id, recorded[0]!, 'missed', `${recorded.length - MAX_MISSED_RECORDED} earlier occurrences also missed`);
+    });
     if (runOnce) await this.fire(s.id, last, 'missed-run');
-    else await ifLeader(this.fence, () => this.store.claim(s.id, last));
+    else await this.leaderWrite(() => this.store.claim(s.id, last));
   }
 
   private async arm(id: number): Promise<void> {
@@ -145,14 +152,16 @@ export class Scheduler {
     const due = this.due(parseCron(s.cron, s.timezone), this.baseline(s), Date.now());
     if (due.length) {
       // Normally exactly one; more only if the process stalled past several occurrences.
-      for (const t of due.slice(0, -1).slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(id, t, 'missed', 'the master was too busy to fire it in time');
+      await this.leaderWrite(async () => {
+        for (const t of due.slice(0, -1).slice(-MAX_MISSED_RECORDED)) await this.store.recordFire(id, t, 'missed', 'the master was too busy to fire it in time');
+      });
       await this.fire(id, due[due.length - 1]!, 'dispatched');
     }
     await this.arm(id);
   }
 
   private async fire(id: number, occurrence: number, outcome: 'dispatched' | 'missed-run'): Promise<void> {
-    if (!(await ifLeader(this.fence, () => this.store.claim(id, occurrence)))) return;
+    if (!(await this.leaderWrite(() => this.store.claim(id, occurrence)))) return;
     const s = await this.store.get(id);
     if (!s) return; // deleted since the claim
     if (s.overlap === 'skip' && (await this.runs.scheduleHasActive(id))) {
@@ -165,6 +174,14 @@ export class Scheduler {
     } catch (e) {
       await this.store.recordFire(id, occurrence, 'failed', (e as Error).message);
     }
+  }
+
+  /**
+   * Every write about occurrences is the leader's: a deposed leader that has not noticed yet must not
+   * record a missed occurrence the new leader records too (the fire history would show it twice).
+   */
+  private leaderWrite<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    return ifLeader(this.fence, fn);
   }
 
   /** Runs a schedule's spider now, outside its cron rhythm. */

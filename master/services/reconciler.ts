@@ -37,7 +37,8 @@ export class ServiceReconciler extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
-  private stopped = false;
+  /** A leader duty: idle until start() (a standby's events and kicks do nothing). */
+  private stopped = true;
   private startedAt = Date.now();
   private readonly heard = new Set<number>();
   private readonly cancelSentAt = new Map<string, number>();
