@@ -129,6 +129,7 @@ export class MetricHistory {
       lastCluster: `SELECT MAX(bucket) AS v FROM cluster_rollups WHERE res = ?`,
       pruneCluster: `DELETE FROM cluster_rollups WHERE res = @res AND bucket < @before`,
       firstOf: `SELECT MIN(bucket) AS v FROM metric_rollups WHERE res = ?`,
+      nextOf: `SELECT MIN(bucket) AS v FROM metric_rollups WHERE res = ? AND bucket >= ?`,
       nodeIds: `SELECT id FROM nodes ORDER BY id`,
       nodeCount: `SELECT COUNT(*) AS n FROM nodes`,
       // The time before which one batch of raw rows lies (the batch's end), by the time index.
@@ -190,16 +191,21 @@ export class MetricHistory {
         steps.push(async () => { await this.db.run(roll.sql, roll.args(from, to, c)); });
       }
     };
-    // Cluster rows of [from, to), `window` buckets per step, after the per-node rows they read.
+    // Cluster rows of [from, to), `window` buckets per step, after the per-node rows they read. Each
+    // window starts at the next bucket that has rows: a gap (a master down for a month, a stray old
+    // sample) costs one look-up, not a statement per empty window.
     const cluster = (res: number, to: number, window: number) => {
+      const windowFrom = (at: number) => async () => {
+        const start = await this.min(this.q.nextOf, [res, at]);
+        if (start === null || start >= to) return;
+        const end = Math.min(start + window * res, to);
+        await this.db.run(this.q.rollCluster, { res, from: start, to: end });
+        // Appended as a further step (after every per-node step), each window its own short statement.
+        steps.push(windowFrom(end));
+      };
       steps.push(async () => {
         const first = (await this.min(this.q.lastCluster, [res])) ?? (await this.min(this.q.firstOf, [res]));
-        if (first === null) return;
-        for (let from = Math.max(first - again * res, 0); from < to; from += window * res) {
-          const end = Math.min(from + window * res, to);
-          // Appended as further steps (after every per-node step), each window its own short statement.
-          steps.push(async () => { await this.db.run(this.q.rollCluster, { res, from, to: end }); });
-        }
+        if (first !== null) steps.push(windowFrom(Math.max(first - again * res, 0)));
       });
     };
     const from = async (res: number, firstBelow: () => Promise<number | null>) => {

@@ -49,8 +49,10 @@ export class Heartbeat extends EventEmitter {
   private readonly stallAtStart: number;
   /** Offline verdicts are the leader's writes (master/cluster/fence.ts). */
   fence: Fence = unfenced;
-  /** Set by stop(): an answer that arrives later is not recorded (the database may be closed by then). */
-  /** A leader duty: idle until start() (a standby's events and kicks do nothing). */
+  /**
+   * A leader duty: idle until start(). Set by stop(): an answer that arrives later is not recorded
+   * (the database may be closed by then).
+   */
   private stopped = true;
 
   constructor(

@@ -1,5 +1,6 @@
 import type { NodeMetrics, SlaveJob } from '../../common/types.ts';
 import { freshRequest, isStaleConnection, replayableBody } from './fresh_request.ts';
+import { exchange, type Answer } from './http_exchange.ts';
 import { encodeSchedule, type ScheduleParams } from '../../common/http/scrapyd_params.ts';
 import {
   parseAddVersion, parseCancelled, parseDaemonStatus, parseListJobs, parseNameList, parseScheduled, ResponseShapeError,
@@ -54,8 +55,8 @@ export class NodeClient {
   }
 
   private unreachable(e: unknown, timeoutMs: number): NodeUnreachable {
-    const err = e as Error & { cause?: { code?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : err.cause?.code ?? err.message;
+    const err = e as Error & { code?: string; cause?: { code?: string } };
+    const why = err.name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : err.cause?.code ?? err.code ?? err.message;
     return new NodeUnreachable(`${this.node.url}: ${why}`);
   }
 
@@ -86,17 +87,27 @@ export class NodeClient {
   }
 
   /**
-   * A request read to the end within its deadline, whose timer is cleared as soon as the body is
-   * in: heartbeats make thousands of these, and a deadline left to fire later (AbortSignal.timeout)
-   * aborts an already finished request, building an error and its stack each time.
+   * A request read to the end within its deadline. Text bodies (every call but an upload) go over
+   * node:http's keep-alive pool (http_exchange.ts: heartbeats make thousands of these); a form with
+   * a file goes through fetch, whose deadline timer is cleared as soon as the body is in.
    */
-  private async exchange<T>(path: string, init: RequestInit & { timeoutMs?: number }, read: (r: Response, text: string) => T): Promise<T> {
+  private async exchange<T>(path: string, init: RequestInit & { timeoutMs?: number }, read: (status: number, text: string) => T): Promise<T> {
     const ms = init.timeoutMs ?? this.timeoutMs;
+    const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
+    const body = replayableBody(init.body);
+    if (body !== false) {
+      let answer: Answer;
+      try {
+        answer = await exchange(this.url(path), { method: init.method, headers, body, timeoutMs: ms });
+      } catch (e) {
+        throw this.unreachable(e, ms);
+      }
+      return read(answer.status, answer.text);
+    }
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(new DOMException(`no answer in ${ms / 1000} s`, 'TimeoutError')), ms);
     let r: Response;
     let text: string;
-    const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
     try {
       try {
         r = await fetch(this.url(path), { ...init, headers, signal: ctl.signal });
@@ -109,20 +120,20 @@ export class NodeClient {
     } finally {
       clearTimeout(timer);
     }
-    return read(r, text);
+    return read(r.status, text);
   }
 
   private json(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Json> {
-    return this.exchange(path, init, (r, text) => this.parseEnvelope(path, r, text));
+    return this.exchange(path, init, (status, text) => this.parseEnvelope(path, status, text));
   }
 
-  private parseEnvelope(path: string, r: Response, text: string): Json {
-    if (r.status === 401) throw new NodeApiError(`${this.node.url} refused the credentials (HTTP 401)`);
+  private parseEnvelope(path: string, status: number, text: string): Json {
+    if (status === 401) throw new NodeApiError(`${this.node.url} refused the credentials (HTTP 401)`);
     let body: Json;
     try {
       body = JSON.parse(text) as Json;
     } catch {
-      throw new NodeApiError(`${this.node.url}${path} answered HTTP ${r.status} with no JSON`);
+      throw new NodeApiError(`${this.node.url}${path} answered HTTP ${status} with no JSON`);
     }
     if (body.status !== 'ok') throw new NodeApiError(String(body.message ?? 'unknown error'));
     return body;
@@ -153,8 +164,8 @@ export class NodeClient {
 
   /** spiderplane's /metrics.json, or null on a plain Scrapyd (which answers 404). */
   async metrics(): Promise<NodeMetrics | null> {
-    return this.exchange('/metrics.json', {}, (r, text) => {
-      if (r.status === 404) return null;
+    return this.exchange('/metrics.json', {}, (status, text) => {
+      if (status === 404) return null;
       let body: (NodeMetrics & { status?: string }) | null = null;
       try { body = JSON.parse(text) as NodeMetrics & { status?: string }; } catch { /* not JSON: no metrics */ }
       return body && body.status === 'ok' ? body : null;
