@@ -18,6 +18,7 @@ export interface OptionSpec {
   help: string;
   choices?: readonly string[];
   min?: number;
+  max?: number;
   /** Extra config-file keys accepted for this option (e.g. Scrapyd's 'http_port'). */
   aliases?: readonly string[];
   /** A string flag that may be repeated: the values are joined with ',' (as the environment and file give them). */
@@ -71,6 +72,7 @@ function convert(spec: OptionSpec, raw: string, source: string): string | number
         throw new OptionError(`${where}: '${raw}' is not ${spec.type === 'int' ? 'an integer' : 'a number'}`);
       }
       if (spec.min !== undefined && n < spec.min) throw new OptionError(`${where}: ${n} is below the minimum ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw new OptionError(`${where}: ${n} is above the maximum ${spec.max}`);
       return n;
     }
   }

@@ -16,6 +16,7 @@ export const MASTER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-retries', env: 'SPIDERPLANE_MAX_RETRIES', type: 'int', default: 2, min: 0, help: 'default re-dispatches of a run lost with its node (schedules set their own)' },
   { flag: 'admin-user', env: 'SPIDERPLANE_ADMIN_USER', type: 'string', default: null, help: 'first admin user, created on first start' },
   { flag: 'admin-password', env: 'SPIDERPLANE_ADMIN_PASSWORD', type: 'string', default: null, help: 'first admin password, created on first start (a random one is printed when absent)' },
+  { flag: 'bcrypt-rounds', env: 'SPIDERPLANE_BCRYPT_ROUNDS', type: 'int', default: 12, min: 4, max: 15, help: 'bcrypt cost of passwords set from now on (each step doubles a check\'s CPU; lower it only for tests)' },
   { flag: 'max-upload-mb', env: 'SPIDERPLANE_MAX_UPLOAD_MB', type: 'number', default: 200, min: 0.001, help: 'largest package upload accepted, in MiB' },
   { flag: 'metrics-retention-hours', env: 'SPIDERPLANE_METRICS_RETENTION_HOURS', type: 'number', default: 6, min: 0.01, help: 'hours of per-heartbeat node metrics kept (then 1-minute, 1-hour and 1-day roll-ups)' },
   { flag: 'history-days', env: 'SPIDERPLANE_HISTORY_DAYS', type: 'number', default: 180, min: 0, help: 'days an ended run is kept in the history (0 = no age limit); active runs are never deleted' },
@@ -51,6 +52,7 @@ export interface MasterConfig {
   maxRetries: number;
   adminUser: string | null;
   adminPassword: string | null;
+  bcryptRounds: number;
   maxUploadBytes: number;
   metricsRetentionMs: number;
   historyMaxAgeMs: number;
@@ -86,6 +88,7 @@ export function masterConfig(v: Record<string, unknown>): MasterConfig {
     maxRetries: Number(o.max_retries),
     adminUser: str('admin_user'),
     adminPassword: str('admin_password'),
+    bcryptRounds: Number(o.bcrypt_rounds),
     maxUploadBytes: Math.floor(Number(o.max_upload_mb) * 1024 * 1024),
     metricsRetentionMs: Number(o.metrics_retention_hours) * 3600_000,
     historyMaxAgeMs: Number(o.history_days) * 24 * 3600_000,

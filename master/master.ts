@@ -87,7 +87,7 @@ export class Master {
     this.retention = new RunRetention(this.runs, { maxAgeMs: config.historyMaxAgeMs, maxRuns: config.historyMaxRuns });
     this.schedules = new ScheduleStore(sql);
     this.scheduler = new Scheduler(this.schedules, this.runs, this.dispatcher);
-    this.users = new UserStore(sql);
+    this.users = new UserStore(sql, { bcryptRounds: config.bcryptRounds });
     this.sessions = new SessionStore(sql);
     this.loginLimiter = new LoginLimiter(sql);
     this.heartbeat = new Heartbeat(this.nodes, clientFor, {

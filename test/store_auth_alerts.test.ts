@@ -78,6 +78,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await users.recentlyVerified('bob', 'bob-password-1'), null, 'the old password is not remembered once the hash changed');
       assert.equal(await users.verify('bob', 'bob-password-1'), null);
       assert.equal((await users.verify('bob', 'bob-password-2'))?.id, bob.id);
+      // The cost: 12 unless the master says otherwise (--bcrypt-rounds); a hash checks at its own cost.
+      const hashOf = async (name: string) => (await db.get<{ h: string }>(`SELECT password_hash AS h FROM users WHERE username = ?`, [name]))!.h;
+      assert.match(await hashOf('alice'), /^\$2b\$12\$/);
+      const cheap = new UserStore(db, { bcryptRounds: 4 });
+      await cheap.create('cost4', 'cost4-password-1', 'viewer');
+      assert.match(await hashOf('cost4'), /^\$2b\$04\$/);
+      assert.equal((await users.verify('cost4', 'cost4-password-1'))?.username, 'cost4');
     });
 
     test('API tokens: shown once, found by hash, last use recorded, revoked per user, gone with the user', async () => {

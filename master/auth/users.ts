@@ -12,12 +12,14 @@ export interface User {
   created_at: number;
 }
 
-const BCRYPT_ROUNDS = 12;
+/** The default cost (--bcrypt-rounds); a check costs what the stored hash's own cost says. */
+export const BCRYPT_ROUNDS = 12;
 // bcrypt costs ~200 ms a check by design; API clients (scrapyd-deploy, ScrapydWeb) send basic
 // auth on every call, so a successful check is remembered briefly, keyed by a hash of the pair.
 const VERIFIED_TTL_MS = 5 * 60_000;
 
-let dummyHash: string | null = null;
+/** Per cost: an unknown name is checked against a hash as costly as a real one. */
+const dummyHashes = new Map<number, Promise<string>>();
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -38,7 +40,11 @@ export class UserStore {
   private readonly verified = new Map<string, { userId: number; hash: string; until: number }>();
   private readonly inFlight = new Map<string, Promise<User | null>>();
 
-  constructor(private readonly db: SqlDb) {}
+  private readonly rounds: number;
+
+  constructor(private readonly db: SqlDb, opts: { bcryptRounds?: number } = {}) {
+    this.rounds = opts.bcryptRounds ?? BCRYPT_ROUNDS;
+  }
 
   async count(): Promise<number> { return (await this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM users`))!.n; }
   all(): Promise<User[]> { return this.db.all<User>(`SELECT id, username, role, created_at FROM users ORDER BY username`); }
@@ -54,7 +60,7 @@ export class UserStore {
     if (problem) throw new UserProblem(problem);
     if (!ROLES.includes(role)) throw new UserProblem(`role must be one of ${ROLES.join(', ')}`);
     if (await this.byName(username)) throw new UserProblem(`user '${username}' already exists`);
-    const hash = await bcrypt.hash(password, BCRYPT_ROUNDS);
+    const hash = await bcrypt.hash(password, this.rounds);
     let id: number;
     try {
       id = await this.db.insert(`INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)`, [username, hash, role, Date.now()]);
@@ -69,7 +75,7 @@ export class UserStore {
   async setPassword(id: number, password: string): Promise<void> {
     const problem = passwordProblem(password);
     if (problem) throw new UserProblem(problem);
-    await this.db.run(`UPDATE users SET password_hash = ? WHERE id = ?`, [await bcrypt.hash(password, BCRYPT_ROUNDS), id]);
+    await this.db.run(`UPDATE users SET password_hash = ? WHERE id = ?`, [await bcrypt.hash(password, this.rounds), id]);
     this.verified.clear();
   }
 
@@ -119,8 +125,9 @@ export class UserStore {
     if (known) return known;
     const row = await this.byName(username);
     // Compare against a dummy hash for unknown users so timing does not reveal which names exist.
-    dummyHash ??= await bcrypt.hash('not a password', BCRYPT_ROUNDS);
-    const ok = await bcrypt.compare(password, row?.password_hash ?? dummyHash);
+    let dummy = dummyHashes.get(this.rounds);
+    if (!dummy) dummyHashes.set(this.rounds, dummy = bcrypt.hash('not a password', this.rounds));
+    const ok = await bcrypt.compare(password, row?.password_hash ?? await dummy);
     if (!row || !ok) return null;
     this.verified.set(key, { userId: row.id, hash: row.password_hash, until: Date.now() + VERIFIED_TTL_MS });
     return { id: row.id, username: row.username, role: row.role, created_at: row.created_at };

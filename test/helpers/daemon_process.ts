@@ -21,7 +21,8 @@ export interface DaemonHandle {
 /** `as` starts the program as another user (the test runs as root), e.g. to see a non-root daemon. */
 export async function startDaemon(what: string, script: BundledEntry, args: string[], env: Record<string, string> | undefined, listening: RegExp, as?: { uid: number; gid: number }): Promise<DaemonHandle> {
   const proc = spawn(process.execPath, [...await programArgs(script), ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as,
+    // bcrypt at cost 4 (the masters' default is 12): every test master hashes and checks an admin's password.
+    cwd: ROOT, env: { SPIDERPLANE_BCRYPT_ROUNDS: '4', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as,
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
