@@ -23,7 +23,8 @@ const ordered = files.map((f, i) => ({ f, i })).sort((a, b) => weight(b.f) - wei
 if (process.argv.includes('--list')) {
   console.log(ordered.join('\n'));
 } else {
-  const child = spawn('tsx', ['--test', '--test-concurrency=4', ...ordered], { stdio: 'inherit' });
+  const concurrency = process.env.SPIDERPLANE_TEST_CONCURRENCY ?? '4';
+  const child = spawn('tsx', ['--test', `--test-concurrency=${concurrency}`, ...ordered], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
