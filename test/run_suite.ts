@@ -1,11 +1,15 @@
-// Runs every test file in one `tsx --test` (files run four at a time), the slowest first: with the
+// Runs every test file in one `node --test` (files run four at a time), the slowest first: with the
 // long files started early, the last minutes are not one long file running alone while three slots
 // sit idle. Weights are each file's wall time alone, in seconds (measured on a 2-core machine); a
 // file not listed counts as short. test/spawned/* and test/postgres/* weigh what their base file does.
-//   tsx test/run_suite.ts [--list]    (npm test runs it inside test/with_postgres.ts)
-import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+//   tsx test/run_suite.ts [--list] [--only REGEX]    (npm test runs it inside test/with_postgres.ts)
+// Each test file runs as plain node from one esbuild bundle of the suite; SPIDERPLANE_TEST_TSX=1
+// runs the sources through tsx instead (and test daemons too).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { buildBundle } from './helpers/daemon_bundle.ts';
 
 const WEIGHT: Record<string, number> = {
   services: 70, no_double_crawl: 64, master_ha: 60, ui_live_browser: 47, deps: 46, master_cluster: 40, forkserver: 39,
@@ -18,13 +22,27 @@ const root = join(import.meta.dirname);
 const files = ['', 'spawned', 'postgres'].flatMap((dir) =>
   readdirSync(join(root, dir)).filter((f) => f.endsWith('.test.ts')).map((f) => join('test', dir, f)));
 const weight = (f: string) => WEIGHT[basename(f, '.test.ts')] ?? 0;
-const ordered = files.map((f, i) => ({ f, i })).sort((a, b) => weight(b.f) - weight(a.f) || a.i - b.i).map((x) => x.f);
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? new RegExp(process.argv[onlyAt + 1] ?? '') : null;
+const ordered = files.map((f, i) => ({ f, i })).sort((a, b) => weight(b.f) - weight(a.f) || a.i - b.i).map((x) => x.f).filter((f) => !only || only.test(f));
 
 if (process.argv.includes('--list')) {
   console.log(ordered.join('\n'));
 } else {
   const concurrency = process.env.SPIDERPLANE_TEST_CONCURRENCY ?? '4';
-  const child = spawn('tsx', ['--test', `--test-concurrency=${concurrency}`, ...ordered], { stdio: 'inherit' });
+  let child: ChildProcess;
+  if (process.env.SPIDERPLANE_TEST_TSX === '1') {
+    child = spawn('tsx', ['--test', `--test-concurrency=${concurrency}`, ...ordered], { stdio: 'inherit' });
+  } else {
+    // Every test file and program built once (test/helpers/daemon_bundle.ts): each test process is
+    // plain node. Source maps point failures and test locations at the .ts files.
+    const dir = mkdtempSync(join(tmpdir(), 'spiderplane-suite-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    await buildBundle(dir, ordered, true);
+    child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...ordered.map((f) => join(dir, f.replace(/\.ts$/, '.mjs')))], {
+      stdio: 'inherit', env: { ...process.env, SPIDERPLANE_TEST_BUNDLE_DIR: dir },
+    });
+  }
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
