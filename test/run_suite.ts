@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { buildBundle } from './helpers/daemon_bundle.ts';
+import { buildDemoEgg } from './helpers/fixtures.ts';
 
 const WEIGHT: Record<string, number> = {
   services: 70, no_double_crawl: 64, master_ha: 60, ui_live_browser: 47, deps: 46, master_cluster: 40, forkserver: 39,
@@ -38,9 +39,10 @@ if (process.argv.includes('--list')) {
     // plain node. Source maps point failures and test locations at the .ts files.
     const dir = mkdtempSync(join(tmpdir(), 'spiderplane-suite-'));
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    await buildBundle(dir, ordered, true);
+    // The demo egg too: one `setup.py bdist_egg` for the suite, not one per test file.
+    const [, egg] = await Promise.all([buildBundle(dir, ordered, true), buildDemoEgg(join(dir, 'demo-egg'))]);
     child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...ordered.map((f) => join(dir, f.replace(/\.ts$/, '.mjs')))], {
-      stdio: 'inherit', env: { ...process.env, SPIDERPLANE_TEST_BUNDLE_DIR: dir },
+      stdio: 'inherit', env: { ...process.env, SPIDERPLANE_TEST_BUNDLE_DIR: dir, SPIDERPLANE_TEST_DEMO_EGG: egg },
     });
   }
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));

@@ -82,11 +82,11 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     assert.ok(await page.isVisible('form[data-upload-form]'), 'an admin sees the upload form');
     await page.setInputFiles('#egg', eggPath);
     // The browser reads the egg's entry points: the project is its settings module's package.
-    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#project')?.value ?? '') !== '');
+    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#project')?.value ?? '') !== '', undefined, { polling: 100 });
     assert.equal(await page.inputValue('#project'), 'demo', 'project prefilled from EGG-INFO/entry_points.txt');
     const guessed = await page.inputValue('#version');
     assert.match(guessed, /\S/, 'a version is prefilled');
-    await page.waitForFunction(() => /settings module demo\.settings/.test(document.querySelector('[data-upload-hint]')?.textContent ?? ''));
+    await page.waitForFunction(() => /settings module demo\.settings/.test(document.querySelector('[data-upload-hint]')?.textContent ?? ''), undefined, { polling: 100 });
     await page.fill('#version', 'r1');
     await submitAndWait(page, 'form[data-upload-form] button[type=submit]');
     const m = /\/deployments\/(\d+)$/.exec(new URL(page.url()).pathname);
@@ -95,8 +95,8 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     assert.match(await page.textContent('.flash') ?? '', /demo r1 uploaded/);
     assert.match(await page.textContent('h1') ?? '', /Deploying demo r1/);
     // The page follows the deployment live: n1's row turns ok.
-    await page.waitForFunction(() => document.querySelector('tr[data-node="n1"] [data-field="state"]')?.textContent?.trim() === 'ok', undefined, { timeout: 60_000 });
-    await page.waitForFunction(() => document.querySelector('[data-deploy-state]')?.textContent?.trim() === 'finished', undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('tr[data-node="n1"] [data-field="state"]')?.textContent?.trim() === 'ok', undefined, { polling: 100, timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('[data-deploy-state]')?.textContent?.trim() === 'finished', undefined, { polling: 100, timeout: 60_000 });
     assert.equal((await page.textContent('tr[data-node="n1"] [data-field="spiders"]'))?.trim(), '4', 'n1 lists the egg\'s 4 spiders');
     await screenshot(page, 'deployment');
 
@@ -139,7 +139,7 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     await page.waitForFunction((before) => {
       const now = document.querySelector('[data-cron-preview] [data-cron-error]')?.textContent ?? '';
       return now !== '' && now !== before;
-    }, reason);
+    }, reason, { polling: 100 });
     const fewFields = (await page.textContent('[data-cron-error]')) ?? '';
     assert.match(fewFields, /\S/, 'a reason for too few fields');
 
@@ -150,10 +150,10 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     await page.fill('#s-name', 'nightly demo');
     await page.fill('#s-cron', '*/30 * * * * *');
     await page.waitForFunction(() => /30 seconds/i.test(document.querySelector('[data-cron-preview] .words')?.textContent ?? '')
-      && document.querySelectorAll('[data-cron-preview] [data-cron-next] li').length === 5);
+      && document.querySelectorAll('[data-cron-preview] [data-cron-next] li').length === 5, undefined, { polling: 100 });
     await page.fill('#s-cron', '0 3 * * *');
     await page.waitForFunction(() => /03:00/.test(document.querySelector('[data-cron-preview] .words')?.textContent ?? '')
-      && document.querySelectorAll('[data-cron-preview] [data-cron-next] li').length === 5);
+      && document.querySelectorAll('[data-cron-preview] [data-cron-next] li').length === 5, undefined, { polling: 100 });
     const next = await page.$$eval('[data-cron-preview] [data-cron-next] li', (els) => els.map((e) => e.textContent ?? ''));
     assert.equal(new Set(next).size, 5, `five distinct next runs: ${next.join(' | ')}`);
     assert.equal(await page.$eval('#s-cron', (e) => (e as HTMLInputElement).validity.valid), true);
@@ -196,15 +196,15 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     assert.match(await page.textContent('.flash') ?? '', /Started on n1/);
 
     // The log appears and grows while the job runs.
-    await page.waitForFunction(() => /count item 2\b/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /count item 2\b/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { polling: 100, timeout: 60_000 });
     const first = (await page.textContent('#log')) ?? '';
-    await page.waitForFunction((n) => (document.querySelector('#log')?.textContent ?? '').length > n, first.length, { timeout: 60_000 });
+    await page.waitForFunction((n) => (document.querySelector('#log')?.textContent ?? '').length > n, first.length, { polling: 100, timeout: 60_000 });
     const second = (await page.textContent('#log')) ?? '';
     assert.ok(second.length > first.length && second.startsWith(first), 'the log grew by appending');
     assert.match(second, /count spider: 100000 items every 250 ms/);
     assert.equal(await page.$eval('[data-log-dot]', (e) => e.classList.contains('live')), true, 'the status dot is live');
     assert.equal(await page.textContent('[data-log-status]'), 'Live');
-    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'running', undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'running', undefined, { polling: 100, timeout: 60_000 });
     assert.doesNotMatch(second, /count spider done/, 'the job is still running while the log grows');
 
     // User-supplied strings are text, not markup.
@@ -220,10 +220,10 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     assert.equal(problems.dialogs.length, dialogsBefore + 1, 'the cancel asked for confirmation');
     assert.match(problems.dialogs.at(-1)!, /^\[admin\] confirm: Cancel this job\?/);
     assert.match(await page.textContent('.flash') ?? '', /Cancel sent/);
-    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'cancelled', undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent?.trim() === 'cancelled', undefined, { polling: 100, timeout: 60_000 });
     const run = await waitRunState(master, made.job, (r) => r.state === 'finished', 'finished');
     assert.equal(run.outcome, 'cancelled');
-    await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { polling: 100, timeout: 60_000 });
     assert.equal(await page.$eval('[data-log-dot]', (e) => e.classList.contains('live')), false);
     assert.match((await page.textContent('#log')) ?? '', /got SIGINT after \d+ items/);
     await page.reload();
@@ -240,7 +240,7 @@ describe('admin web UI in headless Chromium', { timeout: 300_000 }, () => {
     await screenshot(page, 'nodes');
     await page.goto(base() + '/nodes/n1');
     await page.waitForFunction(() => document.querySelectorAll('[data-node-charts] canvas, [data-node-charts] .uplot').length > 0
-      || /No heartbeats|No data/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      || /No heartbeats|No data/.test(document.querySelector('[data-node-charts]')?.textContent ?? ''), undefined, { polling: 100, timeout: 60_000 });
     await screenshot(page, 'node');
     await page.goto(base() + '/settings');
     await screenshot(page, 'settings');

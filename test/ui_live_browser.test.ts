@@ -35,7 +35,7 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     return r.body.runs[0]!.job;
   };
   const waitText = (sel: string, re: RegExp, timeout = 60_000) =>
-    page.waitForFunction(([s, src, flags]) => new RegExp(src!, flags).test(document.querySelector(s!)?.textContent ?? ''), [sel, re.source, re.flags], { timeout });
+    page.waitForFunction(([s, src, flags]) => new RegExp(src!, flags).test(document.querySelector(s!)?.textContent ?? ''), [sel, re.source, re.flags], { polling: 100, timeout });
 
   before(async () => {
     const [m, egg, b] = await Promise.all([
@@ -79,7 +79,7 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     await waitText(LOG_STATUS, /The run is/, 30_000);
     assert.equal(await page.locator('[data-cancel-form]').count(), 0, 'the Cancel button left with the run');
     const expected = formatDuration((run.ended_at as number) - (run.started_at as number));
-    await page.waitForFunction((d) => document.querySelector('[data-duration]')?.textContent === d, expected, { timeout: 10_000 });
+    await page.waitForFunction((d) => document.querySelector('[data-duration]')?.textContent === d, expected, { polling: 100, timeout: 10_000 });
     assert.equal(await page.textContent('[data-field="state"]'), 'finished');
     // Scrapy's final stats arrive through the stream too.
     await waitText('[data-stat="Finish reason"]', /shutdown/, 30_000);
@@ -162,14 +162,14 @@ describe('the admin UI follows what happens, live and in words', { timeout: 240_
     await copyFile(await buildNodePackage(work), zip);
     await page.goto(`${base()}/projects`);
     await page.setInputFiles('#egg', zip);
-    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#version')?.value ?? '') !== '');
+    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#version')?.value ?? '') !== '', undefined, { polling: 100 });
     assert.equal(await page.inputValue('#project'), 'nodehello');
     assert.equal(await page.inputValue('#version'), '1.0', 'the version from the file name, not a timestamp');
     const junk = join(work, 'junk-2.zip');
     await writeFile(junk, 'not a zip at all');
     await page.goto(`${base()}/projects`);
     await page.setInputFiles('#egg', junk);
-    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#version')?.value ?? '') === '2');
+    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>('#version')?.value ?? '') === '2', undefined, { polling: 100 });
     await submitAndWait(page, 'form[data-upload-form] button[type=submit]');
     const error = await page.textContent('[data-upload-form]') ?? '';
     const shown = await page.textContent('.errors') ?? '';
@@ -322,11 +322,11 @@ describe('the job page does not wait for the next heartbeat to show what the log
     const r = await master.api<{ runs: RunView[] }>('POST', '/api/runs', { project: 'demo', spider: 'quick' });
     const job = r.body.runs[0]!.job;
     await page.goto(`${master.url}/jobs/${job}`);
-    await page.waitForFunction(() => /Spider closed/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /Spider closed/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { polling: 100, timeout: 60_000 });
     // Well before the next heartbeat (5 min), the stream asked the node and the page shows the end.
-    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent === 'succeeded', undefined, { timeout: 90_000 });
+    await page.waitForFunction(() => document.querySelector('[data-job-state] .badge')?.textContent === 'succeeded', undefined, { polling: 100, timeout: 90_000 });
     // The log's status line follows the stream's end event, which may come a moment after the state.
-    await page.waitForFunction((sel) => /The run is over \(succeeded\)/.test(document.querySelector(sel)?.textContent ?? ''), LOG_STATUS, { timeout: 60_000 });
+    await page.waitForFunction((sel) => /The run is over \(succeeded\)/.test(document.querySelector(sel)?.textContent ?? ''), LOG_STATUS, { polling: 100, timeout: 60_000 });
     assert.deepEqual(problems.errors, []);
     await ctx.close();
   });

@@ -109,7 +109,7 @@ describe('every page, desktop and 420 px wide', { timeout: 240_000 }, () => {
       for (const { name, path, ready } of pages) {
         await page.goto(master.url + path);
         if (ready) await page.waitForSelector(ready, { timeout: 30_000 });
-        if (path.startsWith('/jobs/')) await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+        if (path.startsWith('/jobs/')) await page.waitForFunction(() => /The run is/.test(document.querySelector('[data-log-status]')?.textContent ?? ''), undefined, { polling: 100, timeout: 30_000 });
         await shoot(page, name, size.width);
       }
     }

@@ -28,6 +28,9 @@ export const NODE_SPIDERS = ['count', 'crash', 'hello', 'shell'] as const
 let eggBuild: Promise<{ egg: Buffer; name: string }> | undefined
 
 async function buildEggOnce(): Promise<{ egg: Buffer; name: string }> {
+  // run_suite.ts builds it once for the whole suite.
+  const prebuilt = process.env.SPIDERPLANE_TEST_DEMO_EGG
+  if (prebuilt) return { egg: await fsp.readFile(prebuilt), name: path.basename(prebuilt) }
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'spiderplane-egg-'))
   try {
     const src = path.join(tmp, 'project')
