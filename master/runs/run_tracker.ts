@@ -109,6 +109,8 @@ export class RunTracker extends EventEmitter {
       await this.failOver(lost, node);
       return;
     }
+    // Before the state flips: whoever sees the run finished also sees which limit stopped it.
+    if (details?.limit_hit) await this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
     const ended = await this.runs.update(run, {
       state: 'finished',
       outcome: details?.outcome ?? (run.cancel_requested ? 'cancelled' : 'finished'),
@@ -119,7 +121,6 @@ export class RunTracker extends EventEmitter {
       error_count: details?.error_count ?? null,
       note: details?.note ?? run.note,
     });
-    if (details?.limit_hit) await this.dispatcher.policies?.setLimitHit(run.id, details.limit_hit);
     this.emit('finished', (await this.runs.get(run.id)) ?? ended);
   }
 
