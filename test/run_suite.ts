@@ -41,7 +41,11 @@ if (process.argv.includes('--list')) {
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     // The demo egg too: one `setup.py bdist_egg` for the suite, not one per test file.
     const [, egg] = await Promise.all([buildBundle(dir, ordered, true), buildDemoEgg(join(dir, 'demo-egg'))]);
-    child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...ordered.map((f) => join(dir, f.replace(/\.ts$/, '.mjs')))], {
+    // SPIDERPLANE_TEST_TIMING=FILE: when each file's tests ran, for the weights above.
+    const timing = process.env.SPIDERPLANE_TEST_TIMING;
+    const reporters = timing ? ['--test-reporter=tap', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'helpers', 'timing_reporter.mjs')}`, `--test-reporter-destination=${timing}`] : [];
+    // (Without source maps then: they would name the base file of test/postgres/* and test/spawned/*.)
+    child = spawn(process.execPath, [...(timing ? [] : ['--enable-source-maps']), '--test', `--test-concurrency=${concurrency}`, ...reporters, ...ordered.map((f) => join(dir, f.replace(/\.ts$/, '.mjs')))], {
       stdio: 'inherit', env: { ...process.env, SPIDERPLANE_TEST_BUNDLE_DIR: dir, SPIDERPLANE_TEST_DEMO_EGG: egg },
     });
   }
