@@ -14,6 +14,6 @@ export default async function* timing(source) {
   }
   yield 'start   end  wall file\n';
   for (const [f, r] of [...files].sort((a, b) => a[1].start - b[1].start)) {
-    yield `${r.start.toFixed(1).padStart(5)} ${r.end.toFixed(1).padStart(5)} ${(r.end - r.start).toFixed(1).padStart(5)} ${f.replace(/.*spiderplane-suite-[^/]*\//, '')}\n`;
+    yield `${r.start.toFixed(1).padStart(5)} ${r.end.toFixed(1).padStart(5)} ${(r.end - r.start).toFixed(1).padStart(5)} ${f.replace(/.*spiderplane-suite-[^/]*\/run\/\d+-/, '')}\n`;
   }
 }
