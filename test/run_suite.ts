@@ -2,7 +2,7 @@
 // the slowest first: with the long files started early, the last minutes are not one long file
 // running alone while the other slots sit idle. Weights are each file's wall time in seconds within
 // a whole run on a 2-core machine (SPIDERPLANE_TEST_TIMING prints them); a file not listed counts as short.
-//   tsx test/run_suite.ts [--list] [--only REGEX]    (npm test runs it inside test/with_postgres.ts)
+//   tsx test/run_suite.ts [--list] [--only REGEX] [--typecheck]    (npm test runs it inside test/with_postgres.ts)
 // Each test file runs as plain node from one esbuild bundle of the suite; SPIDERPLANE_TEST_TSX=1
 // runs the sources through tsx instead (and test daemons too).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -55,6 +55,22 @@ if (process.argv.includes('--list')) {
       stdio: 'inherit', env: { ...process.env, SPIDERPLANE_TEST_BUNDLE_DIR: dir, SPIDERPLANE_TEST_DEMO_EGG: egg },
     });
   }
+  // --typecheck: tsc runs beside the tests (at a lower priority), not before them; its verdict counts too.
+  const typecheck = process.argv.includes('--typecheck') ? typecheckInBackground() : Promise.resolve(0);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  child.on('exit', (code, signal) => {
+    void typecheck.then((tscCode) => process.exit(code || (signal ? 1 : 0) || tscCode));
+  });
+}
+
+function typecheckInBackground(): Promise<number> {
+  const tsc = spawn('nice', ['-n', '10', 'sh', '-c', 'tsc --noEmit -p . && tsc --noEmit -p master/web/client'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  tsc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  tsc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => tsc.once('exit', (code) => {
+    if (code !== 0) console.error(`# tsc found errors (exit ${code}):\n${out}`);
+    else console.log('# tsc: no type errors');
+    resolve(code === 0 ? 0 : 1);
+  }));
 }
