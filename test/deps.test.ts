@@ -10,6 +10,11 @@ import { buildDepsEgg, buildWheelhouse, genericPythonPackage, nodePackageWithLoc
 import { startMaster, CLUSTER_TOKEN, type MasterHandle } from './helpers/master_process.ts';
 import { FAST_MASTER_ARGS, uploadVersion, waitNodeStatus } from './helpers/master_slave_pair.ts';
 
+// The spawned pass (test/spawned/deps.test.ts) runs only what starts Scrapy spiders, the one thing the
+// forkserver changes; building, sharing and removing environments are the same both ways.
+const spawnedPass = process.env.SPIDERPLANE_TEST_FORKSERVER === '0';
+const notSpiderPath = { skip: spawnedPass && 'no Scrapy spider runs here: the forkserver pass covers it' };
+
 interface EnvJson { key: string; kind: string; requirements: string[]; size: number; versions: Array<{ project: string; version: string }>; built_at: number; last_used: number | null; log_url: string }
 
 let work: string;
@@ -92,7 +97,7 @@ describe('eggs with requirements', () => {
     assert.match(await log.text(), /Successfully installed tinylib-1\.0/);
   });
 
-  test('the same requirements build once, also when two uploads need them at once', async () => {
+  test('the same requirements build once, also when two uploads need them at once', notSpiderPath, async () => {
     const before = (await envs(h.url)).find((e) => e.requirements.includes('tinylib==1.0'))!;
     ok(await upload(h, 'one', 'v2', eggV1), 'second version, same requirements');
     const again = (await envs(h.url)).find((e) => e.key === before.key)!;
@@ -111,7 +116,7 @@ describe('eggs with requirements', () => {
     assert.equal(text.match(/# .* building python environment/g)?.length, 1, text);
   });
 
-  test('an egg requiring something no index has is refused, named, and not stored', async () => {
+  test('an egg requiring something no index has is refused, named, and not stored', notSpiderPath, async () => {
     const bad = await buildDepsEgg(work, { installRequires: ['nosuchpkg-spiderplane==1.0'] });
     const r = await upload(h, 'bad', 'v1', bad);
     assert.equal(r.status, 'error');
@@ -126,7 +131,7 @@ describe('eggs with requirements', () => {
     assert.deepEqual(readdirSync(envsDir).filter((n) => /^py-[0-9a-f]{24}\.\d+-/.test(n) && !linked.has(n)), [], 'the failed build folder is gone');
   });
 
-  test('deleting the last version that uses an environment deletes it', async () => {
+  test('deleting the last version that uses an environment deletes it', notSpiderPath, async () => {
     const key = (await envs(h.url)).find((e) => e.requirements.includes('tinylib==1.0'))!.key;
     ok(await postForm(h.url, '/delversion.json', { project: 'one', version: 'v1' }), 'delversion v1');
     assert.ok((await envs(h.url)).some((e) => e.key === key), 'still used by v2');
@@ -155,7 +160,7 @@ describe('eggs with requirements', () => {
   });
 });
 
-describe('generic packages with dependencies', () => {
+describe('generic packages with dependencies', notSpiderPath, () => {
   let h: SlaveHandle;
   before(async () => { h = await startSlave({ env: pipEnv }); });
   after(async () => { await h?.stop(); });
@@ -178,7 +183,7 @@ describe('generic packages with dependencies', () => {
   });
 });
 
-describe('a build killed half-way', () => {
+describe('a build killed half-way', notSpiderPath, () => {
   test('kill -9 of the slave during a build, restart, deploy again: works', async () => {
     const dataDir = tempDir();
     // pip waits on this wheelhouse until the test opens it: the build is held mid-way, deterministically.
@@ -217,7 +222,7 @@ describe('a build killed half-way', () => {
   });
 });
 
-describe('the master follows the builds', () => {
+describe('the master follows the builds', notSpiderPath, () => {
   let master: MasterHandle;
   let slave: SlaveHandle;
   let wh: GatedWheelhouse;
