@@ -13,14 +13,15 @@ import { buildBundle } from './helpers/daemon_bundle.ts';
 import { buildDemoEgg } from './helpers/fixtures.ts';
 
 const WEIGHT: Record<string, number> = {
-  'spawned/deps': 78, no_double_crawl: 67, 'postgres/services': 63, 'postgres/ui_live_browser': 56, services: 55, forkserver: 52,
-  ui_live_browser: 49, 'postgres/run_retries': 40, ui_browser: 39, 'postgres/ui_browser': 39, run_retries: 38,
-  'postgres/master_cluster': 38, deps: 37, 'postgres/master_schedules': 36, 'spawned/slave_runner': 35, master_cluster: 35,
-  master_schedules: 31, ui_alerts_browser: 30, 'postgres/ui_alerts_browser': 30, 'postgres/master_api': 29, ui_screenshots: 28,
-  store_auth_alerts: 28, slave_runner: 26, 'postgres/alerts': 25, master_api: 25, master_ha: 24, alerts: 23, daemon_supervisor: 19,
-  'postgres/master_stall': 18, master_stall: 17, worker_pool: 16, scrapydweb_compat: 16, 'spawned/slave_api': 14,
-  'spawned/scrapydweb_compat': 14, fixtures: 14, safe_zip_unit: 12, store_nodes: 9, spider_isolation: 9, scale_unit: 9, run_limits: 9,
-  'postgres/scrapydweb_compat': 9, 'spawned/slave_outcome': 8, slave_bad_input: 8, daemon_nginx: 8,
+  no_double_crawl: 66, 'postgres/services': 61, services: 60, deps: 55, forkserver: 54, 'postgres/ui_live_browser': 44,
+  'postgres/run_retries': 43, 'postgres/master_cluster': 43, ui_live_browser: 42, 'postgres/master_api': 42, master_cluster: 42,
+  run_retries: 37, master_schedules: 35, master_api: 33, 'postgres/master_schedules': 32, 'postgres/ui_browser': 31,
+  'postgres/alerts': 31, 'spawned/deps': 29, 'spawned/slave_runner': 28, 'postgres/ui_alerts_browser': 28, slave_runner: 27,
+  ui_screenshots: 26, ui_browser: 26, master_ha: 26, ui_alerts_browser: 25, alerts: 24, daemon_supervisor: 18,
+  'postgres/master_stall': 16, master_stall: 16, 'postgres/scrapydweb_compat': 13, store_runs: 11, 'spawned/scrapydweb_compat': 11,
+  scrapydweb_compat: 11, slave_api: 10, store_nodes: 9, store_auth_alerts: 9, 'spawned/spider_isolation': 9, 'spawned/slave_api': 9,
+  'spawned/scrapydweb_deploy': 9, 'postgres/alerts_catchup': 9, master_db_migrate: 9, daemon_nginx: 9, scrapydweb_deploy: 8,
+  'postgres/master_run_record': 8, 'postgres/master_history': 8,
 };
 
 const root = join(import.meta.dirname);
