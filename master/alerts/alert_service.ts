@@ -202,7 +202,8 @@ export class AlertService {
     }
     this.check = { ok: null, message: 'checking the connection…', at: Date.now() };
     const done = verifySmtp(s).then((c) => {
-      if (round !== this.checkRound || this.stopped) return; // newer settings were saved meanwhile
+      // Newer settings were saved meanwhile. (Not a leader duty: a standby's Settings page shows its check too.)
+      if (round !== this.checkRound) return;
       this.check = c;
       if (c.ok) console.log(`[spiderplane-master] SMTP check: ${c.message}`);
       else console.error(`[spiderplane-master] SMTP check FAILED: ${c.message} — alert mails will not be delivered until the SMTP settings are fixed`);
