@@ -1,11 +1,13 @@
 // The node client's HTTP exchange (master/nodes/http_exchange.ts) against real servers on 127.0.0.1:
 // a pooled connection the node dropped while idle is retried once on a new one, a reset on a new
-// connection is not, an answer is capped, and the deadline covers a node that never answers.
+// connection is not, an answer is capped, the deadline covers a node that never answers, and a
+// redirect is reported, not followed.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { exchange, MAX_ANSWER_BYTES } from '../master/nodes/http_exchange.ts';
+import { NodeApiError, NodeClient } from '../master/nodes/node_client.ts';
 
 const servers: Server[] = [];
 after(() => { for (const s of servers) { s.closeAllConnections(); s.close(); } });
@@ -60,4 +62,12 @@ test('an answer over the cap is refused, not buffered', async () => {
 test('a node that never answers meets the deadline', async () => {
   const s = await serve(() => undefined);
   await assert.rejects(exchange(`${s.url}/slow`, { ...init, timeoutMs: 300 }), (e: Error) => e.name === 'TimeoutError' && /no answer in 0.3 s/.test(e.message));
+});
+
+test('a redirect is not followed: the node client names where it points', async () => {
+  const s = await serve((_req, res) => { res.writeHead(301, { Location: 'https://node.example/listjobs.json' }); res.end('moved'); });
+  assert.deepEqual(await exchange(`${s.url}/listjobs.json`, init), { status: 301, text: 'moved', location: 'https://node.example/listjobs.json' });
+  const client = new NodeClient({ url: s.url, username: null, password: null }, null, 10_000);
+  await assert.rejects(client.listJobs(), (e: Error) => e instanceof NodeApiError && /redirects \(HTTP 301\) to https:\/\/node\.example\/listjobs\.json: give the node that URL/.test(e.message));
+  assert.equal(s.requests(), 2, 'one request each, nothing followed');
 });

@@ -8,7 +8,9 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 // - a deadline covers the whole exchange (connect, answer, body) and its timer is cleared at the end;
 // - an answer is read up to MAX_ANSWER_BYTES, no further (a broken or hostile node cannot fill memory);
 // - a request that failed on a reused keep-alive connection before any answer came (the node closed
-//   it while it sat idle) is sent once more on a new connection; any other failure stands.
+//   it while it sat idle) is sent once more on a new connection; any other failure stands;
+// - a redirect is not followed (credentials stay with the URL the operator gave): the caller names
+//   where it points, so the node's URL can be set to that.
 
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -26,6 +28,8 @@ export interface ExchangeInit {
 export interface Answer {
   status: number;
   text: string;
+  /** where a redirect points (it is not followed: the node's URL should be that one) */
+  location?: string;
 }
 
 /** The deadline passed: `name` is TimeoutError, as fetch's is. */
@@ -74,7 +78,8 @@ function once(url: string, init: ExchangeInit, pooled: boolean): Promise<Answer>
       res.on('error', fail);
       res.on('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 502, text: Buffer.concat(chunks, size).toString('utf8') });
+        const location = typeof res.headers.location === 'string' ? res.headers.location : undefined;
+        resolve({ status: res.statusCode ?? 502, text: Buffer.concat(chunks, size).toString('utf8'), ...(location ? { location } : {}) });
       });
     });
     req.on('error', fail);

@@ -102,6 +102,9 @@ export class NodeClient {
       } catch (e) {
         throw this.unreachable(e, ms);
       }
+      if (answer.location && answer.status >= 300 && answer.status < 400) {
+        throw new NodeApiError(`${this.node.url}${path} redirects (HTTP ${answer.status}) to ${answer.location}: give the node that URL`);
+      }
       return read(answer.status, answer.text);
     }
     const ctl = new AbortController();
