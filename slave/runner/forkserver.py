@@ -392,6 +392,8 @@ while accepting or children:
                 sel.unregister(srv)
                 srv.close()
         elif what == 'conn':
+            if key.fileobj.fileno() < 0:
+                continue  # closed by reap() earlier in this batch of events: nothing to forget
             # The keeper went away (a keeper never sends more): its child runs on; forget the link.
             try:
                 data = key.fileobj.recv(4096)
