@@ -11,7 +11,6 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Master } from '../master/master.ts';
@@ -22,7 +21,7 @@ import { buildZip } from '../test/helpers/fixtures.ts';
 import { freePort } from '../test/helpers/daemon_tools.ts';
 import { startMaster, ADMIN, basic, type MasterHandle } from '../test/helpers/master_process.ts';
 import { ROOT, tempDir, waitFor } from '../test/helpers/slave_process.ts';
-import { cpuSeconds } from './proc_usage.ts';
+import { cpuSeconds, measureInProcess, throughput } from './proc_usage.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: number) => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : def; };
@@ -179,13 +178,7 @@ async function dispatchOn(engine: Engine): Promise<{ seq: number; par: number }>
       if (r.status !== 201) throw new Error(`dispatch: HTTP ${r.status} ${JSON.stringify(r.body)}`);
     };
     for (let i = 0; i < 20; i++) await one(); // warm-up
-    let t0 = performance.now();
-    for (let i = 0; i < 300; i++) await one();
-    const seq = 300 / ((performance.now() - t0) / 1000);
-    t0 = performance.now();
-    for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 20 }, one));
-    const par = 600 / ((performance.now() - t0) / 1000);
-    return { seq, par };
+    return await throughput(one);
   } finally {
     await master.stop();
     fake.stop();
@@ -336,23 +329,12 @@ async function heartbeatOn(engine: Engine, n: number, seconds: number): Promise<
     await waitFor('fake nodes online', async () => ((await master.nodes.all()).filter((x) => x.status === 'online').length === n ? true : undefined), 300_000, 1000);
     await sleep(10_000);
     const errorsBefore = errors;
-    const lag = monitorEventLoopDelay({ resolution: 10 });
-    const c0 = process.cpuUsage();
     const pg0 = cluster && engine === 'postgres' ? cpuSeconds(cluster.postmasterPid) : 0;
-    const t0 = performance.now();
-    let rssMax = 0;
-    lag.enable();
-    while (performance.now() - t0 < seconds * 1000) {
-      await sleep(1000);
-      rssMax = Math.max(rssMax, process.memoryUsage().rss);
-    }
-    lag.disable();
-    const c = process.cpuUsage(c0);
-    const wall = (performance.now() - t0) / 1000;
-    const pgCpu = cluster && engine === 'postgres' ? ((cpuSeconds(cluster.postmasterPid) - pg0) / wall) * 100 : null;
+    const w = await measureInProcess(seconds);
+    const pgCpu = cluster && engine === 'postgres' ? ((cpuSeconds(cluster.postmasterPid) - pg0) / w.wallSeconds) * 100 : null;
     const samples = (await master.sql.get<{ c: number | string }>(`SELECT COUNT(*) AS c FROM node_metrics`))!.c;
-    return `CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core${pgCpu === null ? '' : ` (+ PostgreSQL's processes ${f1(pgCpu)} %)`}, RSS max ${(rssMax / 1e6).toFixed(0)} MB, ` +
-      `event-loop lag p99 ${f1(lag.percentile(99) / 1e6)} ms, max ${f1(lag.max / 1e6)} ms over ${wall.toFixed(0)} s (${samples} samples stored; ${errors - errorsBefore} errors logged; load ${load()})`;
+    return `CPU ${f1(w.cpuPercent)} % of one core${pgCpu === null ? '' : ` (+ PostgreSQL's processes ${f1(pgCpu)} %)`}, RSS max ${w.rssMaxMb.toFixed(0)} MB, ` +
+      `event-loop lag p99 ${f1(w.lagP99Ms)} ms, max ${f1(w.lagMaxMs)} ms over ${w.wallSeconds.toFixed(0)} s (${samples} samples stored; ${errors - errorsBefore} errors logged; load ${load()})`;
   } finally {
     console.log = origLog;
     console.error = origErr;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { buildZip } from '../test/helpers/fixtures.ts';
 import { ROOT, startSlave, tempDir, uploadEgg, waitFor, type SlaveHandle } from '../test/helpers/slave_process.ts';
 import { startMaster, CLUSTER_TOKEN, ADMIN, basic, type MasterHandle } from '../test/helpers/master_process.ts';
-import { cpuSeconds, rssMb } from './proc_usage.ts';
+import { cpuSeconds, rssMb, throughput } from './proc_usage.ts';
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name;
@@ -65,12 +65,7 @@ async function dispatch(): Promise<void> {
     form.set('egg', new Blob([new Uint8Array(pkg)]), 'p.zip');
     await fetch(`${master.url}/api/projects/p/versions?wait=1`, { method: 'POST', body: form, headers: { Authorization: basic(ADMIN.user, ADMIN.password) } });
     const one = () => master.api('POST', '/api/runs', { project: 'p', spider: 's' });
-    let t0 = performance.now();
-    for (let i = 0; i < 300; i++) await one();
-    const seq = 300 / ((performance.now() - t0) / 1000);
-    t0 = performance.now();
-    for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 20 }, one));
-    const par = 600 / ((performance.now() - t0) / 1000);
+    const { seq, par } = await throughput(one);
     console.log(`dispatch throughput over 10 simulated nodes (least-load choice, SQLite record, schedule.json to the node): ${seq.toFixed(0)} runs/s one at a time, ${par.toFixed(0)} runs/s with 20 in flight`);
   } finally {
     await master.stop();

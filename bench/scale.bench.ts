@@ -20,7 +20,7 @@ import { buildZip } from '../test/helpers/fixtures.ts';
 import { startMaster, ADMIN } from '../test/helpers/master_process.ts';
 import { fillRuns } from '../test/helpers/run_fill.ts';
 import { getJson, postForm, ROOT, startSlave, tempDir, uploadEgg, waitFor } from '../test/helpers/slave_process.ts';
-import { cpuSeconds, rssMb } from './proc_usage.ts';
+import { cpuSeconds, measureInProcess, rssMb } from './proc_usage.ts';
 
 const args = process.argv.slice(2);
 const secondsAt = args.indexOf('--seconds');
@@ -224,22 +224,11 @@ async function heartbeatAt(n: number, seconds: number): Promise<void> {
     console.log = origLog;
     await sleep(10_000);
     const errorsBefore = errors;
-    const lag = monitorEventLoopDelay({ resolution: 10 });
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    let rssMax = 0;
-    lag.enable();
-    while (performance.now() - t0 < seconds * 1000) {
-      await sleep(1000);
-      rssMax = Math.max(rssMax, process.memoryUsage().rss);
-    }
-    lag.disable();
-    const c = process.cpuUsage(c0);
-    const wall = (performance.now() - t0) / 1000;
+    const w = await measureInProcess(seconds);
     const mem = process.memoryUsage();
     const samples = (await master.sql.get<{ c: number }>(`SELECT COUNT(*) AS c FROM node_metrics`))!.c;
-    console.log(`  ${String(n).padStart(5)} nodes, in-process: CPU ${f1(((c.user + c.system) / 1e6 / wall) * 100)} % of one core, RSS max ${(rssMax / 1e6).toFixed(0)} MB (V8 heap ${(mem.heapUsed / 1e6).toFixed(0)} of ${(mem.heapTotal / 1e6).toFixed(0)} MB, external ${(mem.external / 1e6).toFixed(0)} MB), ` +
-      `event-loop lag p50 ${f1(lag.percentile(50) / 1e6)} ms, p99 ${f1(lag.percentile(99) / 1e6)} ms, max ${f1(lag.max / 1e6)} ms over ${wall.toFixed(0)} s ` +
+    console.log(`  ${String(n).padStart(5)} nodes, in-process: CPU ${f1(w.cpuPercent)} % of one core, RSS max ${w.rssMaxMb.toFixed(0)} MB (V8 heap ${(mem.heapUsed / 1e6).toFixed(0)} of ${(mem.heapTotal / 1e6).toFixed(0)} MB, external ${(mem.external / 1e6).toFixed(0)} MB), ` +
+      `event-loop lag p50 ${f1(w.lagP50Ms)} ms, p99 ${f1(w.lagP99Ms)} ms, max ${f1(w.lagMaxMs)} ms over ${w.wallSeconds.toFixed(0)} s ` +
       `(${samples} samples stored; ${errors - errorsBefore} errors logged meanwhile; fake nodes' process ${f1(cpuSeconds(fake.pid))} CPU s in all; load ${load()})`);
   } finally {
     console.log = origLog;
