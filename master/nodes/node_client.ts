@@ -95,35 +95,32 @@ export class NodeClient {
     const ms = init.timeoutMs ?? this.timeoutMs;
     const headers = { ...this.headers(), ...(init.headers as Record<string, string> | undefined) };
     const body = replayableBody(init.body);
-    if (body !== false) {
-      let answer: Answer;
-      try {
-        answer = await exchange(this.url(path), { method: init.method, headers, body, timeoutMs: ms });
-      } catch (e) {
-        throw this.unreachable(e, ms);
-      }
-      if (answer.location && answer.status >= 300 && answer.status < 400) {
-        throw new NodeApiError(`${this.node.url}${path} redirects (HTTP ${answer.status}) to ${answer.location}: give the node that URL`);
-      }
-      return read(answer.status, answer.text);
+    let answer: Answer;
+    try {
+      answer = body !== false
+        ? await exchange(this.url(path), { method: init.method, headers, body, timeoutMs: ms })
+        : await this.upload(path, init, headers, ms);
+    } catch (e) {
+      throw this.unreachable(e, ms);
     }
+    // Not followed either way: credentials stay with the URL the operator gave.
+    if (answer.location && answer.status >= 300 && answer.status < 400) {
+      throw new NodeApiError(`${this.node.url}${path} redirects (HTTP ${answer.status}) to ${answer.location}: give the node that URL`);
+    }
+    return read(answer.status, answer.text);
+  }
+
+  /** A form with a file, through fetch (a stream cannot be sent twice: no retry on a stale connection). */
+  private async upload(path: string, init: RequestInit, headers: Record<string, string>, ms: number): Promise<Answer> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(new DOMException(`no answer in ${ms / 1000} s`, 'TimeoutError')), ms);
-    let r: Response;
-    let text: string;
     try {
-      try {
-        r = await fetch(this.url(path), { ...init, headers, signal: ctl.signal });
-      } catch (e) {
-        r = await this.onceMoreIfStale(path, init, headers, ms, e);
-      }
-      text = await r.text();
-    } catch (e) {
-      throw e instanceof NodeUnreachable ? e : this.unreachable(e, ms);
+      const r = await fetch(this.url(path), { ...init, headers, signal: ctl.signal, redirect: 'manual' });
+      const location = r.headers.get('location');
+      return { status: r.status, text: await r.text(), ...(location ? { location } : {}) };
     } finally {
       clearTimeout(timer);
     }
-    return read(r.status, text);
   }
 
   private json(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Json> {
